@@ -1,0 +1,1 @@
+"""Logical graph -> stages of fused per-partition programs joined by exchanges."""

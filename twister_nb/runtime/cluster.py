@@ -1,0 +1,247 @@
+"""The Ray cluster a job runs on: connect, or own a loopback head for "local".
+
+``ray.address: local`` (the default) reuses or starts a Ray head that belongs
+to twister_nb: a separate process group started with ``ray start --head
+--block`` under the twister_nb home, bound to 127.0.0.1 with token auth, so
+jobs outlive the kernel that started them. Its PID, address and ports are in
+``<home>/ray/cluster.json``; it is stopped by that PID, never by ``ray stop``
+(other Ray processes on the machine may belong to someone else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from twister_nb import config as _config
+from twister_nb.runtime.errors import ClusterError
+
+NAMESPACE_DEFAULT = "twister_nb"
+_LOOPBACK = "127.0.0.1"
+
+
+def _ray_dir() -> Path:
+    path = _config.home() / "ray"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _state_file() -> Path:
+    return _ray_dir() / "cluster.json"
+
+
+def token_path() -> Path:
+    """The auth token shared by the local head and its drivers (mode 0600)."""
+    path = _ray_dir() / "auth_token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path
+
+
+def _temp_dir() -> Path:
+    """Ray's session folder. Short, because Ray's socket paths must fit in 107
+    bytes, and one per home so two homes never share a session."""
+    digest = hashlib.blake2b(str(_config.home()).encode(), digest_size=5).hexdigest()
+    return Path("/tmp") / f"tnb-{digest}"
+
+
+def loopback_environ() -> dict[str, str]:
+    """Variables every process of a local cluster needs (head, drivers, workers)."""
+    return {
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_path()),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((_LOOPBACK, 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return True
+
+
+def _answers(address: str, timeout: float = 1.0) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    with open(_ray_dir() / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def local_status() -> dict[str, Any] | None:
+    """The running local head's record, or None if there is none."""
+    path = _state_file()
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(state["pid"]) or not _answers(state["address"]):
+        return None
+    return state
+
+
+def start_local(num_cpus: int | None = None, object_store_memory: int | None = None,
+                timeout: float = 90.0, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Start the local head unless one is running; return its record."""
+    with _locked():
+        state = local_status()
+        if state is not None:
+            return state
+        num_cpus = _config.override_with("ray.num_cpus", num_cpus, config)
+        object_store_memory = _config.override_with("ray.object_store_memory", object_store_memory, config)
+        (gcs, client, agent, agent_grpc, metrics, runtime_env, node_mgr, obj_mgr) = _free_ports(8)
+        temp_dir = _temp_dir()
+        log_path = _ray_dir() / "head.log"
+        ray_cli = Path(sys.executable).with_name("ray")
+        cmd = [
+            str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block",
+            f"--node-ip-address={_LOOPBACK}", f"--port={gcs}",
+            f"--ray-client-server-port={client}", "--include-dashboard=false",
+            f"--dashboard-host={_LOOPBACK}", f"--dashboard-agent-listen-port={agent}",
+            f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+            f"--runtime-env-agent-port={runtime_env}", f"--node-manager-port={node_mgr}",
+            f"--object-manager-port={obj_mgr}", f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ]
+        if num_cpus is not None:
+            cmd.append(f"--num-cpus={int(num_cpus)}")
+        if object_store_memory is not None:
+            cmd.append(f"--object-store-memory={int(object_store_memory)}")
+        env = {**os.environ, **loopback_environ()}
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        address = f"{_LOOPBACK}:{gcs}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ClusterError(
+                    f"the local Ray head exited with code {proc.returncode} while starting; "
+                    f"see {log_path}"
+                )
+            if _answers(address) and "Ray runtime started" in log_path.read_text(errors="replace"):
+                break
+            time.sleep(0.2)
+        else:
+            _terminate(proc.pid)
+            raise ClusterError(f"the local Ray head did not start within {timeout:.0f} s; see {log_path}")
+        state = {"pid": proc.pid, "address": address, "temp_dir": str(temp_dir),
+                 "client_port": client, "log": str(log_path), "started": time.time()}
+        _state_file().write_text(json.dumps(state))
+        return state
+
+
+def _terminate(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM the head (``ray start --block`` stops its children), then SIGKILL
+    its whole process group if anything is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_local() -> bool:
+    """Stop the local head by its PID; True if one was running."""
+    with _locked():
+        path = _state_file()
+        if not path.exists():
+            return False
+        state = json.loads(path.read_text())
+        was_alive = _alive(state["pid"])
+        if was_alive:
+            _terminate(state["pid"])
+        path.unlink(missing_ok=True)
+        return was_alive
+
+
+def resolve_address(config: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """``(address, cluster type)`` for config ``ray.address``; starts the local head."""
+    address = str(_config.get("ray.address", "local", config))
+    if address == "local":
+        return start_local(config=config)["address"], "local"
+    return address, "remote"
+
+
+def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Connect this process to the job cluster once; return banner facts."""
+    address, kind = resolve_address(config)
+    if kind == "local":
+        # Before importing Ray: it reads these when it is imported.
+        os.environ.update(loopback_environ())
+    import ray
+
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {}
+        if kind == "local":
+            kwargs["_node_ip_address"] = _LOOPBACK
+        try:
+            ray.init(address=address, namespace=_config.get("ray.namespace", NAMESPACE_DEFAULT, config),
+                     log_to_driver=False, logging_level="ERROR", **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure here is "cannot reach"
+            raise ClusterError(
+                f"cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}); "
+                "check config ray.address, or run `twister-nb cluster start`"
+            ) from exc
+    return {"address": address, "type": kind}
+
+
+def cluster_cpus() -> int:
+    """CPUs of the connected cluster (at least 1)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

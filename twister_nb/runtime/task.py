@@ -1,0 +1,224 @@
+"""Running one stage's program on one partition: the inner loop of twister_nb.
+
+Plain Python, no Ray, so it is tested and profiled directly. Each step's output
+is a list; a step's input list is dropped right after its last reader, so a
+long fused chain holds at most two generations of a partition at a time.
+A user function's exception becomes a :class:`UserFunctionError` that names
+the TSet, the partition and the worker, with the user's own traceback.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twister_nb.plan.physical import Program, Step
+from twister_nb.runtime import exchange
+from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.tset.functions import Collector, TSetContext
+from twister_nb.tset.signature import Convention
+
+
+class TaskEnv:
+    """What a task knows besides its program: where it runs and its inputs."""
+
+    __slots__ = ("worker_id", "index", "config", "exchange_inputs", "materialized")
+
+    def __init__(self, *, worker_id: int, index: int, config: Mapping[str, Any],
+                 exchange_inputs: list[list[list[Any]]], materialized: list[list[Any]]) -> None:
+        self.worker_id = worker_id
+        self.index = index
+        self.config = config
+        self.exchange_inputs = exchange_inputs
+        self.materialized = materialized
+
+    def context(self, step: Step) -> TSetContext:
+        return TSetContext(
+            worker_id=self.worker_id, index=self.index, parallelism=step.parallelism,
+            name=step.label, id=step.tset_id, config=self.config,
+            inputs={key: self.materialized[m] for key, m in step.sides},
+        )
+
+
+# ------------------------------------------------------------------ step kinds
+
+
+def _source(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    func = step.payload
+    prepare = getattr(func, "prepare", None)
+    if prepare is not None:
+        prepare(env.context(step))
+    out = []
+    append, has_next, nxt = out.append, func.has_next, func.next
+    while has_next():
+        append(nxt())
+    return out
+
+
+def _parallelize(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    return list(step.payload[env.index])
+
+
+def _materialized(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    return env.materialized[step.source]
+
+
+def _exchange(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    return exchange.receive(step.payload, env.exchange_inputs[step.source])
+
+
+def _join(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    spec, left, right = step.payload
+    return exchange.join(spec, env.exchange_inputs[left], env.exchange_inputs[right])
+
+
+def _union(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    return [v for a in args for v in a]
+
+
+def _with_ctx(step: Step, env: TaskEnv) -> tuple[Callable[..., Any], TSetContext | None]:
+    conv = step.convention
+    wants_ctx = conv in (Convention.VALUE_CTX, Convention.COLLECT_CTX, Convention.ITER_CTX_RETURN,
+                         Convention.ITER_COLLECT_CTX)
+    return step.fn, (env.context(step) if wants_ctx else None)
+
+
+def _map(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    fn, ctx = _with_ctx(step, env)
+    if ctx is None:
+        return list(map(fn, args[0]))
+    return [fn(v, ctx) for v in args[0]]
+
+
+def _map_to_tuple(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    out = _map(step, args, env)
+    for pair in out:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"map_to_tuple(): the function must return (key, value), returned {pair!r}")
+    return out
+
+
+def _filter(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    fn, ctx = _with_ctx(step, env)
+    if ctx is None:
+        return list(filter(fn, args[0]))
+    return [v for v in args[0] if fn(v, ctx)]
+
+
+def _flat_map(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    fn, ctx = _with_ctx(step, env)
+    out: list[Any] = []
+    collector = Collector(out.append)
+    if ctx is None:
+        for v in args[0]:
+            fn(v, collector)
+    else:
+        for v in args[0]:
+            fn(v, collector, ctx)
+    return out
+
+
+def _compute(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    fn, ctx = _with_ctx(step, env)
+    conv = step.convention
+    itr = iter(args[0])
+    if conv is Convention.ITER_RETURN:
+        return [fn(itr)]
+    if conv is Convention.ITER_CTX_RETURN:
+        return [fn(itr, ctx)]
+    out: list[Any] = []
+    collector = Collector(out.append)
+    if conv is Convention.ITER_COLLECT:
+        fn(itr, collector)
+    else:
+        fn(itr, collector, ctx)
+    return out
+
+
+def _for_each(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    fn, ctx = _with_ctx(step, env)
+    if ctx is None:
+        for v in args[0]:
+            fn(v)
+    else:
+        for v in args[0]:
+            fn(v, ctx)
+    return []
+
+
+def _sink(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    target = step.fn
+    if callable(getattr(target, "add", None)) and not callable(target):
+        prepare = getattr(target, "prepare", None)
+        if prepare is not None:
+            prepare(env.context(step))
+        add = target.add
+        for v in args[0]:
+            add(v)
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+        return []
+    return _for_each(step, args, env)
+
+
+_STEP_FNS: dict[str, Callable[[Step, list[list[Any]], TaskEnv], list[Any]]] = {
+    "source": _source,
+    "parallelize": _parallelize,
+    "materialized": _materialized,
+    "exchange": _exchange,
+    "join": _join,
+    "union": _union,
+    "map": _map,
+    "map_to_tuple": _map_to_tuple,
+    "filter": _filter,
+    "flat_map": _flat_map,
+    "compute": _compute,
+    "for_each": _for_each,
+    "sink": _sink,
+}
+
+_USER_STEPS = frozenset({"source", "map", "map_to_tuple", "filter", "flat_map", "compute",
+                         "for_each", "sink"})
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the first frame outside twister_nb: the user's own."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    keep = [f for f in frames if "/twister_nb/" not in f.filename.replace("\\", "/")]
+    lines = ["Traceback (most recent call last):\n"]
+    lines += traceback.format_list(keep or frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+def run_program(program: Program, env: TaskEnv) -> tuple[list[Any], int]:
+    """Run every step for partition ``env.index``; return the output and the
+    number of records it read from its leaves (sources, inputs)."""
+    steps = program.steps
+    values: list[Any] = [None] * len(steps)
+    records_in = 0
+    for i, step in enumerate(steps):
+        if env.index >= step.parallelism:
+            values[i] = []  # a narrower input (union) has no such partition
+            continue
+        args = [values[a] for a in step.args]
+        try:
+            out = _STEP_FNS[step.kind](step, args, env)
+        except UserFunctionError:
+            raise
+        except Exception as exc:
+            where = "user function" if step.kind in _USER_STEPS or step.fn else "link"
+            raise UserFunctionError(
+                tset=step.label, tset_id=step.tset_id, operation=step.kind, partition=env.index,
+                worker=env.worker_id, user_traceback=_user_traceback(exc),
+                message=f"{type(exc).__name__}: {exc}", where=where,
+            ) from None
+        values[i] = out
+        if not step.args:
+            records_in += len(out)
+        for a in step.args:
+            if program.last_use[a] == i:
+                values[a] = None
+    return values[program.output_step], records_in

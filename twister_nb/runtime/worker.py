@@ -1,0 +1,158 @@
+"""Worker: a Ray actor that runs tasks and holds cached partitions.
+
+A plain class, wrapped with ``ray.remote`` by the JobMaster, so importing it
+needs no cluster. A worker holds one or more partition indexes of every cached
+TSet (Twister2 runs several task instances per worker). Whatever a user
+function prints comes back to the watcher as ``[worker-i] ...`` lines: streamed
+to the JobMaster while a long task runs, and the rest with the task's result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import cloudpickle
+
+from twister_nb.runtime import exchange
+from twister_nb.runtime.task import TaskEnv, run_program
+
+_FLUSH_SECONDS = 0.25
+_FLUSH_LINES = 200
+
+
+class _LineStream(io.TextIOBase):
+    """A stdout/stderr stand-in that prefixes each line with the worker and
+    ships lines to the JobMaster in small batches."""
+
+    def __init__(self, prefix: str, ship: Any) -> None:
+        self._prefix = prefix
+        self._ship = ship
+        self._partial = ""
+        self._lines: list[str] = []
+        self._last = time.monotonic()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        data = self._partial + text
+        *lines, self._partial = data.split("\n")
+        self._lines.extend(self._prefix + line for line in lines)
+        if self._lines and (len(self._lines) >= _FLUSH_LINES
+                            or time.monotonic() - self._last > _FLUSH_SECONDS):
+            self._ship(self.take())
+        return len(text)
+
+    def take(self) -> list[str]:
+        lines, self._lines = self._lines, []
+        self._last = time.monotonic()
+        return lines
+
+    def finish(self) -> list[str]:
+        if self._partial:
+            self._lines.append(self._prefix + self._partial)
+            self._partial = ""
+        return self.take()
+
+
+class Worker:
+    """Runs stage programs for partitions and keeps cached partitions."""
+
+    def __init__(self, index: int, job_id: str, config: dict[str, Any], master: Any) -> None:
+        self.index = index
+        self.job_id = job_id
+        self.config = config
+        self._master = master
+        self._cache: dict[tuple[str, int], list[Any]] = {}
+        self._programs: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def ping(self) -> dict[str, Any]:
+        import ray
+
+        return {"index": self.index, "pid": os.getpid(),
+                "node": ray.get_runtime_context().get_node_id()}
+
+    def _program_bytes(self, key: str, holder: list[Any]) -> bytes:
+        data = self._programs.get(key)
+        if data is None:
+            import ray
+
+            data = ray.get(holder[0])
+            self._programs[key] = data
+            while len(self._programs) > 64:
+                self._programs.popitem(last=False)
+        return data
+
+    def _ship(self, lines: list[str]) -> None:
+        if lines and self._master is not None:
+            self._master.worker_output.remote(lines)
+
+    def run_task(self, key: str, holder: list[Any], partition: int, exchange_counts: list[int],
+                 materialized: list[tuple[Any, ...]], output: tuple[Any, ...], *args: Any) -> Any:
+        """Run one stage's program on one partition.
+
+        ``args`` holds, in order, the exchange buckets (``exchange_counts[i]``
+        of them for input i) and the fetched materialized partitions (one per
+        ``("ref",)`` entry of ``materialized``; ``("local", id, q)`` entries
+        are read from this worker's memory).
+        """
+        started = time.perf_counter()
+        program = cloudpickle.loads(self._program_bytes(key, holder))
+        pos = 0
+        exchange_inputs = []
+        for count in exchange_counts:
+            exchange_inputs.append(list(args[pos:pos + count]))
+            pos += count
+        mat_values = []
+        for entry in materialized:
+            if entry[0] == "local":
+                mat_values.append(self._cache[(entry[1], entry[2])])
+            else:
+                mat_values.append(args[pos])
+                pos += 1
+        env = TaskEnv(worker_id=self.index, index=partition, config=self.config,
+                      exchange_inputs=exchange_inputs, materialized=mat_values)
+        stream = _LineStream(f"[worker-{self.index}] ", self._ship)
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            try:
+                out, records_in = run_program(program, env)
+            except BaseException:
+                self._ship(stream.finish())  # what it printed before failing
+                raise
+        lines = stream.finish()
+        meta = {"partition": partition, "worker": self.index, "records_in": records_in,
+                "records_out": len(out), "seconds": time.perf_counter() - started,
+                "lines": lines}
+        kind = output[0]
+        if kind == "exchange":
+            buckets = exchange.send(program.exchange, partition, out)
+            meta["seconds"] = time.perf_counter() - started
+            return (meta, *buckets)
+        if kind in ("collect", "partitions"):
+            return meta, out
+        if kind in ("cache", "persist"):
+            self._cache[(output[1], partition)] = out
+        return meta
+
+    def get_partition(self, tset_id: str, partition: int) -> list[Any]:
+        return self._cache[(tset_id, partition)]
+
+    def held(self) -> dict[str, list[int]]:
+        """Which partitions of which TSets this worker holds."""
+        out: dict[str, list[int]] = {}
+        for tset_id, p in self._cache:
+            out.setdefault(tset_id, []).append(p)
+        return out
+
+    def release(self, tset_id: str) -> int:
+        keys = [k for k in self._cache if k[0] == tset_id]
+        for k in keys:
+            del self._cache[k]
+        return len(keys)

@@ -1,0 +1,265 @@
+"""``TSetEnvironment``: one job, the factory of its sources, the door to its executor.
+
+The API layer builds graphs and never imports Ray: actions are handed to an
+:class:`Executor` that the package root registers (the Ray runtime), and that a
+unit test may replace. Creating an environment starts (or attaches to) its job
+and prints the job banner first, as Twister2 does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import os
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from twister_nb import config as _config
+from twister_nb.tset import ops
+from twister_nb.tset.functions import Functions
+from twister_nb.tset.identity import tset_id
+from twister_nb.tset.signature import convention
+from twister_nb.tset.tset import (
+    CachedKeyedTSet,
+    CachedTSet,
+    KeyedTSet,
+    PersistedKeyedTSet,
+    PersistedTSet,
+    TSet,
+    check_picklable,
+)
+
+__all__ = ["TSetEnvironment", "Twister2Environment", "Executor", "register_executor"]
+
+#: Environment variables through which ``twister-nb submit``/``restart`` hand a
+#: program its job; not configuration, so they bypass :mod:`twister_nb.config`.
+JOB_ID_VAR = "TWISTER_NB__JOB_ID"
+JOB_NAME_VAR = "TWISTER_NB__JOB_NAME"
+BANNER_DONE_VAR = "TWISTER_NB__BANNER_PRINTED"
+
+
+class Executor(Protocol):
+    """What runs a job's actions (the Ray runtime implements it)."""
+
+    def banner_fields(self) -> dict[str, str]:
+        """``Cluster Type``/``Runtime`` lines of the job banner."""
+
+    def execute(self, root: ops.LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
+        """Run the graph up to ``root``; ``action`` is ``run``, ``collect``,
+        ``partitions``, ``cache`` or ``persist``."""
+
+    def release(self, tset_id: str) -> None:
+        """Free the cached data of ``tset_id``."""
+
+    def close(self) -> None:
+        """End the job and free its workers."""
+
+
+_executor_factory: str | Callable[["TSetEnvironment"], Executor] | None = None
+
+
+def register_executor(factory: str | Callable[["TSetEnvironment"], Executor]) -> None:
+    """Set what executes jobs: a callable, or ``"module:attr"`` imported on first use."""
+    global _executor_factory
+    _executor_factory = factory
+
+
+def _make_executor(env: "TSetEnvironment") -> Executor:
+    factory = _executor_factory
+    if factory is None:
+        raise RuntimeError("no executor registered; import twister_nb, which registers the Ray runtime")
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(env)
+
+
+def _default_parallelism(resources: Any, config: Mapping[str, Any]) -> int:
+    if not resources:
+        return int(_config.get("job.parallelism", 4, config))
+    if isinstance(resources, Mapping):
+        resources = [resources]
+    total = 0
+    for spec in resources:
+        instances = spec.get("instances", 1) if isinstance(spec, Mapping) else None
+        if not isinstance(instances, int) or instances < 1:
+            raise ValueError(
+                f"TSetEnvironment(resources=...): each entry needs a positive int 'instances', "
+                f"got {spec!r}; e.g. resources=[{{'cpu': 1, 'ram': 512, 'instances': 4}}]"
+            )
+        total += instances
+    return total
+
+
+def _split(values: list[Any], parts: int) -> tuple[tuple[Any, ...], ...]:
+    """Contiguous, nearly equal chunks, the first ones one longer."""
+    size, extra = divmod(len(values), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        out.append(tuple(values[start:end]))
+        start = end
+    return tuple(out)
+
+
+class TSetEnvironment:
+    """A Twister2 job: creates sources and runs actions on the cluster.
+
+    Parameters
+    ----------
+    name : str, optional
+        The job's name (default: config ``job.name``, ``python-job``).
+    resources : list of dict, optional
+        Twister2's worker specs; the sum of their ``instances`` is the default
+        parallelism of sources created with ``parallelism=0``.
+    config : dict, optional
+        Configuration keys for this job (they win over every other layer).
+    job_id : str, optional
+        Attach to or restart the job with this ID instead of starting a new one.
+    """
+
+    def __init__(self, name: str | None = None, resources: list[dict[str, Any]] | None = None,
+                 config: Mapping[str, Any] | None = None, job_id: str | None = None) -> None:
+        self._overrides = dict(config or {})
+        self.config: dict[str, Any] = _config.load(self._overrides)
+        self.name: str = name or os.environ.get(JOB_NAME_VAR) or self.config.get("job.name", "python-job")
+        self.job_id: str = job_id or os.environ.get(JOB_ID_VAR) or f"{self.name}-{uuid.uuid4().hex[:12]}"
+        self.default_parallelism = _default_parallelism(resources, self.config)
+        self.functions = Functions()
+        self._lock = threading.RLock()
+        self._refs: Counter[str] = Counter()
+        self._pending: dict[str, tuple[ops.LogicalOp, str]] = {}
+        self._closed = False
+        self._executor = _make_executor(self)
+        if "ipykernel" not in sys.modules:
+            # A script's job ends with the script; a notebook's outlives its kernel.
+            atexit.register(self.close)
+        if not os.environ.get(BANNER_DONE_VAR):
+            print(self.banner(), flush=True)
+
+    # ------------------------------------------------------------------ info
+
+    def banner(self) -> str:
+        """The job banner: name, ID, cluster and runtime, as Twister2 prints it."""
+        fields = {"Job Name": self.name, "Job ID": self.job_id, **self._executor.banner_fields()}
+        return "\n".join(f"{k:<16}:       {v}" for k, v in fields.items())
+
+    def __repr__(self) -> str:
+        return f"TSetEnvironment(name={self.name!r}, job_id={self.job_id!r})"
+
+    # ------------------------------------------------------------------ sources
+
+    def _parallelism(self, parallelism: int) -> int:
+        if not isinstance(parallelism, int) or parallelism < 0:
+            raise ValueError(f"parallelism must be an int >= 0 (0: the default), got {parallelism!r}")
+        return parallelism or self.default_parallelism
+
+    def _source(self, source_func: Any, parallelism: int, keyed: bool, where: str) -> ops.Source:
+        if isinstance(source_func, type):
+            raise TypeError(f"{where}: pass an instance, {source_func.__name__}(), not the class")
+        missing = [m for m in ("has_next", "next") if not callable(getattr(source_func, m, None))]
+        if missing:
+            raise TypeError(
+                f"{where}: {source_func!r} is not a SourceFunc (it has no {' or '.join(missing)}()); "
+                "subclass twister_nb.SourceFunc and implement has_next() and next()"
+            )
+        check_picklable(source_func, where)
+        return ops.Source(parallelism=self._parallelism(parallelism), func=source_func, keyed=keyed)
+
+    def create_source(self, source_func: Any, parallelism: int = 0) -> TSet:
+        """A TSet read from ``source_func``; each of ``parallelism`` instances runs a copy."""
+        return TSet(self, self._source(source_func, parallelism, False, "create_source()"))
+
+    def create_keyed_source(self, source_func: Any, parallelism: int = 0) -> KeyedTSet:
+        """As :meth:`create_source`, where ``next()`` returns ``(key, value)``."""
+        return KeyedTSet(self, self._source(source_func, parallelism, True, "create_keyed_source()"))
+
+    def parallelize_list(self, lst: list[Any], parallelism: int = 0) -> TSet:
+        """A TSet of ``lst`` split into contiguous partitions."""
+        values = list(lst)
+        check_picklable(values, "parallelize_list()")
+        par = self._parallelism(parallelism)
+        return TSet(self, ops.Parallelize(parallelism=par, partitions=_split(values, par)))
+
+    def parallelize_dict(self, d: Mapping[Any, Any], parallelism: int = 0,
+                         key_comparator: Callable[[Any, Any], int] | None = None) -> KeyedTSet:
+        """A keyed TSet of ``d``'s items, ordered by ``key_comparator`` when given."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"parallelize_dict(): expected a dict, got {type(d).__name__}")
+        items = list(d.items())
+        if key_comparator is not None:
+            import functools
+
+            convention("comparator", key_comparator)
+            items.sort(key=lambda kv: functools.cmp_to_key(key_comparator)(kv[0]))
+        check_picklable(items, "parallelize_dict()")
+        par = self._parallelism(parallelism)
+        return KeyedTSet(self, ops.Parallelize(parallelism=par, partitions=_split(items, par),
+                                               keyed=True))
+
+    # ------------------------------------------------------------------ running
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"job {self.job_id!r} is closed; create a new TSetEnvironment")
+
+    def _materialize_pending(self, root: ops.LogicalOp) -> None:
+        """Compute the lazy caches/persists ``root`` reads, before ``root`` itself."""
+        for node in root.post_order():
+            if isinstance(node, ops.Materialized) and node.tset_id in self._pending:
+                op, storage = self._pending.pop(node.tset_id)
+                self._run(op, storage, materialize_id=node.tset_id)
+
+    def _run(self, root: ops.LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
+        self._check_open()
+        self._materialize_pending(root)
+        return self._executor.execute(root, action, materialize_id=materialize_id)
+
+    def _materialize(self, op: ops.LogicalOp, storage: str, lazy: bool) -> TSet:
+        ident = tset_id(op)
+        node = ops.Materialized(parallelism=op.parallelism, name=op.name, keyed=op.keyed,
+                                tset_id=ident, storage=storage)
+        action = "cache" if storage == "memory" else "persist"
+        if lazy:
+            self._pending[ident] = (op, action)
+        else:
+            self._run(op, action, materialize_id=ident)
+        if storage == "memory":
+            cls = CachedKeyedTSet if op.keyed else CachedTSet
+        else:
+            cls = PersistedKeyedTSet if op.keyed else PersistedTSet
+        return cls(self, node)
+
+    def _retain(self, ident: str) -> None:
+        with self._lock:
+            self._refs[ident] += 1
+
+    def _release(self, ident: str) -> None:
+        with self._lock:
+            self._refs[ident] -= 1
+            if self._refs[ident] > 0:
+                return
+            del self._refs[ident]
+            self._pending.pop(ident, None)
+        if not self._closed and not sys.is_finalizing():
+            self._executor.release(ident)
+
+    def close(self) -> None:
+        """End the job: free its workers and its cached data."""
+        if not self._closed:
+            self._closed = True
+            self._executor.close()
+
+    def __enter__(self) -> "TSetEnvironment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: Twister2's name for the same class.
+Twister2Environment = TSetEnvironment
