@@ -80,10 +80,11 @@ class Program:
 
 @dataclass(frozen=True)
 class ExchangeInput:
-    """A consumer stage reads every task of ``stage``: bucket d (partitioned) or 0."""
+    """A consumer stage reads every task of ``stage``: bucket d (partitioned) or 0.
+    No user code here: the JobMaster reads it."""
 
     stage: int
-    spec: ExchangeSpec
+    partitioned: bool
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ computed once per partition; an exchange read twice is planned once.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from twister_nb.plan.physical import (
     Step,
 )
 from twister_nb.tset import ops
-from twister_nb.tset.identity import tset_id
+from twister_nb.tset.identity import is_library, tset_id
 
 ACTIONS = ("run", "collect", "partitions", "cache", "persist")
 
@@ -54,7 +55,7 @@ class _StageBuilder:
         return self.materialized_inputs.index(entry)
 
     def exchange(self, stage: int, spec: ExchangeSpec) -> int:
-        self.exchange_inputs.append(ExchangeInput(stage, spec))
+        self.exchange_inputs.append(ExchangeInput(stage, spec.partitioned))
         return len(self.exchange_inputs) - 1
 
 
@@ -111,7 +112,7 @@ class Planner:
             exchange_inputs=builder.exchange_inputs,
             materialized_inputs=builder.materialized_inputs,
             tsets=[(s.label, s.tset_id) for s in builder.steps],
-            program=cloudpickle.dumps(program),
+            program=dumps_by_value(program),
             num_outputs=num_outputs,
         ))
         return index
@@ -184,6 +185,46 @@ class Planner:
         left = b.exchange(left_stage, spec)
         right = b.exchange(right_stage, spec)
         return b.add(op, "join", payload=(spec, left, right))
+
+
+def _user_modules(value: Any, found: set[str], depth: int = 0) -> None:
+    """Modules of the user's own code reachable from a program's functions."""
+    if depth > 3 or value is None or isinstance(value, (int, float, str, bytes, bool)):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _user_modules(item, found, depth + 1)
+        return
+    module = getattr(value, "__module__", None) or getattr(type(value), "__module__", None)
+    if module and not is_library(module) and not module.startswith("twister_nb"):
+        found.add(module)
+    for attr in ("fn", "payload", "pf", "key_comparator"):
+        if hasattr(value, attr) and not isinstance(value, type):
+            _user_modules(getattr(value, attr), found, depth + 1)
+
+
+def dumps_by_value(program: Program) -> bytes:
+    """Pickle a program so workers can load it without the user's files: code
+    from the user's own modules (a test file, a notebook helper module) travels
+    by value, like ``__main__``; installed packages travel by reference."""
+    modules: set[str] = set()
+    for step in program.steps:
+        _user_modules(step, modules)
+    _user_modules(program.exchange, modules)
+    registered = []
+    for name in sorted(modules - {"__main__", "__mp_main__"}):
+        module = sys.modules.get(name)
+        if module is not None:
+            try:
+                cloudpickle.register_pickle_by_value(module)
+                registered.append(module)
+            except ValueError:
+                pass
+    try:
+        return cloudpickle.dumps(program)
+    finally:
+        for module in registered:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 def _last_uses(steps: list[Step], output_step: int) -> list[int]:

@@ -221,8 +221,14 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Connect this process to the job cluster once; return banner facts."""
     address, kind = resolve_address(config)
     if kind == "local":
-        # Before importing Ray: it reads these when it is imported.
+        # Ray reads these when it is imported; if the program imported Ray
+        # first, also flip the constant that makes it rewrite 127.0.0.1 into
+        # the machine's address (and then wait forever for a GCS there).
         os.environ.update(loopback_environ())
+        if "ray" in sys.modules:
+            from ray._private import ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
     import ray
 
     if not ray.is_initialized():

@@ -163,7 +163,7 @@ class JobMaster:
                 counts = []
                 for ei in stage.exchange_inputs:
                     producer = outputs[ei.stage]
-                    bucket = p if ei.spec.partitioned else 0
+                    bucket = p if ei.partitioned else 0
                     args.extend(task_outs[bucket] for task_outs in producer)
                     counts.append(len(producer))
                 mat: list[tuple[Any, ...]] = []

@@ -193,6 +193,27 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(lines)
 
 
+def _user_error(exc: Exception, step: Step, operation: str, env: TaskEnv,
+                where: str) -> UserFunctionError:
+    return UserFunctionError(
+        tset=step.label, tset_id=step.tset_id, operation=operation, partition=env.index,
+        worker=env.worker_id, user_traceback=_user_traceback(exc),
+        message=f"{type(exc).__name__}: {exc}", where=where,
+    )
+
+
+def send(program: Program, env: TaskEnv, out: list[Any]) -> list[list[Any]]:
+    """The producer side of the exchange this stage feeds; a failing partition
+    or reduce function is reported like any other user function."""
+    spec = program.exchange
+    assert spec is not None, "send() on a stage that feeds no exchange"
+    try:
+        return exchange.send(spec, env.index, out)
+    except Exception as exc:
+        step = program.steps[program.output_step]
+        raise _user_error(exc, step, f"{spec.kind} link", env, "user function") from None
+
+
 def run_program(program: Program, env: TaskEnv) -> tuple[list[Any], int]:
     """Run every step for partition ``env.index``; return the output and the
     number of records it read from its leaves (sources, inputs)."""
@@ -210,11 +231,7 @@ def run_program(program: Program, env: TaskEnv) -> tuple[list[Any], int]:
             raise
         except Exception as exc:
             where = "user function" if step.kind in _USER_STEPS or step.fn else "link"
-            raise UserFunctionError(
-                tset=step.label, tset_id=step.tset_id, operation=step.kind, partition=env.index,
-                worker=env.worker_id, user_traceback=_user_traceback(exc),
-                message=f"{type(exc).__name__}: {exc}", where=where,
-            ) from None
+            raise _user_error(exc, step, step.kind, env, where) from None
         values[i] = out
         if not step.args:
             records_in += len(out)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
 import cloudpickle
 
-from twister_nb.runtime import exchange
-from twister_nb.runtime.task import TaskEnv, run_program
+from twister_nb.runtime.task import TaskEnv, run_program, send
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200
@@ -71,7 +69,6 @@ class Worker:
         self._master = master
         self._cache: dict[tuple[str, int], list[Any]] = {}
         self._programs: OrderedDict[str, bytes] = OrderedDict()
-        self._lock = threading.Lock()
 
     def ping(self) -> dict[str, Any]:
         import ray
@@ -120,20 +117,20 @@ class Worker:
         env = TaskEnv(worker_id=self.index, index=partition, config=self.config,
                       exchange_inputs=exchange_inputs, materialized=mat_values)
         stream = _LineStream(f"[worker-{self.index}] ", self._ship)
+        kind = output[0]
+        buckets: list[list[Any]] = []
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
                 out, records_in = run_program(program, env)
+                if kind == "exchange":  # reduce and partition functions print too
+                    buckets = send(program, env, out)
             except BaseException:
                 self._ship(stream.finish())  # what it printed before failing
                 raise
-        lines = stream.finish()
         meta = {"partition": partition, "worker": self.index, "records_in": records_in,
                 "records_out": len(out), "seconds": time.perf_counter() - started,
-                "lines": lines}
-        kind = output[0]
+                "lines": stream.finish()}
         if kind == "exchange":
-            buckets = exchange.send(program.exchange, partition, out)
-            meta["seconds"] = time.perf_counter() - started
             return (meta, *buckets)
         if kind in ("collect", "partitions"):
             return meta, out

@@ -36,7 +36,7 @@ _LIBRARY_ROOTS = tuple(
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_library(module_name: str) -> bool:
+def is_library(module_name: str) -> bool:
     """Code from an installed package or the standard library is named, not hashed:
     it is not the user's, and hashing it would be slow."""
     if module_name in ("__main__", "__mp_main__"):
@@ -118,7 +118,7 @@ def _feed(h: "hashlib._Hash", value: Any, depth: int, seen: set[int]) -> None:
     if isinstance(value, types.CodeType):
         _feed_code(h, value, depth, seen)
         return
-    if isinstance(value, (types.FunctionType, type)) and _is_library(value.__module__):
+    if isinstance(value, (types.FunctionType, type)) and is_library(value.__module__):
         h.update(f"library:{value.__module__}.{value.__qualname__}".encode())
         return
     if isinstance(value, types.FunctionType):
@@ -194,10 +194,10 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 def _feed_class(h: "hashlib._Hash", cls: type, depth: int, seen: set[int]) -> None:
     h.update(f"class:{cls.__module__}.{cls.__qualname__}".encode())
-    if _is_library(cls.__module__):
+    if is_library(cls.__module__):
         return
     for klass in cls.__mro__:
-        if _is_library(klass.__module__) or klass.__module__.startswith("twister_nb."):
+        if is_library(klass.__module__) or klass.__module__.startswith("twister_nb."):
             continue  # library and our own base classes: not the user's code
         for attr, member in sorted(vars(klass).items()):
             if attr.startswith("__") and attr not in ("__init__", "__call__"):

@@ -1,0 +1,91 @@
+"""Session fixtures: a private twister_nb home and one real local Ray cluster.
+
+The home (store, Ray session, token, signing key) is a temporary folder; the
+cluster is the real local head twister_nb starts for users, with 2 CPUs,
+started once per session (``ray.init`` costs seconds) and stopped by its PID at
+the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+SUPPORT = Path(__file__).parent / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
+
+_session_home: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set before anything imports twister_nb or Ray, so every process a test
+    # starts (head, workers, CLI subprocesses) shares this home.
+    global _session_home
+    import tempfile
+
+    _session_home = Path(tempfile.mkdtemp(prefix="tnb-test-home-"))
+    os.environ["TWISTER_NB_HOME"] = str(_session_home)
+    os.environ["TWISTER_NB_RAY__NUM_CPUS"] = "2"
+    from twister_nb.runtime.cluster import loopback_environ
+
+    os.environ.update(loopback_environ())  # before a test module imports Ray
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    if _session_home is not None:
+        shutil.rmtree(_session_home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def home() -> Path:
+    return Path(os.environ["TWISTER_NB_HOME"])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(home):
+    """The local head, started for this session and stopped by PID at the end."""
+    from twister_nb.runtime import cluster
+
+    state = cluster.start_local(num_cpus=2)
+    try:
+        cluster.connect()
+        yield state
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.stop_local()
+        import shutil
+
+        shutil.rmtree(state["temp_dir"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def env(ray_cluster):
+    """A warm job shared by the engine tests (4 partitions by default)."""
+    from twister_nb import TSetEnvironment
+
+    environment = TSetEnvironment(name="engine-tests", resources=[{"instances": 4}])
+    try:
+        yield environment
+    finally:
+        environment.close()
+
+
+@pytest.fixture
+def fresh_env(ray_cluster):
+    """A job of its own, for tests that break or inspect a job."""
+    from twister_nb import TSetEnvironment
+
+    environment = TSetEnvironment(name="fresh", resources=[{"instances": 4}])
+    try:
+        yield environment
+    finally:
+        environment.close()
