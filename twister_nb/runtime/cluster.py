@@ -246,6 +246,18 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
     return {"address": address, "type": kind}
 
 
+def banner_fields(info: Mapping[str, str]) -> dict[str, str]:
+    """The ``Cluster Type`` and ``Runtime`` lines of a job banner."""
+    import platform
+
+    import ray
+
+    return {
+        "Cluster Type": f"ray ({info['type']}, {info['address']})",
+        "Runtime": f"Python {platform.python_version()}, Ray {ray.__version__}",
+    }
+
+
 def cluster_cpus() -> int:
     """CPUs of the connected cluster (at least 1)."""
     import ray

@@ -11,7 +11,6 @@ workers' object refs.
 
 from __future__ import annotations
 
-import platform
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -72,12 +71,7 @@ class RayExecutor:
         raise TypeError("a RayExecutor lives in its driver and cannot be pickled")
 
     def banner_fields(self) -> dict[str, str]:
-        import ray
-
-        return {
-            "Cluster Type": f"ray ({self._cluster['type']}, {self._cluster['address']})",
-            "Runtime": f"Python {platform.python_version()}, Ray {ray.__version__}",
-        }
+        return cluster.banner_fields(self._cluster)
 
     @property
     def master(self) -> Any:

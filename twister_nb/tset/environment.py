@@ -78,6 +78,17 @@ def _make_executor(env: "TSetEnvironment") -> Executor:
     return factory(env)
 
 
+def format_banner(name: str, job_id: str, fields: Mapping[str, str]) -> str:
+    """Twister2's job banner lines (``Job Name``, ``Job ID``, then ``fields``)."""
+    rows = {"Job Name": name, "Job ID": job_id, **fields}
+    return "\n".join(f"{k:<16}:       {v}" for k, v in rows.items())
+
+
+def new_job_id(name: str) -> str:
+    """A fresh job ID: the job's name and a random suffix."""
+    return f"{name}-{uuid.uuid4().hex[:12]}"
+
+
 def _default_parallelism(resources: Any, config: Mapping[str, Any]) -> int:
     if not resources:
         return int(_config.get("job.parallelism", 4, config))
@@ -127,7 +138,7 @@ class TSetEnvironment:
         self._overrides = dict(config or {})
         self.config: dict[str, Any] = _config.load(self._overrides)
         self.name: str = name or os.environ.get(JOB_NAME_VAR) or self.config.get("job.name", "python-job")
-        self.job_id: str = job_id or os.environ.get(JOB_ID_VAR) or f"{self.name}-{uuid.uuid4().hex[:12]}"
+        self.job_id: str = job_id or os.environ.get(JOB_ID_VAR) or new_job_id(self.name)
         self.default_parallelism = _default_parallelism(resources, self.config)
         self.functions = Functions()
         self._lock = threading.RLock()
@@ -145,8 +156,7 @@ class TSetEnvironment:
 
     def banner(self) -> str:
         """The job banner: name, ID, cluster and runtime, as Twister2 prints it."""
-        fields = {"Job Name": self.name, "Job ID": self.job_id, **self._executor.banner_fields()}
-        return "\n".join(f"{k:<16}:       {v}" for k, v in fields.items())
+        return format_banner(self.name, self.job_id, self._executor.banner_fields())
 
     def __repr__(self) -> str:
         return f"TSetEnvironment(name={self.name!r}, job_id={self.job_id!r})"

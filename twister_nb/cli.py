@@ -1,0 +1,109 @@
+"""``twister-nb``: submit programs as jobs and manage the local cluster.
+
+A thin front end over the Python API, as the notebook magics are: every
+command's docstring is its help text, user errors go to stderr with exit
+code 1, and heavy imports (Ray) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import click
+
+
+class UsageFailure(click.ClickException):
+    """A user error: one line on stderr, exit code 1."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Twister2-style TSet dataflow jobs on Ray."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("program", type=click.Path(dir_okay=False))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--job-id", default=None, help="Run as this job ID (default: a new one).")
+@click.option("--name", default=None, help="The job's name (default: config job.name).")
+def submit(program: str, args: tuple[str, ...], job_id: str | None, name: str | None) -> None:
+    """Run PROGRAM.py as a job: print the job banner first, then run it.
+
+    The program creates its ``TSetEnvironment()`` as usual; it gets this job's
+    ID and name. Extra ARGS are passed to the program as ``sys.argv[1:]``.
+    """
+    path = Path(program)
+    if not path.is_file():
+        raise UsageFailure(f"submit: no such program {program!r}")
+    _run_as_job(path, list(args), job_id=job_id, name=name)
+
+
+def _run_as_job(path: Path, args: list[str], *, job_id: str | None, name: str | None) -> None:
+    from twister_nb import config
+    from twister_nb.runtime import cluster
+    from twister_nb.runtime.errors import ClusterError
+    from twister_nb.tset import environment as envmod
+
+    name = name or str(config.get("job.name", "python-job"))
+    job_id = job_id or envmod.new_job_id(name)
+    try:
+        info = cluster.connect()
+    except ClusterError as exc:
+        raise UsageFailure(str(exc)) from None
+    print(envmod.format_banner(name, job_id, cluster.banner_fields(info)), flush=True)
+    os.environ[envmod.JOB_ID_VAR] = job_id
+    os.environ[envmod.JOB_NAME_VAR] = name
+    os.environ[envmod.BANNER_DONE_VAR] = "1"
+    sys.argv = [str(path), *args]
+    sys.path.insert(0, str(path.resolve().parent))
+    runpy.run_path(str(path), run_name="__main__")
+
+
+@main.group("cluster")
+def cluster_group() -> None:
+    """The local Ray head twister_nb owns (config ray.address: local)."""
+
+
+@cluster_group.command("start")
+@click.option("--num-cpus", type=int, default=None, help="CPUs to offer (default: all).")
+def cluster_start(num_cpus: int | None) -> None:
+    """Start the local head under the twister_nb home, or report the running one."""
+    from twister_nb.runtime import cluster
+
+    was = cluster.local_status()
+    state = cluster.start_local(num_cpus=num_cpus)
+    verb = "already running" if was else "started"
+    click.echo(f"local Ray head {verb} at {state['address']} (pid {state['pid']})")
+
+
+@cluster_group.command("stop")
+def cluster_stop() -> None:
+    """Stop the local head by its PID (only the one twister_nb started)."""
+    from twister_nb.runtime import cluster
+
+    if cluster.stop_local():
+        click.echo("local Ray head stopped")
+    else:
+        click.echo("no local Ray head was running")
+
+
+@cluster_group.command("status")
+def cluster_status() -> None:
+    """Say whether the local head runs, and where."""
+    from twister_nb import config
+    from twister_nb.runtime import cluster
+
+    address = config.get("ray.address", "local")
+    state = cluster.local_status()
+    if address != "local":
+        click.echo(f"ray.address is {address!r} (an existing cluster); the local head is "
+                   + ("running" if state else "not running"))
+    elif state:
+        click.echo(f"local Ray head running at {state['address']} (pid {state['pid']}), "
+                   f"home {config.home()}")
+    else:
+        click.echo(f"local Ray head not running (home {config.home()}); "
+                   "`twister-nb cluster start` starts it, and so does the first job")

@@ -1,0 +1,285 @@
+"""The S3 backend of ``CheckpointStore`` (``s3://bucket/prefix``; AWS, SeaweedFS, MinIO...).
+
+What differs from a local folder: there are no renames, so a part is written with one
+upload (``open_output_stream`` sends a single PUT, or a multipart upload that becomes
+visible only when completed); and put-if-absent needs a conditional PUT
+(``If-None-Match: *``), which ``pyarrow.fs.S3FileSystem`` cannot send, so that one
+request goes through ``botocore`` (an optional dependency, imported when first needed).
+Timeouts and retry limits are kept short so that an unreachable endpoint fails in about
+a second with :class:`~twister_nb.storage.errors.StoreUnavailableError` instead of
+hanging.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from twister_nb.storage.store import CheckpointStore, HashingSink
+
+try:  # optional backend dependency: only the conditional PUT needs it
+    import botocore.config
+    import botocore.exceptions
+    import botocore.session
+except ImportError:  # pragma: no cover - depends on the environment
+    botocore = None
+
+__all__ = ["S3_OPTION_KEYS", "S3CheckpointStore", "resolve_s3_options"]
+
+S3_OPTION_KEYS = (
+    "endpoint_url",
+    "access_key",
+    "secret_key",
+    "session_token",
+    "region",
+    "connect_timeout",
+    "request_timeout",
+    "max_attempts",
+)
+_ENV = {
+    "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "access_key": ("AWS_ACCESS_KEY_ID",),
+    "secret_key": ("AWS_SECRET_ACCESS_KEY",),
+    "session_token": ("AWS_SESSION_TOKEN",),
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+}
+_DEFAULTS = {
+    "region": "us-east-1",
+    "connect_timeout": 3.0,
+    "request_timeout": 30.0,
+    "max_attempts": 3,
+}
+_UNREACHABLE_MARKS = (
+    "NETWORK_CONNECTION",
+    "curlCode: 7",
+    "curlCode: 28",
+    "Could not connect",
+    "Couldn't connect",
+    "Connection refused",
+    "Could not resolve host",
+    "Timeout was reached",
+)
+
+
+def resolve_s3_options(options: dict | None, env: dict | None = None) -> dict:
+    """Fill S3 options from the usual AWS environment variables and defaults.
+
+    Parameters
+    ----------
+    options : dict, optional
+        Explicit options (see :data:`S3_OPTION_KEYS`); they win over the environment.
+    env : dict, optional
+        The environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    dict
+        Every key of :data:`S3_OPTION_KEYS`; unset credentials stay None (pyarrow and
+        botocore then use their own credential chains).
+
+    Raises
+    ------
+    ValueError
+        For an unknown option.
+
+    Examples
+    --------
+    >>> resolve_s3_options({"endpoint_url": "http://127.0.0.1:8333"}, env={})["region"]
+    'us-east-1'
+    """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(S3_OPTION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"CheckpointStore.from_uri: unknown s3_options {unknown!r}; known: "
+            f"{list(S3_OPTION_KEYS)!r}"
+        )
+    env = os.environ if env is None else env
+    out = {}
+    for key in S3_OPTION_KEYS:
+        value = options.get(key)
+        if value is None:
+            value = next((env[v] for v in _ENV.get(key, ()) if env.get(v)), None)
+        if value is None:
+            value = _DEFAULTS.get(key)
+        out[key] = value
+    return out
+
+
+class S3CheckpointStore(CheckpointStore):
+    """``CheckpointStore`` on an S3-compatible object store.
+
+    Use :meth:`CheckpointStore.from_uri`; see there for the parameters.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        signing_key: bytes,
+        s3_options: dict | None = None,
+        checksum: str | None = None,
+    ) -> None:
+        uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self._setup(uri, signing_key, checksum)
+        self._bucket = bucket
+        self._prefix = prefix
+        self._opts = resolve_s3_options(s3_options)
+        self._endpoint = self._opts["endpoint_url"]
+        if (self._opts["access_key"] is None) != (self._opts["secret_key"] is None):
+            raise ValueError(
+                "CheckpointStore.from_uri: give both s3_options 'access_key' and "
+                "'secret_key' (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or neither"
+            )
+        kwargs: dict[str, Any] = {
+            "access_key": self._opts["access_key"],
+            "secret_key": self._opts["secret_key"],
+            "session_token": self._opts["session_token"],
+            "region": self._opts["region"],
+            "connect_timeout": float(self._opts["connect_timeout"]),
+            "request_timeout": float(self._opts["request_timeout"]),
+            "retry_strategy": pafs.AwsStandardS3RetryStrategy(
+                max_attempts=int(self._opts["max_attempts"])
+            ),
+            "allow_bucket_creation": True,
+        }
+        if self._endpoint:
+            url = urlsplit(self._endpoint)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(
+                    f"CheckpointStore.from_uri: s3_options['endpoint_url'] must look like "
+                    f"'http://host:port', got {self._endpoint!r}"
+                )
+            kwargs["endpoint_override"] = url.netloc
+            kwargs["scheme"] = url.scheme
+        self._fs = pafs.S3FileSystem(**kwargs)
+        self._base = f"{bucket}/{prefix}" if prefix else bucket
+        self._client = None
+        self._bucket_ready = False
+
+    def _options(self) -> dict:
+        return dict(self._opts)
+
+    # ------------------------------------------------------------------ hooks
+
+    def _unreachable_message(self, error: BaseException) -> str | None:
+        text = str(error)
+        network = any(mark in text for mark in _UNREACHABLE_MARKS)
+        if botocore is not None and isinstance(
+            error,
+            (
+                botocore.exceptions.EndpointConnectionError,
+                botocore.exceptions.ConnectTimeoutError,
+                botocore.exceptions.ReadTimeoutError,
+            ),
+        ):
+            network = True
+        if not network:
+            return None
+        where = self._endpoint or "the AWS default endpoint"
+        return (
+            f"cannot reach the S3 store {self._uri!r} at {where!r}: {text.splitlines()[0]} "
+            f"-- check that the server is running and that s3_options['endpoint_url'] "
+            f"(or AWS_ENDPOINT_URL) points at it"
+        )
+
+    def _prepare_write(self) -> None:
+        if self._bucket_ready:
+            return
+        if self._fs.get_file_info(self._bucket).type == pafs.FileType.NotFound:
+            self._fs.create_dir(self._bucket)
+        self._bucket_ready = True
+
+    def _write_file(self, path: str, produce: Callable[[Any], None]) -> tuple[int, str]:
+        out = self._fs.open_output_stream(path)
+        sink = HashingSink(out.write, self._checksum)
+        try:
+            produce(sink)
+        except BaseException:
+            # pyarrow cannot abort an upload: closing publishes what was sent, so remove it.
+            try:
+                out.close()
+            finally:
+                self._delete_file(path)
+            raise
+        out.close()
+        return sink.size, sink.checksum
+
+    def _boto_client(self):
+        if self._client is None:
+            if botocore is None:
+                raise ImportError(
+                    "committing to an S3 store needs a conditional PUT, which pyarrow "
+                    "cannot send: pip install botocore (or boto3)"
+                )
+            config = botocore.config.Config(
+                connect_timeout=float(self._opts["connect_timeout"]),
+                read_timeout=float(self._opts["request_timeout"]),
+                retries={"max_attempts": int(self._opts["max_attempts"]), "mode": "standard"},
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+            )
+            self._client = botocore.session.get_session().create_client(
+                "s3",
+                endpoint_url=self._endpoint,
+                aws_access_key_id=self._opts["access_key"],
+                aws_secret_access_key=self._opts["secret_key"],
+                aws_session_token=self._opts["session_token"],
+                region_name=self._opts["region"],
+                config=config,
+            )
+        return self._client
+
+    def _put_if_absent(self, path: str, data: bytes) -> bool:
+        bucket, _, key = path.partition("/")
+        client = self._boto_client()
+        for attempt in range(5):
+            try:
+                client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except botocore.exceptions.ClientError as e:
+                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = e.response.get("Error", {}).get("Code")
+                if status == 412 or code == "PreconditionFailed":
+                    return False
+                if status == 409 and attempt < 4:  # a concurrent conditional write: retry
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise
+        return False  # pragma: no cover
+
+    def _delete_dir(self, path: str) -> bool:
+        # Not pyarrow's delete_dir: that leaves a marker object for the parent, and stores
+        # with real folders (SeaweedFS) keep listing the emptied folders unless their
+        # "folder/" keys are deleted too, deepest first.
+        infos = self._list(path, recursive=True)
+        if not infos and self._fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return False
+        bucket, _, prefix = path.partition("/")
+        files = [i.path.partition("/")[2] for i in infos if i.type == pafs.FileType.File]
+        folders = {i.path.partition("/")[2] + "/" for i in infos if i.type != pafs.FileType.File}
+        folders.add(prefix + "/")
+        client = self._boto_client()
+        for keys in (files, sorted(folders, key=lambda k: (-k.count("/"), k))):
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                reply = client.delete_objects(
+                    Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                errors = [e for e in reply.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+                if errors:
+                    raise OSError(f"deleting {path!r} on S3 failed for {errors[:3]!r}")
+        return True
+
+    def _read_buffer(self, path: str) -> pa.Buffer | None:
+        try:
+            with self._fs.open_input_stream(path) as f:
+                return f.read_buffer()
+        except FileNotFoundError:
+            return None
