@@ -107,3 +107,104 @@ def cluster_status() -> None:
     else:
         click.echo(f"local Ray head not running (home {config.home()}); "
                    "`twister-nb cluster start` starts it, and so does the first job")
+
+
+def _store():
+    from twister_nb.checkpoint import open_store
+
+    return open_store()
+
+
+def _live_info(job_id: str) -> dict | None:
+    """The live JobMaster's view of a job, if the cluster runs it."""
+    from twister_nb import config
+    from twister_nb.runtime import cluster
+
+    if config.get("ray.address", "local") == "local" and cluster.local_status() is None:
+        return None  # no local head: nothing is live, and we do not start one to look
+    cluster.connect()  # before importing Ray, which reads the connection settings
+    import ray
+
+    from twister_nb.runtime.executor import live_master
+
+    master = live_master(job_id, config.load())
+    if master is None:
+        return None
+    try:
+        return ray.get(master.info.remote(), timeout=10)
+    except Exception:  # noqa: BLE001 - a dying actor is as good as gone
+        return None
+
+
+@main.command()
+def jobs() -> None:
+    """List the jobs recorded in the store, with their status (live ones marked)."""
+    import datetime
+
+    store = _store()
+    ids = store.list_jobs()
+    if not ids:
+        click.echo(f"no jobs in {store.uri}")
+        return
+    rows = []
+    for job_id in ids:
+        record = store.read_job(job_id) or {}
+        live = _live_info(job_id)
+        status = live["status"] if live else record.get("status", "?")
+        if live is None and status in ("running", "idle"):
+            status = "stopped"  # recorded as running, but no JobMaster: killed or cluster gone
+        created = datetime.datetime.fromtimestamp(record.get("created", 0)).strftime("%Y-%m-%d %H:%M")
+        rows.append((job_id, record.get("name", "?"), status + (" (live)" if live else ""),
+                     created, str(len(record.get("persisted", {})))))
+    header = ("JOB ID", "NAME", "STATUS", "CREATED", "PERSISTED")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@main.command()
+@click.argument("job_id")
+def status(job_id: str) -> None:
+    """Show one job: its record in the store and, if it runs, its live state."""
+    import json
+
+    record = _store().read_job(job_id)
+    live = _live_info(job_id)
+    if record is None and live is None:
+        raise UsageFailure(f"status: no job {job_id!r}; `twister-nb jobs` lists them")
+    click.echo(json.dumps({"record": record, "live": live}, indent=2, default=str))
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def clear(job_id: str, yes: bool) -> None:
+    """Delete a job's data (checkpoints, record) from the store."""
+    store = _store()
+    if store.read_job(job_id) is None and not store.list_tsets(job_id):
+        raise UsageFailure(f"clear: no job {job_id!r} in {store.uri}")
+    if _live_info(job_id) is not None:
+        raise UsageFailure(f"clear: job {job_id!r} is running; close it first")
+    if not yes:
+        click.confirm(f"delete every checkpoint of job {job_id!r}?", abort=True)
+    store.clear_job(job_id)
+    click.echo(f"cleared job {job_id}")
+
+
+@main.command()
+@click.argument("job_id")
+def restart(job_id: str) -> None:
+    """Re-run a job's recorded program with the same ID: every committed
+    persist() is restored instead of recomputed."""
+    record = _store().read_job(job_id)
+    if record is None:
+        raise UsageFailure(f"restart: no job {job_id!r} in the store; `twister-nb jobs` lists them")
+    program = record.get("program")
+    if not program or not Path(program.get("path", "")).is_file():
+        raise UsageFailure(
+            f"restart: job {job_id!r} has no program to re-run (it was started from a "
+            "notebook or its file moved); re-run its cells with the job ID instead"
+        )
+    os.chdir(program.get("cwd") or ".")
+    _run_as_job(Path(program["path"]), list(program.get("args", [])), job_id=job_id,
+                name=record.get("name"))

@@ -57,5 +57,9 @@ class JobNotFoundError(TwisterError):
     """No live job and no stored record has this ID."""
 
 
+class JobOwnedError(TwisterError):
+    """Another live process is attached to this job."""
+
+
 class ClusterError(TwisterError):
     """The Ray cluster could not be reached or started."""

@@ -11,14 +11,20 @@ workers' object refs.
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
-from collections.abc import Callable
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twister_nb.checkpoint import open_store
 from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
-from twister_nb.runtime.errors import JobFailedError
-from twister_nb.runtime.job_master import ACTOR_PREFIX, JobMaster
+from twister_nb.runtime.errors import JobFailedError, JobNotFoundError, JobOwnedError
+from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.tset.ops import LogicalOp
 
 if TYPE_CHECKING:
@@ -27,45 +33,121 @@ if TYPE_CHECKING:
 Listener = Callable[[dict[str, Any]], None]
 
 
-def master_handle(job_id: str, name: str, config: dict[str, Any], *, create: bool = True) -> Any:
-    """The job's JobMaster actor: the live one, or a new detached one."""
+def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
+    """The job's live JobMaster actor, or None."""
     import ray
 
-    actor_name = ACTOR_PREFIX + job_id
-    namespace = config.get("ray.namespace", cluster.NAMESPACE_DEFAULT)
     try:
-        return ray.get_actor(actor_name, namespace=namespace)
+        return ray.get_actor(ACTOR_PREFIX + job_id,
+                             namespace=config.get("ray.namespace", cluster.NAMESPACE_DEFAULT))
     except ValueError:
-        if not create:
-            return None
+        return None
+
+
+def new_master(job_id: str, name: str, config: dict[str, Any], store: Any,
+               program: dict[str, Any] | None, address: str) -> Any:
+    """Start the job's detached JobMaster (or get the one that just won the race)."""
+    import ray
+
     max_workers = config.get("runtime.workers") or cluster.cluster_cpus()
     return ray.remote(JobMaster).options(
-        name=actor_name, namespace=namespace, lifetime="detached", num_cpus=0,
-        max_concurrency=32, get_if_exists=True,
-    ).remote(job_id, name, config, int(max_workers))
+        name=ACTOR_PREFIX + job_id, lifetime="detached", num_cpus=0, max_concurrency=32,
+        namespace=config.get("ray.namespace", cluster.NAMESPACE_DEFAULT), get_if_exists=True,
+    ).remote(job_id, name, config, int(max_workers), store, program, address)
+
+
+def _program() -> dict[str, Any] | None:
+    """What ``twister-nb restart`` re-runs: this process's script, if it is one."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is None or script.suffix != ".py" or not script.is_file() or "ipykernel" in sys.modules:
+        return None
+    return {"path": str(script.resolve()), "args": sys.argv[1:], "cwd": os.getcwd()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def print_output(event: dict[str, Any]) -> None:
-    """Default listener: worker output to this process's stdout."""
-    if event["kind"] == "output":
+    """Default listener: worker output, restored and written checkpoints, to stdout."""
+    kind = event["kind"]
+    if kind == "output":
         for line in event["lines"]:
             print(line)
-        sys.stdout.flush()
+    elif kind == "restored" and event.get("storage") == "store":
+        print(f"persist(): {event['label']!r} restored from its checkpoint (version "
+              f"{event['version']}, {event['bytes']:,} bytes); nothing recomputed")
+    elif kind == "checkpoint":
+        print(f"persist(): {event['label']!r} checkpointed (version {event['version']}, "
+              f"{event['bytes']:,} bytes, {event['seconds']:.2f} s)")
+    else:
+        return
+    sys.stdout.flush()
 
 
 class RayExecutor:
     """Runs a :class:`TSetEnvironment`'s actions on Ray through its JobMaster."""
 
-    def __init__(self, env: "TSetEnvironment") -> None:
+    def __init__(self, env: "TSetEnvironment", *, attach_only: bool = False) -> None:
         self._env = env
         self._cluster = cluster.connect(env.config)  # before importing Ray: it sets Ray's variables
         import ray
 
-        self._master = master_handle(env.job_id, env.name, env.config)
-        ray.get(self._master.info.remote())
-        self._cursor = ray.get(self._master.events.remote(0))[1]
+        self.store = open_store(env.config)
+        master = live_master(env.job_id, env.config)
+        if master is None:
+            if attach_only and self.store.read_job(env.job_id) is None:
+                raise JobNotFoundError(
+                    f"no job {env.job_id!r}: none is running on {self._cluster['address']} and "
+                    f"none is recorded in {self.store.uri}; `twister-nb jobs` lists the jobs"
+                )
+            master = new_master(env.job_id, env.name, env.config, self.store, _program(),
+                                self._cluster["address"])
+        self._master = master
+        try:
+            ray.get(master.info.remote())
+        except ray.exceptions.RayActorError as exc:
+            raise JobFailedError(f"job {env.job_id!r} could not start: {exc}") from None
+        self._token = uuid.uuid4().hex
+        self._attach()
+        self._cursor = ray.get(master.events.remote(0))[1]
         self.listeners: list[Listener] = [print_output]
         self._poll = float(env.config.get("runtime.poll_interval", 0.1))
+        self._stop = threading.Event()
+        threading.Thread(target=self._heartbeat, name="twister-nb-heartbeat", daemon=True).start()
+
+    def _attach(self) -> None:
+        """Become the job's driver, taking over from a driver that died here."""
+        import ray
+
+        host, pid = socket.gethostname(), os.getpid()
+        answer = ray.get(self._master.attach.remote(self._token, host, pid))
+        if not answer["ok"]:
+            holder = answer["holder"]
+            if holder["host"] == host and not _pid_alive(holder["pid"]):
+                answer = ray.get(self._master.attach.remote(self._token, host, pid, True))
+            else:
+                raise JobOwnedError(
+                    f"job {self._env.job_id!r} is attached to another process "
+                    f"(pid {holder['pid']} on {holder['host']}); close it there "
+                    f"(env.close() or stop its kernel) or wait {LEASE_TTL:.0f} s after it died"
+                )
+
+    def _heartbeat(self) -> None:
+        import ray
+
+        while not self._stop.wait(LEASE_TTL / 3):
+            try:
+                if not ray.get(self._master.heartbeat.remote(self._token), timeout=LEASE_TTL):
+                    return  # another driver took over
+            except Exception:  # noqa: BLE001 - the job is gone; nothing to keep alive
+                return
 
     def __reduce__(self) -> Any:
         raise TypeError("a RayExecutor lives in its driver and cannot be pickled")
@@ -88,6 +170,11 @@ class RayExecutor:
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         import ray
 
+        if action == "persist" and materialize_id is not None:
+            # A committed checkpoint is a pointer: no planning, no recompute.
+            if ray.get(self._master.restore.remote(materialize_id)) is not None:
+                self._drain()
+                return None
         plan = make_plan(root, action)
         ref = self._master.execute.remote(plan, materialize_id)
         try:
@@ -123,6 +210,7 @@ class RayExecutor:
     def close(self) -> None:
         import ray
 
+        self._stop.set()
         try:
             ray.get(self._master.shutdown.remote(), timeout=30)
         except Exception:  # noqa: BLE001 - closing a dead job is fine

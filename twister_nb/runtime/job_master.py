@@ -13,9 +13,12 @@ A plain class, wrapped with ``ray.remote`` by :func:`master_handle`.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 import traceback
+import warnings
 from typing import Any
 
 from twister_nb.plan.physical import Plan, StagePlan
@@ -23,26 +26,112 @@ from twister_nb.runtime.errors import JobFailedError, UserFunctionError
 
 ACTOR_PREFIX = "twister_nb.job."
 _MAX_EVENTS = 20000
+#: Seconds a job's store lease and a driver's attachment last without renewal.
+LEASE_TTL = 15.0
 
 
 class JobMaster:
     """Drives one job: workers, stages, progress, events."""
 
-    def __init__(self, job_id: str, name: str, config: dict[str, Any], max_workers: int) -> None:
+    def __init__(self, job_id: str, name: str, config: dict[str, Any], max_workers: int,
+                 store: Any = None, program: dict[str, Any] | None = None,
+                 cluster_address: str = "") -> None:
         self.job_id = job_id
         self.name = name
         self.config = config
         self.max_workers = max(1, max_workers)
         self.created = time.time()
         self.status = "idle"
+        self._store = store
         self._workers: list[Any] = []
         self._locations: dict[str, dict[int, int]] = {}
+        self._persisted: dict[str, Any] = {}
         self._events: list[dict[str, Any]] = []
         self._first_seq = 0
         self._events_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._cancel = threading.Event()
         self._actions = 0
+        self._driver: dict[str, Any] | None = None
+        self._closed = threading.Event()
+        self._lease = None
+        self._record: dict[str, Any] = {}
+        if store is not None:
+            self._start_record(program or {}, cluster_address)
+
+    # ------------------------------------------------------------------ record and lease
+
+    def _start_record(self, program: dict[str, Any], cluster_address: str) -> None:
+        """Claim the job in the store (one owner per job across clusters) and
+        write its record; keep the lease alive from a background thread."""
+        owner = f"JobMaster of {self.job_id} on Ray cluster {cluster_address or 'unknown'}"
+        self._lease = self._store.acquire_lease(self.job_id, owner, LEASE_TTL)
+        previous = self._store.read_job(self.job_id) or {}
+        self._record = {
+            **previous,
+            "job_id": self.job_id,
+            "name": self.name,
+            "created": previous.get("created", self.created),
+            "attached": time.time(),
+            "program": program or previous.get("program"),
+            "config": {k: v for k, v in self.config.items() if "secret" not in k},
+            "status": "running",
+            "persisted": previous.get("persisted", {}),
+            "restarts": previous.get("restarts", -1) + 1,
+        }
+        self._store.write_job(self.job_id, self._record)
+        threading.Thread(target=self._renew_lease, name="lease", daemon=True).start()
+
+    def _renew_lease(self) -> None:
+        failing = False
+        while not self._closed.wait(LEASE_TTL / 3):
+            try:
+                self._lease = self._store.renew_lease(self._lease)
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - reported once; retried while the job lives
+                if not failing:
+                    self._emit("output", lines=[f"[job-master] cannot renew the job's store "
+                                                f"lease: {exc}"])
+                failing = True
+                try:
+                    self._lease = self._store.acquire_lease(self.job_id, self._lease.owner,
+                                                            LEASE_TTL)
+                except Exception:  # noqa: BLE001 - still unreachable or held: try again later
+                    pass
+
+    def _save_record(self, **changes: Any) -> None:
+        if self._store is None:
+            return
+        self._record.update(changes)
+        try:
+            self._store.write_job(self.job_id, self._record)
+        except Exception as exc:  # noqa: BLE001 - the job goes on; the watcher is told
+            self._emit("output", lines=[f"[job-master] could not update the job record: {exc}"])
+
+    # ------------------------------------------------------------------ drivers
+
+    def attach(self, token: str, host: str, pid: int, force: bool = False) -> dict[str, Any]:
+        """Make the calling driver the job's owner. Refused (``ok: False``, with the
+        holder) while another driver that is still heartbeating owns it."""
+        current = self._driver
+        now = time.time()
+        if (current is not None and current["token"] != token and not force
+                and now - current["seen"] < LEASE_TTL):
+            return {"ok": False, "holder": {k: current[k] for k in ("host", "pid", "since")}}
+        self._driver = {"token": token, "host": host, "pid": pid, "seen": now, "since": now}
+        self._emit("attached", host=host, pid=pid)
+        return {"ok": True, "status": self.status, "persisted": sorted(self._persisted)}
+
+    def heartbeat(self, token: str) -> bool:
+        """A driver says it is alive; False if another driver took over."""
+        if self._driver is None or self._driver["token"] != token:
+            return False
+        self._driver["seen"] = time.time()
+        return True
+
+    def detach(self, token: str) -> None:
+        if self._driver is not None and self._driver["token"] == token:
+            self._driver = None
 
     # ------------------------------------------------------------------ events
 
@@ -69,7 +158,10 @@ class JobMaster:
         return {"job_id": self.job_id, "name": self.name, "status": self.status,
                 "created": self.created, "workers": len(self._workers),
                 "cached": {k: len(v) for k, v in self._locations.items()},
-                "actions": self._actions}
+                "persisted": sorted(self._persisted), "actions": self._actions,
+                "pid": os.getpid(), "host": socket.gethostname(),
+                "driver": None if self._driver is None else
+                {k: self._driver[k] for k in ("host", "pid", "since")}}
 
     # ------------------------------------------------------------------ workers
 
@@ -85,9 +177,9 @@ class JobMaster:
         remote_worker = ray.remote(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
         new = [
-            remote_worker.options(num_cpus=cpus, scheduling_strategy="SPREAD",
+            remote_worker.options(num_cpus=cpus, scheduling_strategy="SPREAD", max_restarts=-1,
                                   name=f"{ACTOR_PREFIX}{self.job_id}.worker-{i}").remote(
-                i, self.job_id, self.config, me)
+                i, self.job_id, self.config, me, self._store)
             for i in range(len(self._workers), wanted)
         ]
         ray.get([w.ping.remote() for w in new])
@@ -113,6 +205,8 @@ class JobMaster:
             if materialize_id is not None and materialize_id in self._locations:
                 self._emit("restored", tset_id=materialize_id, storage="memory")
                 return "ok", None
+            if plan.action == "persist" and self.restore(materialize_id) is not None:
+                return "ok", None
             self._cancel.clear()
             self._actions += 1
             self.status = "running"
@@ -124,18 +218,22 @@ class JobMaster:
                 value = self._execute(plan, materialize_id, action)
             except UserFunctionError as exc:
                 self.status = "failed"
+                self._save_record(status="failed", error=str(exc))
                 self._emit("error", action=action, message=str(exc), tset=exc.tset,
                            partition=exc.partition, worker=exc.worker)
                 self._emit("action", action=action, state="failed", seconds=time.time() - started)
                 return "error", exc
             except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
                 self.status = "failed"
+                self._save_record(status="failed", error=f"{type(exc).__name__}: {exc}")
                 err = JobFailedError(f"job {self.job_id!r} failed: {type(exc).__name__}: {exc}")
                 self._emit("error", action=action, message=str(err),
                            traceback=traceback.format_exc())
                 self._emit("action", action=action, state="failed", seconds=time.time() - started)
                 return "error", err
             self.status = "idle"
+            if self._record.get("status") != "running":
+                self._save_record(status="running", error=None)
             self._emit("action", action=action, state="done", seconds=time.time() - started)
             return "ok", value
 
@@ -145,6 +243,11 @@ class JobMaster:
         self._ensure_workers(max(s.parallelism for s in plan.stages))
         workers = self._workers
         n = len(workers)
+        version = None
+        if plan.action == "persist":
+            if self._store is None:
+                raise JobFailedError("persist() needs a checkpoint store; this job has none")
+            version = self._store.next_version(self.job_id, materialize_id)
         outputs: dict[int, list[list[Any]]] = {}
         metas: dict[Any, int] = {}
         final = plan.final
@@ -152,8 +255,10 @@ class JobMaster:
             holder = [ray.put(stage.program)]
             key = f"{action}.{stage.index}.{id(stage)}"
             is_final = stage is final
-            if is_final and plan.action in ("cache", "persist"):
-                out_spec: tuple[Any, ...] = (plan.action, materialize_id)
+            if is_final and plan.action == "cache":
+                out_spec: tuple[Any, ...] = ("cache", materialize_id)
+            elif is_final and plan.action == "persist":
+                out_spec = ("persist", materialize_id, version)
             else:
                 out_spec = (stage.output,)
             stage_outs = []
@@ -169,6 +274,9 @@ class JobMaster:
                 mat: list[tuple[Any, ...]] = []
                 for mi in stage.materialized_inputs:
                     q = mi.partition_for(p)
+                    if mi.storage == "store":
+                        mat.append(("store", self._checkpoint(mi.tset_id), q))
+                        continue
                     owner = self._owner(mi.tset_id, q)
                     if owner == w:
                         mat.append(("local", mi.tset_id, q))
@@ -184,12 +292,93 @@ class JobMaster:
             outputs[stage.index] = stage_outs
             self._emit("stage", action=action, stage=stage.index, state="submitted",
                        tasks=stage.parallelism)
-        self._wait(metas, action)
-        if plan.action in ("cache", "persist") and materialize_id is not None:
+        results = self._wait(metas, action)
+        if plan.action == "cache" and materialize_id is not None:
             self._locations[materialize_id] = {p: p % n for p in range(final.parallelism)}
+        if plan.action == "persist":
+            self._commit(materialize_id, version, final, results[final.index], action)
         if plan.action in ("collect", "partitions"):
             return [outs[0] for outs in outputs[final.index]]
         return None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def restore(self, tset_id: str) -> dict[str, Any] | None:
+        """Find a committed, valid checkpoint of ``tset_id`` (if checkpointing is
+        enabled) and use it: ``persist()`` then returns at once."""
+        if tset_id in self._persisted:
+            cp = self._persisted[tset_id]
+        elif self._store is None or not self.config.get("twister2.checkpointing.enable", True):
+            return None
+        else:
+            cp = self._find_valid(tset_id)
+            if cp is None:
+                return None
+            self._persisted[tset_id] = cp
+        info = {"tset_id": tset_id, "label": cp.meta.get("label", tset_id),
+                "version": cp.version, "parts": len(cp.parts),
+                "bytes": sum(p.size for p in cp.parts)}
+        self._emit("restored", storage="store", **info)
+        return info
+
+    def _find_valid(self, tset_id: str) -> Any:
+        """The newest committed version whose every part checks out; a version
+        that does not is reported to the watcher and never read."""
+        from twister_nb.storage import CheckpointCorruptError
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            versions = self._store.versions(self.job_id, tset_id)
+            found = None
+            for version in reversed(versions):
+                cp = self._store.checkpoint(self.job_id, tset_id, version)
+                if cp is None:
+                    continue
+                try:
+                    self._store.verify(cp)
+                except CheckpointCorruptError as exc:
+                    warnings.warn(f"checkpoint {tset_id} version {version} is invalid: {exc}")
+                    continue
+                found = cp
+                break
+        for w in caught:
+            self._emit("output", lines=[f"[job-master] {w.message}; it will be recomputed"
+                                        if found is None else f"[job-master] {w.message}"])
+        return found
+
+    def _checkpoint(self, tset_id: str) -> Any:
+        try:
+            return self._persisted[tset_id]
+        except KeyError:
+            raise JobFailedError(
+                f"persisted TSet {tset_id!r} is not known to this job; persist() it again"
+            ) from None
+
+    def _commit(self, tset_id: str, version: int, stage: StagePlan,
+                metas: list[dict[str, Any]], action: int) -> None:
+        parts = sorted((m["part"] for m in metas), key=lambda part: part.part_index)
+        assert [p.part_index for p in parts] == list(range(stage.parallelism)), parts
+        started = time.time()
+        meta = {"label": stage.label, "parallelism": stage.parallelism, "action": action}
+        if not self._store.commit(self.job_id, tset_id, version, parts, meta):
+            self._emit("output", lines=[f"[job-master] version {version} of {stage.label!r} "
+                                        "was committed by another writer; using it"])
+        cp = self._store.checkpoint(self.job_id, tset_id, version)
+        if cp is None:
+            raise JobFailedError(f"checkpoint {tset_id!r} version {version} did not validate "
+                                 "right after its commit")
+        self._persisted[tset_id] = cp
+        retention = int(self.config.get("twister2.checkpointing.retention", 2) or 2)
+        self._store.gc(self.job_id, tset_id, keep=max(1, retention))
+        size = sum(p.size for p in cp.parts)
+        write_seconds = max((m.get("write_seconds", 0.0) for m in metas), default=0.0)
+        self._emit("checkpoint", tset_id=tset_id, label=stage.label, version=version,
+                   bytes=size, seconds=time.time() - started + write_seconds,
+                   where=self._store.uri)
+        persisted = dict(self._record.get("persisted", {}))
+        persisted[tset_id] = {"label": stage.label, "version": version, "bytes": size,
+                              "committed": time.time()}
+        self._save_record(persisted=persisted)
 
     def _owner(self, tset_id: str, partition: int) -> int:
         try:
@@ -200,10 +389,11 @@ class JobMaster:
                 "workers; it was released or its worker was lost. Cache it again."
             ) from None
 
-    def _wait(self, metas: dict[Any, int], action: int) -> None:
+    def _wait(self, metas: dict[Any, int], action: int) -> dict[int, list[dict[str, Any]]]:
         import ray
 
         pending = list(metas)
+        results: dict[int, list[dict[str, Any]]] = {}
         first_error: tuple[int, BaseException] | None = None
         while pending:
             if self._cancel.is_set():
@@ -231,14 +421,18 @@ class JobMaster:
                     self._emit("output", lines=meta.pop("lines"))
                 else:
                     meta.pop("lines")
-                self._emit("task", action=action, stage=stage, **meta)
+                results.setdefault(stage, []).append(meta)
+                self._emit("task", action=action, stage=stage,
+                           **{k: v for k, v in meta.items() if k != "part"})
         if first_error is not None:
             raise first_error[1]
+        return results
 
     # ------------------------------------------------------------------ memory
 
     def release(self, tset_id: str) -> None:
         """Drop a cached TSet from every worker that holds it."""
+        self._persisted.pop(tset_id, None)
         where = self._locations.pop(tset_id, None)
         if where is None:
             return
@@ -246,11 +440,19 @@ class JobMaster:
             self._workers[w].release.remote(tset_id)
         self._emit("released", tset_id=tset_id)
 
-    def shutdown(self) -> None:
-        """Kill the workers (the driver kills this actor next)."""
+    def shutdown(self, status: str = "finished") -> None:
+        """Record the job's end, free its lease, kill the workers (the driver
+        kills this actor next)."""
         import ray
 
         self.status = "closed"
+        self._closed.set()
+        self._save_record(status=status, ended=time.time())
+        if self._lease is not None:
+            try:
+                self._store.release_lease(self._lease)
+            except Exception:  # noqa: BLE001 - it expires by itself
+                pass
         for w in self._workers:
             ray.kill(w)
         self._workers = []

@@ -59,14 +59,22 @@ class _LineStream(io.TextIOBase):
         return self.take()
 
 
+def _as_list(values: Any) -> list[Any]:
+    """A stored partition as the list every step expects (a whole-partition
+    numpy array stays one array only for the numpy path, not here)."""
+    return values if isinstance(values, list) else list(values)
+
+
 class Worker:
     """Runs stage programs for partitions and keeps cached partitions."""
 
-    def __init__(self, index: int, job_id: str, config: dict[str, Any], master: Any) -> None:
+    def __init__(self, index: int, job_id: str, config: dict[str, Any], master: Any,
+                 store: Any = None) -> None:
         self.index = index
         self.job_id = job_id
         self.config = config
         self._master = master
+        self._store = store
         self._cache: dict[tuple[str, int], list[Any]] = {}
         self._programs: OrderedDict[str, bytes] = OrderedDict()
 
@@ -111,6 +119,8 @@ class Worker:
         for entry in materialized:
             if entry[0] == "local":
                 mat_values.append(self._cache[(entry[1], entry[2])])
+            elif entry[0] == "store":  # a persisted partition, read (memory-mapped) on demand
+                mat_values.append(_as_list(self._store.read_part(entry[1], entry[2])))
             else:
                 mat_values.append(args[pos])
                 pos += 1
@@ -134,8 +144,13 @@ class Worker:
             return (meta, *buckets)
         if kind in ("collect", "partitions"):
             return meta, out
-        if kind in ("cache", "persist"):
+        if kind == "cache":
             self._cache[(output[1], partition)] = out
+        elif kind == "persist":
+            _, tset_id, version = output
+            write_started = time.perf_counter()
+            meta["part"] = self._store.write_part(self.job_id, tset_id, version, partition, out)
+            meta["write_seconds"] = time.perf_counter() - write_started
         return meta
 
     def get_partition(self, tset_id: str, partition: int) -> list[Any]:

@@ -509,6 +509,19 @@ class CheckpointStore(LeaseMixin):
         return part, buf
 
     @guard_unreachable
+    def verify(self, checkpoint: Checkpoint) -> None:
+        """Check every part's size and checksum against the manifest, reading it
+        whole (memory-mapped locally); a pickle's signature is checked on read.
+
+        Raises
+        ------
+        CheckpointCorruptError
+            Naming the first part that is missing, truncated or changed.
+        """
+        for part in checkpoint.parts:
+            self._checked_buffer(checkpoint, part.part_index, True)
+
+    @guard_unreachable
     def read_part(self, checkpoint: Checkpoint, part_index: int, *, verify: bool = True) -> Any:
         """Read one partition of a checkpoint back.
 

@@ -68,14 +68,14 @@ def register_executor(factory: str | Callable[["TSetEnvironment"], Executor]) ->
     _executor_factory = factory
 
 
-def _make_executor(env: "TSetEnvironment") -> Executor:
+def _make_executor(env: "TSetEnvironment", attach_only: bool) -> Executor:
     factory = _executor_factory
     if factory is None:
         raise RuntimeError("no executor registered; import twister_nb, which registers the Ray runtime")
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
-    return factory(env)
+    return factory(env, attach_only=attach_only)
 
 
 def format_banner(name: str, job_id: str, fields: Mapping[str, str]) -> str:
@@ -145,7 +145,8 @@ class TSetEnvironment:
         self._refs: Counter[str] = Counter()
         self._pending: dict[str, tuple[ops.LogicalOp, str]] = {}
         self._closed = False
-        self._executor = _make_executor(self)
+        # An explicit job_id attaches: it must name a live or recorded job.
+        self._executor = _make_executor(self, attach_only=job_id is not None)
         if "ipykernel" not in sys.modules:
             # A script's job ends with the script; a notebook's outlives its kernel.
             atexit.register(self.close)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything twister_nb and its tests need on a fresh machine:
+# Debian packages (as root), then the package itself with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_needed=()
+command -v dot >/dev/null 2>&1 || apt_needed+=(graphviz)
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}" >/dev/null
+  else
+    echo "setup: please install: ${apt_needed[*]} (Debian packages)" >&2
+  fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -1,0 +1,48 @@
+"""When and where to checkpoint: the store a job's ``persist()`` writes to.
+
+The storage layer knows *how* a checkpoint is written; this layer knows which
+store a job uses (config ``twister2.checkpointing.store``, default
+``file://<home>/store``), with which signing key (kept in the twister_nb home,
+never in the store), and whether committed checkpoints are reused
+(``twister2.checkpointing.enable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twister_nb import config as _config
+from twister_nb.storage import CheckpointStore, load_or_create_key
+
+ENABLE_KEY = "twister2.checkpointing.enable"
+STORE_KEY = "twister2.checkpointing.store"
+RETENTION_KEY = "twister2.checkpointing.retention"
+_S3_KEYS = ("endpoint_url", "access_key", "secret_key", "region", "session_token",
+            "connect_timeout", "request_timeout", "max_attempts")
+
+
+def store_uri(config: Mapping[str, Any] | None = None) -> str:
+    """The store's URI: config, or the ``store`` folder of the twister_nb home."""
+    uri = _config.get(STORE_KEY, None, config)
+    return str(uri) if uri else (_config.home() / "store").as_uri()
+
+
+def open_store(config: Mapping[str, Any] | None = None) -> CheckpointStore:
+    """Open the job store named by ``config`` (S3 options from
+    ``twister2.checkpointing.s3.*`` or the usual AWS variables)."""
+    values = _config.load(config)
+    s3 = {k: values[f"twister2.checkpointing.s3.{k}"] for k in _S3_KEYS
+          if values.get(f"twister2.checkpointing.s3.{k}") is not None}
+    key = load_or_create_key(_config.home() / "signing.key")
+    return CheckpointStore.from_uri(store_uri(values), signing_key=key, s3_options=s3 or None)
+
+
+def enabled(config: Mapping[str, Any] | None = None) -> bool:
+    """Whether committed persists are reused on restart (Twister2's switch)."""
+    return bool(_config.get(ENABLE_KEY, True, config))
+
+
+def retention(config: Mapping[str, Any] | None = None) -> int:
+    """Committed versions kept per TSet."""
+    return max(1, int(_config.get(RETENTION_KEY, 2, config)))
