@@ -208,3 +208,7 @@ def restart(job_id: str) -> None:
     os.chdir(program.get("cwd") or ".")
     _run_as_job(Path(program["path"]), list(program.get("args", [])), job_id=job_id,
                 name=record.get("name"))
+
+
+if __name__ == "__main__":
+    main()

@@ -121,7 +121,10 @@ class SeaweedServer:
                 }
             )
         )
-        master, volume, filer, s3, admin = free_ports(5)
+        # A restarted server keeps its ports: clients hold its endpoint.
+        if getattr(self, "_ports", None) is None:
+            self._ports = free_ports(5)
+        master, volume, filer, s3, admin = self._ports
         self.s3_port = s3
         # unix sockets have a short path limit: keep them in a short temp folder
         sock_dir = Path(f"/tmp/tnb-weed-{os.getpid()}-{s3}")

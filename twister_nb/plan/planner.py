@@ -62,7 +62,8 @@ class _StageBuilder:
 class Planner:
     """Plans the graph upstream of an action's root into stages."""
 
-    def __init__(self) -> None:
+    def __init__(self, pickler: Any = cloudpickle) -> None:
+        self.pickler = pickler
         self.stages: list[StagePlan] = []
         self._exchange_stages: dict[tuple[int, int], int] = {}
 
@@ -112,7 +113,7 @@ class Planner:
             exchange_inputs=builder.exchange_inputs,
             materialized_inputs=builder.materialized_inputs,
             tsets=[(s.label, s.tset_id) for s in builder.steps],
-            program=dumps_by_value(program),
+            program=dumps_by_value(program, self.pickler),
             num_outputs=num_outputs,
         ))
         return index
@@ -203,10 +204,14 @@ def _user_modules(value: Any, found: set[str], depth: int = 0) -> None:
             _user_modules(getattr(value, attr), found, depth + 1)
 
 
-def dumps_by_value(program: Program) -> bytes:
+def dumps_by_value(program: Program, pickler: Any = cloudpickle) -> bytes:
     """Pickle a program so workers can load it without the user's files: code
     from the user's own modules (a test file, a notebook helper module) travels
-    by value, like ``__main__``; installed packages travel by reference."""
+    by value, like ``__main__``; installed packages travel by reference.
+
+    ``pickler`` is a cloudpickle module; the runtime passes Ray's copy, so a
+    class sent by value comes back from the workers as the very same class.
+    """
     modules: set[str] = set()
     for step in program.steps:
         _user_modules(step, modules)
@@ -216,15 +221,15 @@ def dumps_by_value(program: Program) -> bytes:
         module = sys.modules.get(name)
         if module is not None:
             try:
-                cloudpickle.register_pickle_by_value(module)
+                pickler.register_pickle_by_value(module)
                 registered.append(module)
             except ValueError:
                 pass
     try:
-        return cloudpickle.dumps(program)
+        return pickler.dumps(program)
     finally:
         for module in registered:
-            cloudpickle.unregister_pickle_by_value(module)
+            pickler.unregister_pickle_by_value(module)
 
 
 def _last_uses(steps: list[Step], output_step: int) -> list[int]:
@@ -236,9 +241,7 @@ def _last_uses(steps: list[Step], output_step: int) -> list[int]:
     return last
 
 
-def plan(root: ops.LogicalOp, action: str) -> Plan:
-    """Plan the graph upstream of ``root`` for ``action``.
-
-    Raises ``TypeError`` naming the TSet when a user function cannot be pickled.
-    """
-    return Planner().plan(root, action)
+def plan(root: ops.LogicalOp, action: str, pickler: Any = cloudpickle) -> Plan:
+    """Plan the graph upstream of ``root`` for ``action``, pickling each stage's
+    program with ``pickler`` (a cloudpickle module)."""
+    return Planner(pickler).plan(root, action)

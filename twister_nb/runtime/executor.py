@@ -175,7 +175,7 @@ class RayExecutor:
             if ray.get(self._master.restore.remote(materialize_id)) is not None:
                 self._drain()
                 return None
-        plan = make_plan(root, action)
+        plan = make_plan(root, action, ray.cloudpickle)
         ref = self._master.execute.remote(plan, materialize_id)
         try:
             while True:

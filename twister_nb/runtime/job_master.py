@@ -341,9 +341,9 @@ class JobMaster:
                     continue
                 found = cp
                 break
-        for w in caught:
-            self._emit("output", lines=[f"[job-master] {w.message}; it will be recomputed"
-                                        if found is None else f"[job-master] {w.message}"])
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            self._emit("output", lines=[f"[job-master] {message}; it will be recomputed"
+                                        if found is None else f"[job-master] {message}"])
         return found
 
     def _checkpoint(self, tset_id: str) -> Any:

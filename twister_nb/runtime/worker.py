@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pickle
 import time
 from collections import OrderedDict
 from typing import Any
-
-import cloudpickle
 
 from twister_nb.runtime.task import TaskEnv, run_program, send
 
@@ -109,7 +108,8 @@ class Worker:
         are read from this worker's memory).
         """
         started = time.perf_counter()
-        program = cloudpickle.loads(self._program_bytes(key, holder))
+        # A fresh copy per task: each parallel instance owns its functions' state.
+        program = pickle.loads(self._program_bytes(key, holder))
         pos = 0
         exchange_inputs = []
         for count in exchange_counts:

@@ -516,10 +516,15 @@ class CheckpointStore(LeaseMixin):
         Raises
         ------
         CheckpointCorruptError
-            Naming the first part that is missing, truncated or changed.
+            Naming the first part that is missing, truncated or changed, or a pickle
+            that is not signed with this store's key.
         """
+        from twister_nb.storage.signing import open_envelope
+
         for part in checkpoint.parts:
-            self._checked_buffer(checkpoint, part.part_index, True)
+            _, buf = self._checked_buffer(checkpoint, part.part_index, True)
+            if part.format == "pickle":
+                open_envelope(buf, self._key, part.path)  # the signature, without unpickling
 
     @guard_unreachable
     def read_part(self, checkpoint: Checkpoint, part_index: int, *, verify: bool = True) -> Any:

@@ -1,0 +1,12 @@
+"""The notebook layer: ``%%twister2``/``%twister2`` magics, the job dashboard
+widget and the graph view.
+
+Load it with ``%load_ext twister_nb``. The modules:
+
+* :mod:`~twister_nb.notebook.graph` -- logical graph to graphviz (or text),
+* :mod:`~twister_nb.notebook.progress` -- job events to dashboard state (no widgets),
+* :mod:`~twister_nb.notebook.dashboard` -- the ipywidgets dashboard drawing that state,
+* :mod:`~twister_nb.notebook.cell` -- running a ``%%twister2`` cell (plain functions),
+* :mod:`~twister_nb.notebook.commands` -- the ``%twister2`` subcommands (plain functions),
+* :mod:`~twister_nb.notebook.magics` -- the IPython magics that only parse and hand off.
+"""

@@ -1,0 +1,223 @@
+"""The job dashboard: an ipywidgets box whose state lives in synced traits.
+
+:class:`JobDashboard` draws what a :class:`~twister_nb.notebook.progress.JobProgress`
+(the state source) folds out of the JobMaster's events: job ID, status,
+elapsed seconds, one progress row per stage (tasks done of total, records in
+and out, its TSets), workers, errors with their traceback, the last lines of
+worker output, and a Cancel button whose callback the caller gives.
+
+Python sets the traits; the child widgets react to them (``@observe``), as an
+anywidget's view would. ``feed(event)`` is an executor listener: it may be
+called from the kernel's main thread while an action runs, or from a
+background thread; it only sets traits, never prints. ``_repr_html_`` gives the
+same state as static HTML, so a saved notebook (or any viewer without the
+widget manager) shows the final state.
+
+ipywidgets is a dependency of the package; this module is only imported when
+a dashboard is wanted (the magics import it lazily).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterable, Callable, Iterable
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import (
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Float,
+    Int,
+    List,
+    TraitError,
+    Unicode,
+    observe,
+    validate,
+)
+
+from twister_nb.notebook.progress import (
+    FIELDS,
+    JOB_STATUSES,
+    JobProgress,
+    render_errors,
+    render_header,
+    render_html,
+    render_materialized,
+    render_output,
+    stage_caption,
+    stage_numbers,
+)
+
+__all__ = ["JobDashboard"]
+
+_BAR_STYLES = {"pending": "", "running": "info", "done": "success", "failed": "danger"}
+
+
+class JobDashboard(widgets.VBox):
+    """Live progress of a job's actions, with a Cancel button.
+
+    Parameters
+    ----------
+    job_id, job_name : str
+        The job shown in the header.
+    on_cancel : callable, optional
+        Called (no arguments) when Cancel is clicked while an action runs;
+        without it the button stays disabled.
+    max_output_lines : int
+        Worker output lines kept.
+    progress : JobProgress, optional
+        The state source to draw (a new one by default).
+    """
+
+    job_id = Unicode("", help="The job's ID.").tag(sync=True)
+    job_name = Unicode("", help="The job's name.").tag(sync=True)
+    status = CaselessStrEnum(JOB_STATUSES, default_value="idle",
+                             help="idle, running, done, failed or cancelled.").tag(sync=True)
+    elapsed = Float(0.0, help="Seconds since the first action of this run started.").tag(sync=True)
+    workers = Int(0, help="Worker actors of the job.").tag(sync=True)
+    stages = List(Dict(), help="One dict per stage: action, TSets, tasks, done, records_in, "
+                               "records_out, seconds, state.").tag(sync=True)
+    errors = List(Dict(), help="Errors reported by the job: message, summary, TSet, partition, "
+                               "worker, traceback.").tag(sync=True)
+    output = List(Unicode(), help="The last lines of worker output.").tag(sync=True)
+    output_dropped = Int(0, help="Output lines dropped to keep max_output_lines.").tag(sync=True)
+    max_output_lines = Int(200, help="Output lines kept.").tag(sync=True)
+    tset_status = Dict(help="TSet ID to pending, running, done, failed or restored "
+                            "(the graph view colours by it).").tag(sync=True)
+    checkpoints = List(Dict(), help="Checkpoints persist() committed: TSet, version, bytes, "
+                                    "seconds.").tag(sync=True)
+    restored = List(Dict(), help="Cached/persisted TSets found again instead of "
+                                 "recomputed.").tag(sync=True)
+    cancel_requested = Bool(False, help="Cancel was clicked.").tag(sync=True)
+
+    def __init__(self, job_id: str = "", job_name: str = "",
+                 on_cancel: Callable[[], Any] | None = None, max_output_lines: int = 200,
+                 progress: JobProgress | None = None, **kwargs: Any) -> None:
+        self._on_cancel = on_cancel
+        self._rows: dict[tuple[int, int], tuple[widgets.HTML, widgets.IntProgress,
+                                                widgets.HTML]] = {}
+        self._header = widgets.HTML()
+        self._stage_box = widgets.VBox()
+        self._materialized_html = widgets.HTML()
+        self._errors_html = widgets.HTML()
+        self._output_html = widgets.HTML()
+        self._cancel = widgets.Button(description="Cancel", icon="stop", button_style="danger",
+                                      disabled=True, tooltip="Cancel the running action",
+                                      layout=widgets.Layout(width="auto"))
+        self._cancel.on_click(self._cancel_clicked)
+        super().__init__(children=[widgets.HBox([self._header, self._cancel]), self._stage_box,
+                                   self._materialized_html, self._errors_html, self._output_html], **kwargs)
+        self.add_class("twister-nb-dashboard")
+        self.progress = progress or JobProgress(job_id, job_name, max_output_lines)
+        self.max_output_lines = self.progress.output.maxlen or max_output_lines
+        self.progress.subscribe(self._apply)
+        self._apply(self.progress.snapshot())
+
+    def __repr__(self) -> str:
+        return f"JobDashboard(job_id={self.job_id!r}, status={self.status!r})"
+
+    # ------------------------------------------------------------------ state source
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Fold one JobMaster event in (use the dashboard as an executor listener)."""
+        self.progress.feed(event)
+
+    __call__ = feed
+
+    async def listen(self, events: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]) -> None:
+        """Feed every event of ``events`` (sync or async)."""
+        await self.progress.listen(events)
+
+    def finish(self, status: str | None = None, elapsed: float | None = None) -> None:
+        """Close the run (see :meth:`JobProgress.finish`)."""
+        self.progress.finish(status, elapsed)
+
+    def _apply(self, values: dict[str, Any]) -> None:
+        with self.hold_sync():
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    def state(self) -> dict[str, Any]:
+        """The traits as a plain dict."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    # ------------------------------------------------------------------ rules
+
+    @validate("max_output_lines")
+    def _validate_max_output_lines(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"max_output_lines must be >= 1, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("elapsed")
+    def _validate_elapsed(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] < 0:
+            raise TraitError(f"elapsed must be >= 0 seconds, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("output")
+    def _validate_output(self, proposal: dict[str, Any]) -> list[str]:
+        return list(proposal["value"])[-self.max_output_lines:]  # never more than the bound
+
+    # ------------------------------------------------------------------ drawing
+
+    @observe("max_output_lines")
+    def _max_changed(self, change: dict[str, Any]) -> None:
+        if self.progress.output.maxlen != change["new"]:
+            self.progress.set_max_output_lines(change["new"])
+
+    @observe("job_id", "job_name", "status", "elapsed", "workers", "cancel_requested")
+    def _draw_header(self, change: dict[str, Any] | None = None) -> None:
+        self._header.value = render_header(self.state())
+        self._cancel.disabled = (self._on_cancel is None or self.status != "running"
+                                 or self.cancel_requested)
+
+    @observe("stages")
+    def _draw_stages(self, change: dict[str, Any] | None = None) -> None:
+        added = False
+        for stage in self.stages:
+            key = (stage["action"], stage["index"])
+            row = self._rows.get(key)
+            if row is None:
+                row = (widgets.HTML(layout=widgets.Layout(width="45%")),
+                       widgets.IntProgress(min=0, layout=widgets.Layout(width="25%")),
+                       widgets.HTML())
+                self._rows[key] = row
+                added = True
+            caption, bar, numbers = row
+            caption.value = html.escape(stage_caption(stage))
+            bar.max = max(1, stage["tasks"])
+            bar.value = min(stage["done"], bar.max)
+            bar.bar_style = _BAR_STYLES.get(stage["state"], "")
+            numbers.value = html.escape(stage_numbers(stage))
+        if added:
+            self._stage_box.children = [widgets.HBox(list(r)) for r in self._rows.values()]
+
+    @observe("checkpoints", "restored")
+    def _draw_materialized(self, change: dict[str, Any] | None = None) -> None:
+        self._materialized_html.value = render_materialized(self.state())
+
+    @observe("errors")
+    def _draw_errors(self, change: dict[str, Any] | None = None) -> None:
+        self._errors_html.value = render_errors(self.state())
+
+    @observe("output", "output_dropped")
+    def _draw_output(self, change: dict[str, Any] | None = None) -> None:
+        self._output_html.value = render_output(self.state())
+
+    def _cancel_clicked(self, _button: Any = None) -> None:
+        if self._on_cancel is None or self.status != "running" or self.cancel_requested:
+            return
+        self.progress.request_cancel()
+        self._on_cancel()
+
+    # ------------------------------------------------------------------ static view
+
+    def to_html(self) -> str:
+        """The dashboard as static HTML."""
+        return render_html(self.state())
+
+    def _repr_html_(self) -> str:
+        return self.to_html()

@@ -1,0 +1,35 @@
+"""The notebook layer's user errors.
+
+A :class:`UsageError` is IPython's (which shows one line, no traceback) when
+IPython is installed, so the plain functions the magics call raise what the
+magics would. ``error_type`` tags the category, as jupysql does:
+
+* ``usage`` -- a flag or argument is wrong,
+* ``state`` -- the notebook is not in a state for the command (no job yet),
+* ``not_found`` -- no such job or variable,
+* ``unavailable`` -- the runtime cannot do this yet.
+"""
+
+from __future__ import annotations
+
+try:
+    from IPython.core.error import UsageError as _Base
+except ImportError:  # pragma: no cover - IPython comes with ipykernel
+    _Base = Exception  # type: ignore[misc,assignment]
+
+ERROR_TYPES = ("usage", "state", "not_found", "unavailable")
+
+
+class UsageError(_Base):  # type: ignore[misc,valid-type]
+    """A user mistake, reported in one line that names the flag and the fix."""
+
+    def __init__(self, message: str, error_type: str = "usage") -> None:
+        assert error_type in ERROR_TYPES, error_type
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def not_available(command: str, needs: str, instead: str | None = None) -> UsageError:
+    """The error for a command the runtime cannot serve yet."""
+    tail = f"; meanwhile {instead}" if instead else ""
+    return UsageError(f"{command} is not available yet: it needs {needs}{tail}", "unavailable")

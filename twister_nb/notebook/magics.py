@@ -1,0 +1,123 @@
+"""``%%twister2`` and ``%twister2``: the IPython magics.
+
+The magic methods only declare their arguments and hand off to plain
+functions (:func:`~twister_nb.notebook.cell.run_cell`,
+:func:`~twister_nb.notebook.commands.run_command`). Defaults are ``config=True``
+traits of :class:`TwisterMagics`, so ``%config TwisterMagics.graph = False``
+(or ``c.TwisterMagics.graph`` in an IPython profile) changes them. User
+mistakes raise :class:`~twister_nb.notebook.errors.UsageError`: one line, no
+traceback, naming the flag and the fix.
+
+>>> %load_ext twister_nb                      # doctest: +SKIP
+>>> %%twister2 --name wordcount --dry-run     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from IPython.core.error import UsageError as _IPythonUsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, CaselessStrEnum, Int, TraitError, validate
+
+from twister_nb.notebook import commands
+from twister_nb.notebook.cell import CellOptions, run_cell
+from twister_nb.notebook.errors import UsageError
+from twister_nb.notebook.session import NotebookSession
+
+__all__ = ["TwisterMagics", "load_ipython_extension"]
+
+
+def _parse(method: Any, line: str, magic: str) -> argparse.Namespace:
+    try:
+        return parse_argstring(method, line)
+    except _IPythonUsageError as exc:
+        raise UsageError(f"{magic}: {exc}; see {magic}? for the options") from None
+
+
+@magics_class
+class TwisterMagics(Magics):
+    """Run TSet cells on the notebook's job; inspect jobs, graphs and the cluster."""
+
+    graph = Bool(True, config=True,
+                 help="Draw the graph of the TSets a %%twister2 cell builds.")
+    dashboard = Bool(True, config=True,
+                     help="Show the job dashboard when a %%twister2 cell runs an action.")
+    rankdir = CaselessStrEnum(("TB", "LR", "BT", "RL"), default_value="TB", config=True,
+                              help="Direction the graph view draws the data flowing in.")
+    graph_format = CaselessStrEnum(("svg", "png"), default_value="svg", config=True,
+                                   help="Picture format of the graph view.")
+    output_lines = Int(200, config=True, help="Worker output lines the dashboard keeps.")
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.session = NotebookSession()
+
+    @validate("output_lines")
+    def _validate_output_lines(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"TwisterMagics.output_lines must be >= 1, got {proposal['value']!r}")
+        return proposal["value"]
+
+    def options(self) -> dict[str, Any]:
+        """The current settings (what ``%twister2 config`` shows)."""
+        return {name: getattr(self, name)
+                for name in ("graph", "dashboard", "rankdir", "graph_format", "output_lines")}
+
+    @cell_magic("twister2")
+    @magic_arguments("%twister2")
+    @argument("--job-id", metavar="JOB_ID",
+              help="Run on the job JOB_ID, live or recorded in the store (it becomes the "
+                   "notebook's job).")
+    @argument("--name", help="The job's name; another name than the notebook job's starts a new job.")
+    @argument("-p", "--parallelism", type=int, metavar="N",
+              help="Default parallelism of the sources this cell creates with parallelism 0.")
+    @argument("--graph", action=argparse.BooleanOptionalAction, default=None,
+              help="Draw the graph of the TSets the cell built (default: TwisterMagics.graph).")
+    @argument("--dashboard", action=argparse.BooleanOptionalAction, default=None,
+              help="Show the job dashboard (default: TwisterMagics.dashboard).")
+    @argument("--dry-run", action="store_true",
+              help="Build and draw the graph; run nothing (stops at the first collect/get_data).")
+    @argument("-o", "--out", metavar="VAR", help="Bind the cell's run record (CellRun) to VAR.")
+    def twister2_cell(self, line: str, cell: str) -> Any:
+        """Run the cell as TSet code with ``env`` bound to the notebook's job."""
+        __tracebackhide__ = True
+        args = _parse(self.twister2_cell, line, "%%twister2")
+        if args.parallelism is not None and args.parallelism < 1:
+            raise UsageError(f"%%twister2 --parallelism must be a positive int, got "
+                             f"{args.parallelism}; e.g. --parallelism 4")
+        if args.out is not None and not commands.valid_variable(args.out):
+            raise UsageError(f"%%twister2 -o: {args.out!r} is not a variable name; e.g. -o run")
+        if not cell.strip():
+            raise UsageError("%%twister2: the cell is empty; write TSet code below the magic line")
+        options = CellOptions(
+            job_id=args.job_id, name=args.name, parallelism=args.parallelism,
+            graph=self.graph if args.graph is None else args.graph,
+            dashboard=self.dashboard if args.dashboard is None else args.dashboard,
+            dry_run=args.dry_run, output_lines=self.output_lines, rankdir=self.rankdir.upper(),
+            graph_format=self.graph_format.lower(), output_var=args.out)
+        _, value = run_cell(self.session, cell, self.shell.user_ns, options, shell=self.shell)
+        return value
+
+    @line_magic("twister2")
+    @magic_arguments("twister2")
+    @argument("command", nargs="?", choices=commands.COMMANDS, metavar="COMMAND",
+              help="jobs, graph, config, cluster, attach, cancel, close, restart or clear.")
+    @argument("args", nargs=argparse.REMAINDER, help="The command's arguments.")
+    def twister2_line(self, line: str) -> Any:
+        """Jobs, graphs, configuration and the cluster: %twister2 jobs | graph [TSET ...] |
+        config [KEY[=VALUE] ...] | cluster start|stop|status | attach JOB_ID | cancel [JOB_ID]
+        | close | restart JOB_ID | clear JOB_ID."""
+        _parse(self.twister2_line, line, "%twister2")
+        result = commands.run_command(line, self.session, self.shell.user_ns, self.options())
+        if isinstance(result, str):
+            print(result)
+            return None
+        return result
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext twister_nb``: register the magics (they join ``%config``)."""
+    ipython.register_magics(TwisterMagics(ipython))

@@ -1,0 +1,399 @@
+"""Job events to dashboard state: the state source, apart from any drawing.
+
+The JobMaster emits events (``action``, ``stage``, ``task``, ``output``,
+``error``, ``restored``, ``released``, ``workers``); the kernel's executor
+hands each one to its listeners. :class:`JobProgress` folds them into plain,
+JSON-able state -- status, elapsed time, per-stage tasks done of total and
+records in/out, per-TSet status, workers, errors, the last output lines --
+and tells its subscribers which fields changed. The widget in
+:mod:`~twister_nb.notebook.dashboard` subscribes and copies them into its
+synced traits; :func:`render_html` draws the same state as static HTML (what
+a saved notebook shows, and what the CLI could print).
+
+``feed`` may be called from any thread (a background run's watcher); it
+takes a lock and never prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable
+from typing import Any
+
+__all__ = ["JOB_STATUSES", "STAGE_STATES", "JobProgress", "render_html"]
+
+JOB_STATUSES = ("idle", "running", "done", "failed", "cancelled")
+STAGE_STATES = ("pending", "running", "done", "failed")
+FIELDS = ("job_id", "job_name", "status", "elapsed", "workers", "stages", "errors", "output",
+          "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested")
+_META = ("kind", "seq", "time")
+_MATERIALIZED = "materialized"
+
+Subscriber = Callable[[dict[str, Any]], None]
+
+
+class JobProgress:
+    """The state of a job as its events describe it.
+
+    Parameters
+    ----------
+    job_id, job_name : str
+        Shown in the header; events do not carry them.
+    max_output_lines : int
+        Worker output lines kept (the oldest are dropped and counted).
+    """
+
+    def __init__(self, job_id: str = "", job_name: str = "", max_output_lines: int = 200) -> None:
+        if not isinstance(max_output_lines, int) or max_output_lines < 1:
+            raise ValueError(f"JobProgress(max_output_lines=...) must be an int >= 1, "
+                             f"got {max_output_lines!r}")
+        self._lock = threading.RLock()
+        self._subscribers: list[Subscriber] = []
+        self.job_id = job_id
+        self.job_name = job_name
+        self.status = "idle"
+        self.elapsed = 0.0
+        self.workers = 0
+        self.errors: list[dict[str, Any]] = []
+        self.output: deque[str] = deque(maxlen=max_output_lines)
+        self.output_dropped = 0
+        self.tset_status: dict[str, str] = {}
+        self.checkpoints: list[dict[str, Any]] = []
+        self.restored: list[dict[str, Any]] = []
+        self.cancel_requested = False
+        self._stages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._actions: dict[int, dict[str, Any]] = {}
+        self._started: float | None = None
+
+    def __repr__(self) -> str:
+        return f"JobProgress(job_id={self.job_id!r}, status={self.status!r})"
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        """One dict per stage of every action seen, in order (copies)."""
+        return [dict(s) for _, s in sorted(self._stages.items())]
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return [dict(a) for _, a in sorted(self._actions.items())]
+
+    def get(self, name: str) -> Any:
+        """The JSON-able value of one state field."""
+        value = getattr(self, name)
+        if isinstance(value, deque):
+            return list(value)
+        if isinstance(value, dict):
+            return dict(value)
+        if isinstance(value, list):
+            return [dict(v) if isinstance(v, dict) else v for v in value]
+        return value
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every field, JSON-able."""
+        with self._lock:
+            return {name: self.get(name) for name in FIELDS}
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback({field: value})`` with the fields each event changed."""
+        self._subscribers.append(callback)
+
+    def set_max_output_lines(self, n: int) -> None:
+        with self._lock:
+            self.output = deque(self.output, maxlen=n)
+            self._notify({"output"})
+
+    # ------------------------------------------------------------------ writing
+
+    def _notify(self, changed: set[str]) -> None:
+        if not changed or not self._subscribers:
+            return
+        values = {name: self.get(name) for name in FIELDS if name in changed}
+        for callback in list(self._subscribers):
+            callback(values)
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Fold one JobMaster event into the state (the executor's listener)."""
+        with self._lock:
+            handler = getattr(self, f"_on_{event.get('kind')}", None)
+            changed = set(handler(event)) if handler is not None else set()
+            when = event.get("time")
+            if isinstance(when, (int, float)) and self._started is not None:
+                elapsed = max(self.elapsed, when - self._started)
+                if elapsed != self.elapsed:
+                    self.elapsed = elapsed
+                    changed.add("elapsed")
+            self._notify(changed)
+
+    __call__ = feed  # a JobProgress is itself an executor listener
+
+    async def listen(self, events: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]) -> None:
+        """Feed every event of ``events`` (sync or async), yielding to the event
+        loop between them, until it ends."""
+        if hasattr(events, "__aiter__"):
+            async for event in events:  # type: ignore[union-attr]
+                self.feed(event)
+        else:
+            for event in events:  # type: ignore[union-attr]
+                self.feed(event)
+                await asyncio.sleep(0)
+
+    def request_cancel(self) -> None:
+        with self._lock:
+            self.cancel_requested = True
+            self._notify({"cancel_requested"})
+
+    def finish(self, status: str | None = None, elapsed: float | None = None) -> None:
+        """Close the run: set a final status (default: from the events) and,
+        when given, the elapsed seconds measured by the caller."""
+        with self._lock:
+            changed = set()
+            if status is None and self.status == "running":
+                status = "failed"  # the watcher stopped before the action ended
+            if status is not None and status != self.status:
+                if status not in JOB_STATUSES:
+                    raise ValueError(f"finish(): status must be one of {JOB_STATUSES}, got {status!r}")
+                self.status = status
+                changed.add("status")
+            if elapsed is not None:
+                self.elapsed = float(elapsed)
+                changed.add("elapsed")
+            self._notify(changed)
+
+    # ------------------------------------------------------------------ events
+
+    def _set_tsets(self, stage: dict[str, Any], state: str) -> None:
+        for label, ident in zip(stage["tsets"], stage["tset_ids"]):
+            if label == _MATERIALIZED and ident in self.tset_status:
+                continue  # data made by an earlier action: its status stands
+            if label == _MATERIALIZED and state == "failed":
+                continue
+            self.tset_status[ident] = state
+
+    def _on_action(self, event: dict[str, Any]) -> Iterable[str]:
+        action = event.get("action", 0)
+        state = event.get("state")
+        if state == "running":
+            if self._started is None:
+                self._started = event.get("time")
+            self.cancel_requested = False  # a cancel ends one action (the JobMaster's rule)
+            self._actions[action] = {"action": action, "kind": event.get("action_kind", ""),
+                                     "state": "running", "seconds": None}
+            for summary in event.get("stages", ()):
+                tsets = [tuple(t) for t in summary.get("tsets", ())]
+                stage = {
+                    "action": action, "action_kind": event.get("action_kind", ""),
+                    "index": summary["index"], "label": summary.get("label", ""),
+                    "tset_id": summary.get("tset_id", ""), "output": summary.get("output", ""),
+                    "tsets": [t[0] for t in tsets], "tset_ids": [t[1] for t in tsets],
+                    "tasks": summary.get("parallelism", 0), "done": 0, "records_in": 0,
+                    "records_out": 0, "seconds": 0.0, "state": "pending",
+                }
+                self._stages[(action, stage["index"])] = stage
+                self._set_tsets(stage, "pending")
+            self.status = "running"
+            return ("status", "stages", "tset_status", "cancel_requested")
+        entry = self._actions.setdefault(action, {"action": action, "kind": "", "state": state,
+                                                  "seconds": None})
+        entry["state"] = state
+        entry["seconds"] = event.get("seconds")
+        if state == "failed":
+            unfinished = [s for (a, _), s in sorted(self._stages.items())
+                          if a == action and s["state"] != "done"]
+            if unfinished and not any(s["state"] == "failed" for s in unfinished):
+                running = [s for s in unfinished if s["state"] == "running"] or unfinished
+                running[0]["state"] = "failed"
+                self._set_tsets(running[0], "failed")
+            cancelled = self.cancel_requested or any(
+                "cancelled" in e["message"] for e in self.errors if e.get("action") == action)
+            self.status = "cancelled" if cancelled else "failed"
+        elif not any(a["state"] == "running" for a in self._actions.values()):
+            self.status = "done" if self.status == "running" else self.status
+        return ("status", "stages", "tset_status")
+
+    def _on_stage(self, event: dict[str, Any]) -> Iterable[str]:
+        stage = self._stages.get((event.get("action", 0), event.get("stage")))
+        if stage is None:
+            return ()
+        stage["tasks"] = event.get("tasks", stage["tasks"])
+        if stage["state"] == "pending":
+            stage["state"] = "running"
+            self._set_tsets(stage, "running")
+        return ("stages", "tset_status")
+
+    def _on_task(self, event: dict[str, Any]) -> Iterable[str]:
+        stage = self._stages.get((event.get("action", 0), event.get("stage")))
+        if stage is None:
+            return ()
+        stage["done"] += 1
+        stage["records_in"] += int(event.get("records_in", 0))
+        stage["records_out"] += int(event.get("records_out", 0))
+        stage["seconds"] += float(event.get("seconds", 0.0))
+        if stage["done"] >= stage["tasks"] and stage["state"] != "failed":
+            stage["state"] = "done"
+            self._set_tsets(stage, "done")
+        elif stage["state"] == "pending":
+            stage["state"] = "running"
+            self._set_tsets(stage, "running")
+        return ("stages", "tset_status")
+
+    def _on_output(self, event: dict[str, Any]) -> Iterable[str]:
+        lines = [str(line) for line in event.get("lines", ())]
+        overflow = len(self.output) + len(lines) - (self.output.maxlen or 0)
+        if overflow > 0:
+            self.output_dropped += overflow
+        self.output.extend(lines)
+        return ("output", "output_dropped") if overflow > 0 else ("output",)
+
+    def _on_error(self, event: dict[str, Any]) -> Iterable[str]:
+        message = str(event.get("message", ""))
+        error = {"action": event.get("action"), "message": message,
+                 "summary": _summary(message), "tset": event.get("tset"),
+                 "tset_id": event.get("tset_id"), "partition": event.get("partition"),
+                 "worker": event.get("worker"), "traceback": event.get("traceback") or ""}
+        self.errors.append(error)
+        changed = ["errors"]
+        ident, label = event.get("tset_id"), event.get("tset")
+        for (action, _), stage in sorted(self._stages.items()):
+            if action != event.get("action") or stage["state"] == "done":
+                continue
+            if (ident and ident in stage["tset_ids"]) or (label and label in stage["tsets"]):
+                stage["state"] = "failed"
+                self._set_tsets(stage, "failed")
+                changed += ["stages", "tset_status"]
+                break
+        return changed
+
+    def _on_checkpoint(self, event: dict[str, Any]) -> Iterable[str]:
+        self.checkpoints.append({k: v for k, v in event.items() if k not in _META})
+        return ("checkpoints",)
+
+    def _on_restored(self, event: dict[str, Any]) -> Iterable[str]:
+        ident = event.get("tset_id", "")
+        self.restored.append({"storage": "", **{k: v for k, v in event.items() if k not in _META}})
+        self.tset_status[ident] = "restored"
+        if self.status == "idle":
+            self.status = "done"
+        return ("restored", "tset_status", "status")
+
+    def _on_workers(self, event: dict[str, Any]) -> Iterable[str]:
+        self.workers = int(event.get("count", self.workers))
+        return ("workers",)
+
+
+def _summary(message: str) -> str:
+    """The first line of an error message."""
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
+# --------------------------------------------------------------------------- HTML
+
+_STATUS_COLORS = {"idle": "#777", "running": "#1f77b4", "done": "#2ca02c", "failed": "#d62728",
+                  "cancelled": "#ff7f0e", "pending": "#999"}
+
+
+def _fmt_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def stage_caption(stage: dict[str, Any]) -> str:
+    """``#1 persist: source → compute → compute``."""
+    tsets = " \u2192 ".join(stage["tsets"]) or stage["label"]
+    return f"#{stage['action']} {stage['action_kind']}: {tsets}"
+
+
+def stage_numbers(stage: dict[str, Any]) -> str:
+    """``4/4 tasks · 40,000 in · 40,000 out``."""
+    return (f"{stage['done']}/{stage['tasks']} tasks \u00b7 {_fmt_count(stage['records_in'])} in "
+            f"\u00b7 {_fmt_count(stage['records_out'])} out")
+
+
+def render_header(state: dict[str, Any]) -> str:
+    e = html.escape
+    color = _STATUS_COLORS.get(state["status"], "#777")
+    workers = state["workers"]
+    return (f"<div class='twister-nb-header'><b>{e(state['job_name'] or 'job')}</b> "
+            f"<code>{e(state['job_id'])}</code> &middot; "
+            f"<span style='color:{color};font-weight:bold'>{e(state['status'])}</span> &middot; "
+            f"{state['elapsed']:.2f} s &middot; {workers} worker{'s' if workers != 1 else ''}"
+            f"</div>")
+
+
+def render_errors(state: dict[str, Any]) -> str:
+    e = html.escape
+    parts = []
+    for err in state["errors"]:
+        where = ""
+        if err.get("tset") and repr(err["tset"]) not in err["summary"]:
+            # a user function's message already says where; others may not
+            where = ", ".join([f"TSet {err['tset']!r}"] + [
+                f"{k} {err[k]}" for k in ("partition", "worker") if err.get(k) is not None]) + ": "
+        detail = err["message"] + (("\n\n" + err["traceback"]) if err.get("traceback") else "")
+        parts.append(
+            f"<details class='twister-nb-error' style='color:#d62728'><summary>"
+            f"{e(where)}{e(err['summary'])}</summary>"
+            f"<pre>{e(detail)}</pre></details>")
+    return "".join(parts)
+
+
+def render_output(state: dict[str, Any]) -> str:
+    if not state["output"]:
+        return ""
+    dropped = state["output_dropped"]
+    note = f"<div><em>{dropped} earlier lines not shown</em></div>" if dropped else ""
+    lines = state["output"]
+    text = html.escape("\n".join(lines))
+    return (f"<details class='twister-nb-output'><summary>worker output ({len(lines)} "
+            f"line{'s' if len(lines) != 1 else ''})</summary>{note}"
+            f"<pre style='max-height:12em;overflow-y:auto;margin:0'>{text}</pre></details>")
+
+
+def render_html(state: dict[str, Any]) -> str:
+    """The whole dashboard as static HTML, from :meth:`JobProgress.snapshot` (or
+    the widget's traits)."""
+    e = html.escape
+    rows = []
+    for stage in state["stages"]:
+        color = _STATUS_COLORS.get(stage["state"], "#777")
+        total = max(1, stage["tasks"])
+        rows.append(
+            f"<tr><td>{e(stage_caption(stage))}</td>"
+            f"<td><progress max='{total}' value='{stage['done']}'></progress></td>"
+            f"<td>{e(stage_numbers(stage))}</td>"
+            f"<td style='color:{color}'>{e(stage['state'])}</td></tr>")
+    table = f"<table class='twister-nb-stages'>{''.join(rows)}</table>" if rows else ""
+    return (f"<div class='twister-nb-dashboard'>{render_header(state)}{table}"
+            f"{render_materialized(state)}{render_errors(state)}{render_output(state)}</div>")
+
+
+def _fmt_bytes(n: Any) -> str:
+    """``1536`` -> ``1.5 KiB``.
+
+    >>> _fmt_bytes(1536), _fmt_bytes(10)
+    ('1.5 KiB', '10 B')
+    """
+    size = float(n or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover
+
+
+def render_materialized(state: dict[str, Any]) -> str:
+    """Lines for the checkpoints written and the data found again."""
+    e = html.escape
+    lines = []
+    for cp in state["checkpoints"]:
+        lines.append(f"persisted {cp.get('label') or cp.get('tset_id')} version "
+                     f"{cp.get('version')}: {_fmt_bytes(cp.get('bytes'))} in "
+                     f"{float(cp.get('seconds') or 0):.2f} s")
+    for r in state["restored"]:
+        where = "the store" if r.get("storage") == "store" else "the workers' memory"
+        version = f" version {r['version']}" if r.get("version") is not None else ""
+        lines.append(f"restored {r.get('tset_id')}{version} from {where}: no recompute")
+    return "".join(f"<div class='twister-nb-materialized'>{e(line)}</div>" for line in lines)

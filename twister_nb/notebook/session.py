@@ -1,0 +1,118 @@
+"""The notebook's job: created on first use, reused, switched, attached.
+
+A notebook has one current job, a ``TSetEnvironment``. The first
+``%%twister2`` cell creates it, and later cells reuse it. ``--name`` with
+another name starts a new job. ``--job-id`` and ``%twister2 attach`` switch to
+an existing job: a live one, or one recorded in the store, which the runtime
+rebuilds. Jobs this kernel opened stay open when the notebook switches away
+from them, so switching back reuses them (a job has one driver at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from twister_nb import config as _config
+from twister_nb.notebook.errors import UsageError
+from twister_nb.tset.environment import TSetEnvironment
+
+if TYPE_CHECKING:
+    from twister_nb.notebook.cell import CellRun
+
+__all__ = ["NotebookSession", "job_name", "live_master", "open_job"]
+
+
+def live_master(job_id: str, config: Mapping[str, Any] | None = None) -> Any:
+    """The live JobMaster of ``job_id`` on the job cluster, or None. Connects
+    to the cluster (starting the local head if it is not running)."""
+    from twister_nb.runtime import cluster
+    from twister_nb.runtime.executor import live_master as find
+
+    values = _config.load(config)
+    cluster.connect(values)
+    return find(job_id, values)
+
+
+def job_name(job_id: str, config: Mapping[str, Any] | None = None) -> str | None:
+    """The name of a live or recorded job, or None if there is no such job."""
+    import ray
+
+    master = live_master(job_id, config)
+    if master is not None:
+        return ray.get(master.info.remote(), timeout=30).get("name")
+    from twister_nb.checkpoint import open_store
+
+    record = open_store(_config.load(config)).read_job(job_id)
+    return None if record is None else record.get("name")
+
+
+def open_job(job_id: str | None = None, name: str | None = None) -> TSetEnvironment:
+    """A new job, or (with ``job_id``) the live or recorded job with that ID.
+    The runtime's refusals become one-line :class:`UsageError`s."""
+    from twister_nb.runtime.errors import JobNotFoundError, JobOwnedError
+
+    if job_id is not None:
+        name = job_name(job_id) or name
+    try:
+        return TSetEnvironment(name=name, job_id=job_id)
+    except JobNotFoundError as exc:
+        raise UsageError(f"{exc}; %twister2 jobs lists them too", "not_found") from None
+    except JobOwnedError as exc:
+        raise UsageError(str(exc), "state") from None
+
+
+class NotebookSession:
+    """The notebook's current job, the jobs this kernel opened, the last cell run."""
+
+    def __init__(self) -> None:
+        self.env: TSetEnvironment | None = None
+        self.last: CellRun | None = None
+        self._opened: dict[str, TSetEnvironment] = {}
+
+    def __repr__(self) -> str:
+        return f"NotebookSession(job={getattr(self.env, 'job_id', None)!r})"
+
+    def current(self, *, job_id: str | None = None, name: str | None = None) -> TSetEnvironment | None:
+        """The notebook's job if it is open and is the one asked for."""
+        env = self.env
+        if env is None or env._closed or job_id not in (None, env.job_id):
+            return None
+        if job_id is None and name not in (None, env.name):
+            return None
+        return env
+
+    def job(self, *, job_id: str | None = None, name: str | None = None) -> TSetEnvironment:
+        """The notebook's job; another ``job_id`` or ``name`` than its own
+        switches to that job (a new one for a name), which becomes the notebook's."""
+        env = self.current(job_id=job_id, name=name)
+        if env is None and job_id is not None:
+            env = self._opened.get(job_id)
+            if env is not None and env._closed:
+                env = None
+        if env is None:
+            env = open_job(job_id, name)
+            self._opened[env.job_id] = env
+        self.env = env
+        return env
+
+    def close(self) -> str | None:
+        """End the notebook's job; its ID, or None if it had none."""
+        env, self.env = self.env, None
+        if env is None:
+            return None
+        self._opened.pop(env.job_id, None)
+        env.close()
+        return env.job_id
+
+    def close_all(self) -> None:
+        """End every job this kernel opened."""
+        for env in list(self._opened.values()):
+            env.close()
+        self._opened.clear()
+        self.env = None
+
+    def forget(self) -> None:
+        """Drop every job without closing it (its cluster is gone)."""
+        self._opened.clear()
+        self.env = None
