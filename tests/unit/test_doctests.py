@@ -1,0 +1,16 @@
+"""The examples in the pure modules' docstrings run."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.identity",
+           "twister_nb.tset.signature", "twister_nb.storage", "twister_nb.storage.store"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
