@@ -1,0 +1,108 @@
+"""The README's main command, the cluster commands, lazy caching, and that a
+closed job leaves no actor behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+
+from twister_nb import SourceFunc
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "twister_nb.cli"]
+
+
+@pytest.mark.slow
+def test_submit_seed_tutorial_prints_banner_then_sum(ray_cluster):
+    done = subprocess.run([*CLI, "submit", str(ROOT / "examples" / "tset_checkpointing.py")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0].strip() for line in lines[:4]] == [
+        "Job Name", "Job ID", "Cluster Type", "Runtime"]
+    assert "[worker-0] SUM = 999980000" in lines
+    assert done.stdout.count("SUM =") == 1  # reduce: one value, printed once
+
+
+@pytest.mark.slow
+def test_cluster_start_status_stop_in_its_own_home(tmp_path):
+    env = {**os.environ, "TWISTER_NB_HOME": str(tmp_path / "home")}
+    try:
+        started = subprocess.run([*CLI, "cluster", "start", "--num-cpus", "1"], env=env,
+                                 capture_output=True, text=True, timeout=180)
+        assert started.returncode == 0, started.stderr
+        assert "started" in started.stdout
+        pid = int(started.stdout.split("pid ")[1].rstrip(")\n"))
+        status = subprocess.run([*CLI, "cluster", "status"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert "running at 127.0.0.1:" in status.stdout
+        again = subprocess.run([*CLI, "cluster", "start"], env=env, capture_output=True,
+                               text=True, timeout=60)
+        assert "already running" in again.stdout
+    finally:
+        stopped = subprocess.run([*CLI, "cluster", "stop"], env=env, capture_output=True,
+                                 text=True, timeout=120)
+    assert "stopped" in stopped.stdout
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    status = subprocess.run([*CLI, "cluster", "status"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert "not running" in status.stdout
+
+
+class Counting(SourceFunc):
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.i = path, 0
+
+    def prepare(self, ctx):
+        with open(self.path, "a") as f:
+            f.write("read\n")
+
+    def has_next(self):
+        return self.i < 3
+
+    def next(self):
+        self.i += 1
+        return self.i
+
+
+def test_lazy_cache_runs_with_the_next_action_only_once(env, tmp_path):
+    log = tmp_path / "reads"
+    lazy = env.create_source(Counting(str(log)), 2).lazy_cache()
+    assert not log.exists(), "lazy: nothing ran yet"
+    assert lazy.map(lambda x: x * 10).collect() == [10, 20, 30] * 2
+    assert lazy.collect() == [1, 2, 3] * 2
+    assert log.read_text().count("read") == 2  # one per partition, once
+
+
+def test_hashing_partitioner_groups_equal_values(env):
+    words = "a b c a b a d".split()
+    got = env.parallelize_list(words, 3).partition(env.functions.partition.hashing()).compute(
+        lambda itr: sorted(itr)).collect()
+    for value in set(words):
+        holders = [i for i, part in enumerate(got) if value in part]
+        assert len(holders) == 1
+    assert sorted(v for part in got for v in part) == sorted(words)
+
+
+def test_closed_job_leaves_no_actor(ray_cluster):
+    from twister_nb import TSetEnvironment
+    from twister_nb.runtime.job_master import ACTOR_PREFIX
+
+    env = TSetEnvironment(name="lifecycle", resources=[{"instances": 2}])
+    assert env.parallelize_list([1, 2], 2).cache().collect() == [1, 2]
+    workers = [ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}", namespace="twister_nb")
+               for i in range(2)]
+    env.close()
+    with pytest.raises(ValueError):
+        ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb")
+    for w in workers:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(w.ping.remote(), timeout=30)
+    with pytest.raises(RuntimeError, match="closed"):
+        env.parallelize_list([1], 1).collect()
