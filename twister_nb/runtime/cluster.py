@@ -83,7 +83,8 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine lives (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -125,7 +126,7 @@ def local_status() -> dict[str, Any] | None:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(state["pid"]) or not _answers(state["address"]):
+    if not pid_alive(state["pid"]) or not _answers(state["address"]):
         return None
     return state
 
@@ -187,7 +188,7 @@ def _terminate(pid: int, grace: float = 15.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -202,7 +203,7 @@ def stop_local() -> bool:
         if not path.exists():
             return False
         state = json.loads(path.read_text())
-        was_alive = _alive(state["pid"])
+        was_alive = pid_alive(state["pid"])
         if was_alive:
             _terminate(state["pid"])
         path.unlink(missing_ok=True)

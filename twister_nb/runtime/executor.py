@@ -64,33 +64,6 @@ def _program() -> dict[str, Any] | None:
     return {"path": str(script.resolve()), "args": sys.argv[1:], "cwd": os.getcwd()}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def print_output(event: dict[str, Any]) -> None:
-    """Default listener: worker output, restored and written checkpoints, to stdout."""
-    kind = event["kind"]
-    if kind == "output":
-        for line in event["lines"]:
-            print(line)
-    elif kind == "restored" and event.get("storage") == "store":
-        print(f"persist(): {event['label']!r} restored from its checkpoint (version "
-              f"{event['version']}, {event['bytes']:,} bytes); nothing recomputed")
-    elif kind == "checkpoint":
-        print(f"persist(): {event['label']!r} checkpointed (version {event['version']}, "
-              f"{event['bytes']:,} bytes, {event['seconds']:.2f} s)")
-    else:
-        return
-    sys.stdout.flush()
-
-
 class RayExecutor:
     """Runs a :class:`TSetEnvironment`'s actions on Ray through its JobMaster."""
 
@@ -130,7 +103,7 @@ class RayExecutor:
         answer = ray.get(self._master.attach.remote(self._token, host, pid))
         if not answer["ok"]:
             holder = answer["holder"]
-            if holder["host"] == host and not _pid_alive(holder["pid"]):
+            if holder["host"] == host and not cluster.pid_alive(holder["pid"]):
                 answer = ray.get(self._master.attach.remote(self._token, host, pid, True))
             else:
                 raise JobOwnedError(
