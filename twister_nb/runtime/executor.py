@@ -64,6 +64,23 @@ def _program() -> dict[str, Any] | None:
     return {"path": str(script.resolve()), "args": sys.argv[1:], "cwd": os.getcwd()}
 
 
+def print_output(event: dict[str, Any]) -> None:
+    """Default listener: worker output, restored and written checkpoints, to stdout."""
+    kind = event["kind"]
+    if kind == "output":
+        for line in event["lines"]:
+            print(line)
+    elif kind == "restored" and event.get("storage") == "store":
+        print(f"persist(): {event['label']!r} restored from its checkpoint (version "
+              f"{event['version']}, {event['bytes']:,} bytes); nothing recomputed")
+    elif kind == "checkpoint":
+        print(f"persist(): {event['label']!r} checkpointed (version {event['version']}, "
+              f"{event['bytes']:,} bytes, {event['seconds']:.2f} s)")
+    else:
+        return
+    sys.stdout.flush()
+
+
 class RayExecutor:
     """Runs a :class:`TSetEnvironment`'s actions on Ray through its JobMaster."""
 
@@ -149,7 +166,7 @@ class RayExecutor:
                 self._drain()
                 return None
         plan = make_plan(root, action, ray.cloudpickle)
-        ref = self._master.execute.remote(plan, materialize_id)
+        ref = self._master.execute.remote(plan, materialize_id, self._token)
         try:
             while True:
                 ready, _ = ray.wait([ref], timeout=self._poll)

@@ -22,7 +22,7 @@ import warnings
 from typing import Any
 
 from twister_nb.plan.physical import Plan, StagePlan
-from twister_nb.runtime.errors import JobFailedError, UserFunctionError
+from twister_nb.runtime.errors import JobFailedError, JobOwnedError, UserFunctionError
 
 ACTOR_PREFIX = "twister_nb.job."
 _MAX_EVENTS = 20000
@@ -195,12 +195,19 @@ class JobMaster:
         """Stop the running action: queued tasks are cancelled."""
         self._cancel.set()
 
-    def execute(self, plan: Plan, materialize_id: str | None = None) -> tuple[str, Any]:
+    def execute(self, plan: Plan, materialize_id: str | None = None,
+                token: str | None = None) -> tuple[str, Any]:
         """Run ``plan``; returns ``("ok", value)`` or ``("error", exception)``.
 
         The value is a list of object refs (one per partition) for ``collect``
-        and ``partitions``, and None otherwise.
+        and ``partitions``, and None otherwise. A driver that another one took
+        over from (``token`` is not the attached driver's) is refused.
         """
+        if token is not None and (self._driver is None or self._driver["token"] != token):
+            holder = self._driver or {}
+            return "error", JobOwnedError(
+                f"job {self.job_id!r} is now attached to another process "
+                f"(pid {holder.get('pid')} on {holder.get('host')}); attach again to use it")
         with self._run_lock:
             if materialize_id is not None and materialize_id in self._locations:
                 self._emit("restored", tset_id=materialize_id, storage="memory")
