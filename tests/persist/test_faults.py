@@ -65,9 +65,10 @@ def open_env(job_store, job_id=None):
 
 
 @pytest.mark.slow
-def test_worker_killed_before_the_manifest(ray_cluster, job_store, tmp_path):
+@pytest.mark.parametrize("crash_partition", [0, 3])
+def test_worker_killed_before_the_manifest(ray_cluster, job_store, tmp_path, crash_partition):
     count_file, flag = tmp_path / "calls.txt", tmp_path / "crash"
-    flag.write_text("2")
+    flag.write_text(str(crash_partition))
     env = open_env(job_store)
     store = job_store.open()
     try:

@@ -342,7 +342,8 @@ class JobMaster:
                 if cp is None:
                     continue
                 try:
-                    self._store.verify(cp)
+                    if self.config.get("twister2.checkpointing.verify_on_restore", True):
+                        self._store.verify(cp)
                 except CheckpointCorruptError as exc:
                     warnings.warn(f"checkpoint {tset_id} version {version} is invalid: {exc}")
                     continue
