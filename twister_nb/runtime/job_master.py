@@ -28,6 +28,8 @@ ACTOR_PREFIX = "twister_nb.job."
 _MAX_EVENTS = 20000
 #: Seconds a job's store lease and a driver's attachment last without renewal.
 LEASE_TTL = 15.0
+#: Programs smaller than this are sent with every task instead of through the object store.
+_INLINE_PROGRAM = 64 * 1024
 
 
 class JobMaster:
@@ -259,7 +261,10 @@ class JobMaster:
         metas: dict[Any, int] = {}
         final = plan.final
         for stage in plan.stages:
-            holder = [ray.put(stage.program)]
+            # Small programs travel inside the task (Ray inlines small arguments);
+            # a large one (parallelize_list data) once through the object store.
+            holder: Any = (stage.program if len(stage.program) < _INLINE_PROGRAM
+                           else [ray.put(stage.program)])
             key = f"{action}.{stage.index}.{id(stage)}"
             is_final = stage is final
             if is_final and plan.action == "cache":

@@ -83,7 +83,9 @@ class Worker:
         return {"index": self.index, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id()}
 
-    def _program_bytes(self, key: str, holder: list[Any]) -> bytes:
+    def _program_bytes(self, key: str, holder: bytes | list[Any]) -> bytes:
+        if isinstance(holder, bytes):
+            return holder
         data = self._programs.get(key)
         if data is None:
             import ray
@@ -98,7 +100,7 @@ class Worker:
         if lines and self._master is not None:
             self._master.worker_output.remote(lines)
 
-    def run_task(self, key: str, holder: list[Any], partition: int, exchange_counts: list[int],
+    def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
                  materialized: list[tuple[Any, ...]], output: tuple[Any, ...], *args: Any) -> Any:
         """Run one stage's program on one partition.
 
