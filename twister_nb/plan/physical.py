@@ -129,6 +129,8 @@ class Plan:
     stages: list[StagePlan]
     action: str
     root_id: str
+    #: Whether the root yields ``(key, value)`` pairs (a re-attached handle needs it).
+    keyed: bool = False
 
     @property
     def final(self) -> StagePlan:

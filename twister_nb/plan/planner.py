@@ -88,7 +88,7 @@ class Planner:
         if isinstance(root, ops.AbstractLink):
             raise ValueError(f"plan(): the root must be a TSet, not the link {root.kind!r}")
         self._stage(root, action, None)
-        return Plan(stages=self.stages, action=action, root_id=tset_id(root))
+        return Plan(stages=self.stages, action=action, root_id=tset_id(root), keyed=root.keyed)
 
     # ------------------------------------------------------------ stages
 

@@ -180,9 +180,16 @@ class RayExecutor:
                 self._drain()
             raise
         try:
-            status, value = ray.get(ref)
+            outcome = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             raise JobFailedError(f"the JobMaster of job {self._env.job_id!r} died: {exc}") from None
+        return self._value(action, outcome)
+
+    def _value(self, action: str, outcome: tuple[str, Any]) -> Any:
+        """An action's value for the caller: rows straight from the workers."""
+        import ray
+
+        status, value = outcome
         if status == "error":
             raise value
         if action == "collect":
@@ -190,6 +197,40 @@ class RayExecutor:
         if action == "partitions":
             return ray.get(value)
         return None
+
+    # ------------------------------------------------------------ re-attaching
+
+    def catalog(self) -> dict[str, dict[str, Any]]:
+        """The job's cached and persisted TSets: tset_id -> label, storage, parallelism, keyed."""
+        import ray
+
+        return ray.get(self._master.catalog.remote())
+
+    def running(self) -> dict[str, Any] | None:
+        """The action the job runs now (started by this or an earlier driver)."""
+        import ray
+
+        return ray.get(self._master.running.remote())
+
+    def wait_running(self, timeout: float | None = None) -> Any:
+        """Follow the running action to its end (printing its output) and return
+        its value: what a kernel that re-attached mid-action gets."""
+        import ray
+
+        running = self.running()
+        if running is None:
+            return None
+        ref = self._master.result.remote(running["action"], timeout)
+        while True:
+            ready, _ = ray.wait([ref], timeout=self._poll)
+            self._drain()
+            if ready:
+                break
+        outcome = ray.get(ref)
+        if outcome is None:
+            raise TimeoutError(f"action {running['action']} of job {self._env.job_id!r} "
+                               f"is still running after {timeout} s")
+        return self._value(running["kind"], outcome)
 
     def release(self, tset_id: str) -> None:
         try:

@@ -48,6 +48,11 @@ class JobMaster:
         self._workers: list[Any] = []
         self._locations: dict[str, dict[int, int]] = {}
         self._persisted: dict[str, Any] = {}
+        #: What a re-attached driver can get handles to: tset_id -> label, storage, ...
+        self._catalog: dict[str, dict[str, Any]] = {}
+        #: Outcomes of the latest actions, for a driver that attaches mid-action.
+        self._results: dict[int, tuple[str, Any]] = {}
+        self._running: dict[str, Any] | None = None
         self._events: list[dict[str, Any]] = []
         self._first_seq = 0
         self._events_lock = threading.Lock()
@@ -193,6 +198,24 @@ class JobMaster:
     def has(self, tset_id: str) -> bool:
         return tset_id in self._locations
 
+    def catalog(self) -> dict[str, dict[str, Any]]:
+        """The cached and persisted TSets this job holds, for a re-attached driver."""
+        return {k: dict(v) for k, v in self._catalog.items()}
+
+    def running(self) -> dict[str, Any] | None:
+        """The action running now (number, kind, label, start), if any."""
+        return None if self._running is None else dict(self._running)
+
+    def result(self, action: int, timeout: float | None = None) -> tuple[str, Any] | None:
+        """The outcome of action ``action`` once it ends (None on timeout): what a
+        driver that attached mid-action waits for."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while action not in self._results:
+            if self._actions < action or (deadline is not None and time.monotonic() > deadline):
+                return None
+            time.sleep(0.05)
+        return self._results[action]
+
     def cancel(self) -> None:
         """Stop the running action: queued tasks are cancelled."""
         self._cancel.set()
@@ -221,30 +244,41 @@ class JobMaster:
             self.status = "running"
             action = self._actions
             started = time.time()
-            self._emit("action", action=action, state="running", action_kind=plan.action,
-                       stages=[_stage_summary(s) for s in plan.stages])
-            try:
-                value = self._execute(plan, materialize_id, action)
-            except UserFunctionError as exc:
-                self.status = "failed"
-                self._save_record(status="failed", error=str(exc))
-                self._emit("error", action=action, message=str(exc), tset=exc.tset,
-                           partition=exc.partition, worker=exc.worker)
-                self._emit("action", action=action, state="failed", seconds=time.time() - started)
-                return "error", exc
-            except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
-                self.status = "failed"
-                self._save_record(status="failed", error=f"{type(exc).__name__}: {exc}")
-                err = JobFailedError(f"job {self.job_id!r} failed: {type(exc).__name__}: {exc}")
-                self._emit("error", action=action, message=str(err),
-                           traceback=traceback.format_exc())
-                self._emit("action", action=action, state="failed", seconds=time.time() - started)
-                return "error", err
-            self.status = "idle"
-            if self._record.get("status") != "running":
-                self._save_record(status="running", error=None)
-            self._emit("action", action=action, state="done", seconds=time.time() - started)
-            return "ok", value
+            self._running = {"action": action, "kind": plan.action, "started": started,
+                             "label": plan.final.label}
+            outcome = self._run_action(plan, materialize_id, action, started)
+            self._running = None
+            self._results[action] = outcome
+            for old in [a for a in self._results if a <= action - 8]:
+                del self._results[old]
+            return outcome
+
+    def _run_action(self, plan: Plan, materialize_id: str | None, action: int,
+                    started: float) -> tuple[str, Any]:
+        self._emit("action", action=action, state="running", action_kind=plan.action,
+                   stages=[_stage_summary(s) for s in plan.stages])
+        try:
+            value = self._execute(plan, materialize_id, action)
+        except UserFunctionError as exc:
+            self.status = "failed"
+            self._save_record(status="failed", error=str(exc))
+            self._emit("error", action=action, message=str(exc), tset=exc.tset,
+                       partition=exc.partition, worker=exc.worker)
+            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            return "error", exc
+        except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
+            self.status = "failed"
+            self._save_record(status="failed", error=f"{type(exc).__name__}: {exc}")
+            err = JobFailedError(f"job {self.job_id!r} failed: {type(exc).__name__}: {exc}")
+            self._emit("error", action=action, message=str(err),
+                       traceback=traceback.format_exc())
+            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            return "error", err
+        self.status = "idle"
+        if self._record.get("status") != "running":
+            self._save_record(status="running", error=None)
+        self._emit("action", action=action, state="done", seconds=time.time() - started)
+        return "ok", value
 
     def _execute(self, plan: Plan, materialize_id: str | None, action: int) -> Any:
         import ray
@@ -307,8 +341,11 @@ class JobMaster:
         results = self._wait(metas, action)
         if plan.action == "cache" and materialize_id is not None:
             self._locations[materialize_id] = {p: p % n for p in range(final.parallelism)}
+            self._catalog[materialize_id] = {"label": final.label, "storage": "memory",
+                                              "parallelism": final.parallelism,
+                                              "keyed": plan.keyed}
         if plan.action == "persist":
-            self._commit(materialize_id, version, final, results[final.index], action)
+            self._commit(materialize_id, version, final, results[final.index], action, plan.keyed)
         if plan.action in ("collect", "partitions"):
             return [outs[0] for outs in outputs[final.index]]
         return None
@@ -327,6 +364,9 @@ class JobMaster:
             if cp is None:
                 return None
             self._persisted[tset_id] = cp
+            self._catalog[tset_id] = {"label": cp.meta.get("label", tset_id), "storage": "store",
+                                      "parallelism": len(cp.parts),
+                                      "keyed": bool(cp.meta.get("keyed", False))}
         info = {"tset_id": tset_id, "label": cp.meta.get("label", tset_id),
                 "version": cp.version, "parts": len(cp.parts),
                 "bytes": sum(p.size for p in cp.parts)}
@@ -368,11 +408,12 @@ class JobMaster:
             ) from None
 
     def _commit(self, tset_id: str, version: int, stage: StagePlan,
-                metas: list[dict[str, Any]], action: int) -> None:
+                metas: list[dict[str, Any]], action: int, keyed: bool) -> None:
         parts = sorted((m["part"] for m in metas), key=lambda part: part.part_index)
         assert [p.part_index for p in parts] == list(range(stage.parallelism)), parts
         started = time.time()
-        meta = {"label": stage.label, "parallelism": stage.parallelism, "action": action}
+        meta = {"label": stage.label, "parallelism": stage.parallelism, "action": action,
+                "keyed": keyed}
         if not self._store.commit(self.job_id, tset_id, version, parts, meta):
             self._emit("output", lines=[f"[job-master] version {version} of {stage.label!r} "
                                         "was committed by another writer; using it"])
@@ -381,6 +422,8 @@ class JobMaster:
             raise JobFailedError(f"checkpoint {tset_id!r} version {version} did not validate "
                                  "right after its commit")
         self._persisted[tset_id] = cp
+        self._catalog[tset_id] = {"label": stage.label, "storage": "store",
+                                  "parallelism": stage.parallelism, "keyed": keyed}
         retention = int(self.config.get("twister2.checkpointing.retention", 2) or 2)
         self._store.gc(self.job_id, tset_id, keep=max(1, retention))
         size = sum(p.size for p in cp.parts)
@@ -446,6 +489,7 @@ class JobMaster:
     def release(self, tset_id: str) -> None:
         """Drop a cached TSet from every worker that holds it."""
         self._persisted.pop(tset_id, None)
+        self._catalog.pop(tset_id, None)
         where = self._locations.pop(tset_id, None)
         if where is None:
             return

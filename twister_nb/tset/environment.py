@@ -58,6 +58,15 @@ class Executor(Protocol):
     def close(self) -> None:
         """End the job and free its workers."""
 
+    def catalog(self) -> dict[str, dict[str, Any]]:
+        """The job's cached and persisted TSets: id -> label, storage, parallelism, keyed."""
+
+    def running(self) -> dict[str, Any] | None:
+        """The action running now, if any."""
+
+    def wait_running(self, timeout: float | None = None) -> Any:
+        """The running action's value, once it ends."""
+
 
 _executor_factory: str | Callable[["TSetEnvironment"], Executor] | None = None
 
@@ -244,6 +253,35 @@ class TSetEnvironment:
         else:
             cls = PersistedKeyedTSet if op.keyed else PersistedTSet
         return cls(self, node)
+
+    # ------------------------------------------------------------------ attaching
+
+    def tsets(self) -> dict[str, TSet]:
+        """Handles to the job's cached and persisted TSets, by name: after a
+        kernel restart, ``TSetEnvironment(job_id=...).tsets()["points"]``.
+        A name used twice gets the TSet ID appended."""
+        catalog = self._executor.catalog()
+        labels = [entry["label"] for entry in catalog.values()]
+        handles: dict[str, TSet] = {}
+        for ident, entry in catalog.items():
+            node = ops.Materialized(parallelism=entry["parallelism"], name=entry["label"],
+                                    keyed=entry["keyed"], tset_id=ident, storage=entry["storage"])
+            if entry["storage"] == "memory":
+                cls = CachedKeyedTSet if entry["keyed"] else CachedTSet
+            else:
+                cls = PersistedKeyedTSet if entry["keyed"] else PersistedTSet
+            name = entry["label"] if labels.count(entry["label"]) == 1 else f"{entry['label']}@{ident}"
+            handles[name] = cls(self, node)
+        return handles
+
+    def running(self) -> dict[str, Any] | None:
+        """The action this job runs now, if any (it may have been started by a
+        kernel that died)."""
+        return self._executor.running()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait for the running action and return its value (None if none runs)."""
+        return self._executor.wait_running(timeout)
 
     def _retain(self, ident: str) -> None:
         with self._lock:
