@@ -25,6 +25,7 @@ from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
 from twister_nb.runtime.errors import JobFailedError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
+from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp
 
 if TYPE_CHECKING:
@@ -57,11 +58,20 @@ def new_master(job_id: str, name: str, config: dict[str, Any], store: Any,
 
 
 def _program() -> dict[str, Any] | None:
-    """What ``twister-nb restart`` re-runs: this process's script, if it is one."""
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script is None or script.suffix != ".py" or not script.is_file() or "ipykernel" in sys.modules:
+    """What ``twister-nb restart`` re-runs: this process's script, if it is one.
+
+    Only a script run as ``python prog.py`` or ``twister-nb submit prog.py``
+    counts; a module run with ``-m`` (pytest, ipykernel, our CLI) or anything
+    installed is not a job's program, and re-running it could recurse.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or getattr(main, "__spec__", None) is not None or "ipykernel" in sys.modules:
         return None
-    return {"path": str(script.resolve()), "args": sys.argv[1:], "cwd": os.getcwd()}
+    script = Path(path).resolve()
+    if script.suffix != ".py" or not script.is_file() or is_library_path(str(script)):
+        return None
+    return {"path": str(script), "args": sys.argv[1:], "cwd": os.getcwd()}
 
 
 def print_output(event: dict[str, Any]) -> None:

@@ -35,6 +35,11 @@ _LIBRARY_ROOTS = tuple(
 )
 
 
+def is_library_path(path: str) -> bool:
+    """Whether a file belongs to the standard library, an installed package or twister_nb."""
+    return path.startswith(_LIBRARY_ROOTS) or "/twister_nb/" in path.replace("\\", "/")
+
+
 @functools.lru_cache(maxsize=4096)
 def is_library(module_name: str) -> bool:
     """Code from an installed package or the standard library is named, not hashed:
