@@ -34,6 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ.update(loopback_environ())  # before a test module imports Ray
 
+    # A run stopped with SIGTERM (a timeout) still tears its fixtures down, so the
+    # session's Ray head and S3 server are stopped rather than left behind.
+    import signal
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     import shutil
