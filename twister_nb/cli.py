@@ -116,47 +116,28 @@ def _store():
 
 
 def _live_info(job_id: str) -> dict | None:
-    """The live JobMaster's view of a job, if the cluster runs it."""
-    from twister_nb import config
-    from twister_nb.runtime import cluster
+    """The live JobMaster's view of a job, if the cluster runs it (never starts one)."""
+    from twister_nb.runtime.jobs import live_jobs
 
-    if config.get("ray.address", "local") == "local" and cluster.local_status() is None:
-        return None  # no local head: nothing is live, and we do not start one to look
-    cluster.connect()  # before importing Ray, which reads the connection settings
-    import ray
-
-    from twister_nb.runtime.executor import live_master
-
-    master = live_master(job_id, config.load())
-    if master is None:
-        return None
-    try:
-        return ray.get(master.info.remote(), timeout=10)
-    except Exception:  # noqa: BLE001 - a dying actor is as good as gone
-        return None
+    return live_jobs().get(job_id)
 
 
 @main.command()
 def jobs() -> None:
-    """List the jobs recorded in the store, with their status (live ones marked)."""
+    """List the jobs of this cluster and store, with their status (live ones marked)."""
     import datetime
 
-    store = _store()
-    ids = store.list_jobs()
-    if not ids:
-        click.echo(f"no jobs in {store.uri}")
+    from twister_nb.checkpoint import store_uri
+    from twister_nb.runtime.jobs import all_jobs
+
+    jobs = all_jobs()
+    if not jobs:
+        click.echo(f"no jobs on this cluster or in {store_uri()}")
         return
-    rows = []
-    for job_id in ids:
-        record = store.read_job(job_id) or {}
-        live = _live_info(job_id)
-        status = live["status"] if live else record.get("status", "?")
-        if live is None and status in ("running", "idle"):
-            status = "stopped"  # recorded as running, but no JobMaster: killed or cluster gone
-        created = datetime.datetime.fromtimestamp(record.get("created", 0)).strftime("%Y-%m-%d %H:%M")
-        rows.append((job_id, record.get("name", "?"), status + (" (live)" if live else ""),
-                     created, str(len(record.get("persisted", {})))))
     header = ("JOB ID", "NAME", "STATUS", "CREATED", "PERSISTED")
+    rows = [(j["job_id"], j["name"] or "?", j["status"] + (" (live)" if j["live"] else ""),
+             datetime.datetime.fromtimestamp(j["created"] or 0).strftime("%Y-%m-%d %H:%M"),
+             str(j["persisted"])) for j in jobs]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

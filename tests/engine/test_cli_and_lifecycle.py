@@ -106,3 +106,18 @@ def test_closed_job_leaves_no_actor(ray_cluster):
             ray.get(w.ping.remote(), timeout=30)
     with pytest.raises(RuntimeError, match="closed"):
         env.parallelize_list([1], 1).collect()
+
+
+def test_program_that_imports_ray_first(ray_cluster, tmp_path):
+    # Ray reads its connection settings when imported; twister_nb must still
+    # reach its loopback, token-auth head when the user imported Ray first.
+    script = tmp_path / "early.py"
+    script.write_text(
+        "import ray\n"
+        "from twister_nb import TSetEnvironment\n"
+        "env = TSetEnvironment(resources=[{'instances': 2}])\n"
+        "print('RESULT', env.parallelize_list([1, 2, 3], 2).map(lambda x: x * 2).collect())\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=clean)
+    assert "RESULT [2, 4, 6]" in done.stdout, done.stdout + done.stderr

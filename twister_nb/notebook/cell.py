@@ -264,6 +264,9 @@ def run_cell(session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
         env = session.job(job_id=opts.job_id, name=opts.name)
     ns["env"] = env
     progress = JobProgress(env.job_id, env.name, opts.output_lines)
+    last = session.last
+    if last is not None and last.job_id == env.job_id and last.progress is not None:
+        progress.workers = last.progress.workers  # a job announces its workers once
     run = CellRun(job_id=env.job_id, job_name=env.name, dry_run=opts.dry_run, progress=progress)
     handle: list[Any] = []
 

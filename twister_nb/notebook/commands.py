@@ -14,6 +14,8 @@ import datetime
 import html
 import keyword
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -21,11 +23,12 @@ import yaml
 
 from twister_nb import config as _config
 from twister_nb.notebook.cell import cancel_action
-from twister_nb.notebook.errors import UsageError, not_available
+from twister_nb.notebook.errors import UsageError
 from twister_nb.notebook.session import NotebookSession, live_master
+from twister_nb.runtime.jobs import all_jobs, connect_if_running
 from twister_nb.tset.tset import TLink, TSet
 
-__all__ = ["COMMANDS", "ConfigView", "JobTable", "all_jobs", "parse_command", "run_command"]
+__all__ = ["COMMANDS", "ConfigView", "JobTable", "parse_command", "run_command"]
 
 COMMANDS = ("jobs", "graph", "config", "cluster", "attach", "cancel", "close", "restart", "clear")
 USAGE = ("%twister2 jobs | graph [TSET ...] | config [KEY[=VALUE] ...] | cluster start|stop|status "
@@ -66,7 +69,7 @@ def _parsers() -> dict[str, _Parser]:
     p["cancel"] = parser("cancel", "Cancel the running action of a job (default: the notebook's).")
     p["cancel"].add_argument("job_id", nargs="?", metavar="JOB_ID")
     p["close"] = parser("close", "End the notebook's job: free its workers and cached data.")
-    p["restart"] = parser("restart", "Re-run a job's program with the same ID.")
+    p["restart"] = parser("restart", "Re-run a submitted program with its job ID.")
     p["restart"].add_argument("job_id", metavar="JOB_ID")
     p["clear"] = parser("clear", "Delete a job's checkpoints and record from the store.")
     p["clear"].add_argument("job_id", metavar="JOB_ID")
@@ -103,17 +106,6 @@ def _local(config: Mapping[str, Any] | None = None) -> bool:
     return str(_config.get("ray.address", "local", config)) == "local"
 
 
-def _connect_if_running(config: Mapping[str, Any] | None = None) -> bool:
-    """Connect to the job cluster unless it is the local head and it is not
-    running (a listing never starts a cluster). True if connected."""
-    from twister_nb.runtime import cluster
-
-    if _local(config) and cluster.local_status() is None:
-        return False
-    cluster.connect(config)
-    return True
-
-
 def cmd_cluster(args: argparse.Namespace, session: NotebookSession, **_: Any) -> str:
     from twister_nb.runtime import cluster
 
@@ -126,8 +118,6 @@ def cmd_cluster(args: argparse.Namespace, session: NotebookSession, **_: Any) ->
         state = cluster.start_local()
         return f"local Ray head running at {state['address']} (PID {state['pid']})"
     if args.action == "stop":
-        import sys
-
         if "ray" in sys.modules:
             import ray
 
@@ -146,66 +136,6 @@ def cmd_cluster(args: argparse.Namespace, session: NotebookSession, **_: Any) ->
 
 
 # --------------------------------------------------------------------------- jobs
-
-
-def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """``info()`` of every live JobMaster, by job ID (none if the local head is
-    not running: listing never starts a cluster)."""
-    if not _connect_if_running(config):
-        return {}
-    import ray
-
-    from twister_nb.runtime import cluster
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
-
-    namespace = _config.get("ray.namespace", cluster.NAMESPACE_DEFAULT, config)
-    jobs = {}
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        name = actor.get("name", "")
-        if actor.get("namespace") != namespace or not name.startswith(ACTOR_PREFIX):
-            continue
-        job_id = name[len(ACTOR_PREFIX):]
-        if ".worker-" in job_id:
-            continue
-        try:
-            jobs[job_id] = ray.get(ray.get_actor(name, namespace=namespace).info.remote(),
-                                   timeout=10)
-        except Exception as exc:  # noqa: BLE001 - a dying job is listed, not fatal
-            jobs[job_id] = {"job_id": job_id, "status": f"unreachable ({type(exc).__name__})"}
-    return jobs
-
-
-def recorded_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The job records of the checkpoint store, by job ID."""
-    from twister_nb.checkpoint import open_store
-
-    store = open_store(_config.load(config))
-    records = {}
-    for job_id in store.list_jobs():
-        try:
-            records[job_id] = store.read_job(job_id) or {"job_id": job_id}
-        except Exception as exc:  # noqa: BLE001 - one bad record does not hide the others
-            records[job_id] = {"job_id": job_id, "status": f"unreadable ({type(exc).__name__})"}
-    return records
-
-
-def all_jobs(config: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Live and recorded jobs, one row each, oldest first."""
-    live, recorded = live_jobs(config), recorded_jobs(config)
-    rows = []
-    for job_id in set(live) | set(recorded):
-        info, record = live.get(job_id, {}), recorded.get(job_id, {})
-        rows.append({
-            "job_id": job_id,
-            "name": info.get("name") or record.get("name", ""),
-            "status": info.get("status") or record.get("status", ""),
-            "live": job_id in live,
-            "workers": info.get("workers", 0),
-            "cached": len(info.get("cached") or {}),
-            "persisted": len(info.get("persisted") or record.get("persisted") or {}),
-            "created": info.get("created") or record.get("created"),
-        })
-    return sorted(rows, key=lambda r: r["created"] or 0)
 
 
 class JobTable:
@@ -255,10 +185,10 @@ def cmd_jobs(args: argparse.Namespace, session: NotebookSession, **_: Any) -> Jo
 
 def cmd_attach(args: argparse.Namespace, session: NotebookSession,
                ns: MutableMapping[str, Any], **_: Any) -> str:
-    import ray
-
     env = session.job(job_id=args.job_id)
     ns["env"] = env
+    import ray  # only now: importing Ray before the cluster connects breaks its token auth
+
     info = ray.get(env._executor.master.info.remote(), timeout=30)
     persisted, cached = len(info.get("persisted") or ()), len(info.get("cached") or {})
     return (f"attached to job {env.job_id!r} ({env.name}): {persisted} persisted and {cached} "
@@ -272,7 +202,7 @@ def cmd_cancel(args: argparse.Namespace, session: NotebookSession, **_: Any) -> 
                          "%twister2 cancel JOB_ID", "state")
     env = session.current(job_id=job_id)
     if env is None or not cancel_action(env):
-        master = live_master(job_id) if _connect_if_running() else None
+        master = live_master(job_id) if connect_if_running() else None
         if master is None:
             raise UsageError(f"%twister2 cancel: job {job_id!r} is not running; %twister2 jobs "
                              "lists the live ones", "not_found")
@@ -290,11 +220,35 @@ def cmd_close(args: argparse.Namespace, session: NotebookSession,
     return f"job {job_id!r} closed: its workers and cached data are freed"
 
 
-def cmd_restart(args: argparse.Namespace, **_: Any) -> None:
-    raise not_available(
-        "%twister2 restart", "re-running a job's program (`twister-nb restart`); a notebook's "
-        "program is its cells",
-        f"%twister2 attach {args.job_id} and re-run the cells: committed persists are skipped")
+def cmd_restart(args: argparse.Namespace, session: NotebookSession, **_: Any) -> None:
+    """Re-run a submitted program with its job ID (``twister-nb restart``), its
+    output streamed into the cell. A notebook's job has no program: its cells are."""
+    from twister_nb.checkpoint import open_store
+
+    job_id = args.job_id
+    record = open_store().read_job(job_id)
+    if record is None:
+        raise UsageError(f"%twister2 restart: no job {job_id!r} in the store; %twister2 jobs "
+                         "lists them", "not_found")
+    if not (record.get("program") or {}).get("path"):
+        raise UsageError(f"%twister2 restart: job {job_id!r} was not submitted as a program (a "
+                         f"notebook's program is its cells): %twister2 attach {job_id} and re-run "
+                         "them; committed persists are skipped", "state")
+    if session.current(job_id=job_id) is not None:
+        raise UsageError(f"%twister2 restart: {job_id!r} is the notebook's job; "
+                         "%twister2 close it first", "state")
+    command = [sys.executable, "-m", "twister_nb.cli", "restart", job_id]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as proc:
+        try:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                print(line, end="", flush=True)
+        except KeyboardInterrupt:
+            proc.terminate()
+            raise
+    if proc.returncode:
+        raise RuntimeError(f"twister-nb restart {job_id} exited with code {proc.returncode}; "
+                           "its output is above")
 
 
 def cmd_clear(args: argparse.Namespace, session: NotebookSession, **_: Any) -> str:
@@ -304,7 +258,7 @@ def cmd_clear(args: argparse.Namespace, session: NotebookSession, **_: Any) -> s
     if session.current(job_id=job_id) is not None:
         raise UsageError(f"%twister2 clear: {job_id!r} is the notebook's job; "
                          "%twister2 close it first", "state")
-    if _connect_if_running() and live_master(job_id) is not None:
+    if connect_if_running() and live_master(job_id) is not None:
         raise UsageError(f"%twister2 clear: job {job_id!r} is running; close it first "
                          f"(%twister2 attach {job_id}, then %twister2 close)", "state")
     if not open_store().clear_job(job_id):

@@ -96,8 +96,9 @@ class JobDashboard(widgets.VBox):
                  on_cancel: Callable[[], Any] | None = None, max_output_lines: int = 200,
                  progress: JobProgress | None = None, **kwargs: Any) -> None:
         self._on_cancel = on_cancel
-        self._rows: dict[tuple[int, int], tuple[widgets.HTML, widgets.IntProgress,
-                                                widgets.HTML]] = {}
+        #: (action, stage) -> the row box, its caption, progress bar and numbers
+        self._rows: dict[tuple[int, int], tuple[widgets.HBox, widgets.HTML,
+                                                widgets.IntProgress, widgets.HTML]] = {}
         self._header = widgets.HTML()
         self._stage_box = widgets.VBox()
         self._materialized_html = widgets.HTML()
@@ -108,7 +109,8 @@ class JobDashboard(widgets.VBox):
                                       layout=widgets.Layout(width="auto"))
         self._cancel.on_click(self._cancel_clicked)
         super().__init__(children=[widgets.HBox([self._header, self._cancel]), self._stage_box,
-                                   self._materialized_html, self._errors_html, self._output_html], **kwargs)
+                                   self._materialized_html, self._errors_html,
+                                   self._output_html], **kwargs)
         self.add_class("twister-nb-dashboard")
         self.progress = progress or JobProgress(job_id, job_name, max_output_lines)
         self.max_output_lines = self.progress.output.maxlen or max_output_lines
@@ -181,19 +183,19 @@ class JobDashboard(widgets.VBox):
             key = (stage["action"], stage["index"])
             row = self._rows.get(key)
             if row is None:
-                row = (widgets.HTML(layout=widgets.Layout(width="45%")),
-                       widgets.IntProgress(min=0, layout=widgets.Layout(width="25%")),
-                       widgets.HTML())
-                self._rows[key] = row
+                parts = (widgets.HTML(layout=widgets.Layout(width="45%")),
+                         widgets.IntProgress(min=0, layout=widgets.Layout(width="25%")),
+                         widgets.HTML())
+                row = self._rows[key] = (widgets.HBox(list(parts)), *parts)
                 added = True
-            caption, bar, numbers = row
+            _, caption, bar, numbers = row
             caption.value = html.escape(stage_caption(stage))
             bar.max = max(1, stage["tasks"])
             bar.value = min(stage["done"], bar.max)
             bar.bar_style = _BAR_STYLES.get(stage["state"], "")
             numbers.value = html.escape(stage_numbers(stage))
         if added:
-            self._stage_box.children = [widgets.HBox(list(r)) for r in self._rows.values()]
+            self._stage_box.children = [r[0] for r in self._rows.values()]
 
     @observe("checkpoints", "restored")
     def _draw_materialized(self, change: dict[str, Any] | None = None) -> None:

@@ -6,8 +6,7 @@ magics would. ``error_type`` tags the category, as jupysql does:
 
 * ``usage`` -- a flag or argument is wrong,
 * ``state`` -- the notebook is not in a state for the command (no job yet),
-* ``not_found`` -- no such job or variable,
-* ``unavailable`` -- the runtime cannot do this yet.
+* ``not_found`` -- no such job or variable.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ try:
 except ImportError:  # pragma: no cover - IPython comes with ipykernel
     _Base = Exception  # type: ignore[misc,assignment]
 
-ERROR_TYPES = ("usage", "state", "not_found", "unavailable")
+ERROR_TYPES = ("usage", "state", "not_found")
 
 
 class UsageError(_Base):  # type: ignore[misc,valid-type]
@@ -28,8 +27,3 @@ class UsageError(_Base):  # type: ignore[misc,valid-type]
         super().__init__(message)
         self.error_type = error_type
 
-
-def not_available(command: str, needs: str, instead: str | None = None) -> UsageError:
-    """The error for a command the runtime cannot serve yet."""
-    tail = f"; meanwhile {instead}" if instead else ""
-    return UsageError(f"{command} is not available yet: it needs {needs}{tail}", "unavailable")

@@ -1,7 +1,7 @@
 """Job events to dashboard state: the state source, apart from any drawing.
 
 The JobMaster emits events (``action``, ``stage``, ``task``, ``output``,
-``error``, ``restored``, ``released``, ``workers``); the kernel's executor
+``error``, ``checkpoint``, ``restored``, ``workers`` ...); the kernel's executor
 hands each one to its listeners. :class:`JobProgress` folds them into plain,
 JSON-able state -- status, elapsed time, per-stage tasks done of total and
 records in/out, per-TSet status, workers, errors, the last output lines --
@@ -23,10 +23,9 @@ from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
-__all__ = ["JOB_STATUSES", "STAGE_STATES", "JobProgress", "render_html"]
+__all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
 JOB_STATUSES = ("idle", "running", "done", "failed", "cancelled")
-STAGE_STATES = ("pending", "running", "done", "failed")
 FIELDS = ("job_id", "job_name", "status", "elapsed", "workers", "stages", "errors", "output",
           "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested")
 _META = ("kind", "seq", "time")
@@ -65,7 +64,7 @@ class JobProgress:
         self.restored: list[dict[str, Any]] = []
         self.cancel_requested = False
         self._stages: dict[tuple[int, int], dict[str, Any]] = {}
-        self._actions: dict[int, dict[str, Any]] = {}
+        self._actions: dict[int, str] = {}  # action number -> running/done/failed
         self._started: float | None = None
 
     def __repr__(self) -> str:
@@ -77,10 +76,6 @@ class JobProgress:
     def stages(self) -> list[dict[str, Any]]:
         """One dict per stage of every action seen, in order (copies)."""
         return [dict(s) for _, s in sorted(self._stages.items())]
-
-    @property
-    def actions(self) -> list[dict[str, Any]]:
-        return [dict(a) for _, a in sorted(self._actions.items())]
 
     def get(self, name: str) -> Any:
         """The JSON-able value of one state field."""
@@ -181,8 +176,7 @@ class JobProgress:
             if self._started is None:
                 self._started = event.get("time")
             self.cancel_requested = False  # a cancel ends one action (the JobMaster's rule)
-            self._actions[action] = {"action": action, "kind": event.get("action_kind", ""),
-                                     "state": "running", "seconds": None}
+            self._actions[action] = "running"
             for summary in event.get("stages", ()):
                 tsets = [tuple(t) for t in summary.get("tsets", ())]
                 stage = {
@@ -197,10 +191,7 @@ class JobProgress:
                 self._set_tsets(stage, "pending")
             self.status = "running"
             return ("status", "stages", "tset_status", "cancel_requested")
-        entry = self._actions.setdefault(action, {"action": action, "kind": "", "state": state,
-                                                  "seconds": None})
-        entry["state"] = state
-        entry["seconds"] = event.get("seconds")
+        self._actions[action] = state
         if state == "failed":
             unfinished = [s for (a, _), s in sorted(self._stages.items())
                           if a == action and s["state"] != "done"]
@@ -211,7 +202,7 @@ class JobProgress:
             cancelled = self.cancel_requested or any(
                 "cancelled" in e["message"] for e in self.errors if e.get("action") == action)
             self.status = "cancelled" if cancelled else "failed"
-        elif not any(a["state"] == "running" for a in self._actions.values()):
+        elif "running" not in self._actions.values():
             self.status = "done" if self.status == "running" else self.status
         return ("status", "stages", "tset_status")
 
@@ -316,11 +307,11 @@ def render_header(state: dict[str, Any]) -> str:
     e = html.escape
     color = _STATUS_COLORS.get(state["status"], "#777")
     workers = state["workers"]
+    known = f" &middot; {workers} worker{'s' if workers != 1 else ''}" if workers else ""
     return (f"<div class='twister-nb-header'><b>{e(state['job_name'] or 'job')}</b> "
             f"<code>{e(state['job_id'])}</code> &middot; "
             f"<span style='color:{color};font-weight:bold'>{e(state['status'])}</span> &middot; "
-            f"{state['elapsed']:.2f} s &middot; {workers} worker{'s' if workers != 1 else ''}"
-            f"</div>")
+            f"{state['elapsed']:.2f} s{known}</div>")
 
 
 def render_errors(state: dict[str, Any]) -> str:

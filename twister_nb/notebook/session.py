@@ -36,10 +36,10 @@ def live_master(job_id: str, config: Mapping[str, Any] | None = None) -> Any:
 
 def job_name(job_id: str, config: Mapping[str, Any] | None = None) -> str | None:
     """The name of a live or recorded job, or None if there is no such job."""
-    import ray
-
-    master = live_master(job_id, config)
+    master = live_master(job_id, config)  # connects first: Ray must not be imported before
     if master is not None:
+        import ray
+
         return ray.get(master.info.remote(), timeout=30).get("name")
     from twister_nb.checkpoint import open_store
 

@@ -218,6 +218,20 @@ def resolve_address(config: Mapping[str, Any] | None = None) -> tuple[str, str]:
     return address, "remote"
 
 
+def _refresh_imported_ray() -> None:
+    """Make a Ray the program imported before us see the loopback settings, as
+    Ray does itself when it turns token auth on: re-read its cached config."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # another Ray version: the caller's error says why
+        pass
+
+
 def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Connect this process to the job cluster once; return banner facts."""
     address, kind = resolve_address(config)
@@ -227,9 +241,7 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
         # the machine's address (and then wait forever for a GCS there).
         os.environ.update(loopback_environ())
         if "ray" in sys.modules:
-            from ray._private import ray_constants
-
-            ray_constants.ENABLE_RAY_CLUSTER = False
+            _refresh_imported_ray()
     import ray
 
     if not ray.is_initialized():

@@ -262,7 +262,7 @@ class JobMaster:
         except UserFunctionError as exc:
             self.status = "failed"
             self._save_record(status="failed", error=str(exc))
-            self._emit("error", action=action, message=str(exc), tset=exc.tset,
+            self._emit("error", action=action, message=str(exc), tset=exc.tset, tset_id=exc.tset_id,
                        partition=exc.partition, worker=exc.worker)
             self._emit("action", action=action, state="failed", seconds=time.time() - started)
             return "error", exc

@@ -339,7 +339,10 @@ class _MaterializedMixin:
         env_ref = weakref.ref(self._env)
         ident = self._op.tset_id
         self._env._retain(ident)
-        weakref.finalize(self._op, _release, env_ref, ident)
+        finalizer = weakref.finalize(self._op, _release, env_ref, ident)
+        # Not at interpreter exit: a kernel that restarts must not free the data a
+        # new kernel will attach to (a script's job is closed by its own atexit).
+        finalizer.atexit = False
 
     def set_name(self, name: str) -> "TSet":
         super().set_name(name)  # type: ignore[misc]

@@ -1,0 +1,121 @@
+"""Notebooks run headless by nbclient, on real ipykernel kernels.
+
+The kernels inherit the session's TWISTER_NB_HOME, so they reach the session's
+local Ray head (``ray_cluster`` makes sure it runs) and its checkpoint store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipywidgets")
+
+from notebook_helpers import SEED_CELL, SUM_LINE
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIAL = ROOT / "notebooks" / "01_persisting.ipynb"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _run(nb: Any, tmp_path: Path) -> Any:
+    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    # A kernel as a notebook server starts it: without the Ray variables this
+    # test process got when it connected (twister_nb must set them itself).
+    client.execute(env={k: v for k, v in os.environ.items() if not k.startswith("RAY_")})
+    return nb
+
+
+def _stdout(cell: Any) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
+def _data(cell: Any) -> list[dict[str, Any]]:
+    return [o.data for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
+
+
+def _has_graph(cell: Any) -> bool:
+    """An SVG, or the text fallback's <pre> when graphviz's dot is missing."""
+    return any("image/svg+xml" in d or "twister-nb-graph" in d.get("text/html", "")
+               for d in _data(cell))
+
+
+def _dashboards(nb: Any) -> dict[str, dict[str, Any]]:
+    """Saved widget state of the dashboards, by model ID."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    return {mid: m["state"] for mid, m in state.items() if "job_id" in m["state"]}
+
+
+def _dashboard_of(nb: Any, cell: Any) -> dict[str, Any]:
+    (view,) = [d for d in _data(cell) if WIDGET in d]
+    return _dashboards(nb)[view[WIDGET]["model_id"]]
+
+
+def test_magics_in_a_notebook(ray_cluster, tmp_path):
+    new = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[
+        new("%load_ext twister_nb"),
+        new("%%twister2 --name nbclient-magics\n" + SEED_CELL),
+        new("%%twister2 --dry-run\nsquares = env.parallelize_list(list(range(8)), 2)"
+            ".map(lambda x: x * x)\nsquares.for_each(print)"),
+        new("%twister2 jobs"),
+    ])
+    _run(nb, tmp_path)
+    seed, dry, jobs = nb.cells[1], nb.cells[2], nb.cells[3]
+
+    out = _stdout(seed)
+    assert out.startswith("Job Name        :       nbclient-magics")
+    assert f"[worker-0] {SUM_LINE}" in out
+    assert _has_graph(seed)
+    dash = _dashboard_of(nb, seed)
+    assert dash["status"] == "done" and dash["job_id"] in out
+    assert dash["output"] == [f"[worker-0] {SUM_LINE}"]
+    assert [(s["done"], s["tasks"]) for s in dash["stages"]] == [(4, 4), (4, 4), (1, 1)]
+    assert set(dash["tset_status"].values()) == {"done"}
+    # the static fallback was updated to the final state (what a viewer without widgets shows)
+    (bundle,) = [d for d in _data(seed) if WIDGET in d]
+    assert "done" in bundle["text/html"] and "4/4 tasks" in bundle["text/html"]
+
+    assert _has_graph(dry) and not any(WIDGET in d for d in _data(dry))
+    assert "[worker" not in _stdout(dry)
+    assert f"* {dash['job_id']}" in _data(jobs)[0]["text/plain"]
+
+
+def test_persisting_tutorial_then_restart_and_attach(ray_cluster, tmp_path):
+    nb = _run(nbformat.read(TUTORIAL, as_version=4), tmp_path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    text = "\n".join(_stdout(c) for c in code)
+    assert f"[worker-0] {SUM_LINE}" in text
+    assert re.search(r"Time taken for persist \d+", text)
+    assert all(_has_graph(c) for c in code[1:5])
+    job_id = re.search(r"Job ID\s+:\s+(\S+)", text).group(1)
+    persist_cell = next(c for c in code if "two_computes.persist()" in c.source)
+    assert _dashboard_of(nb, persist_cell)["status"] == "done"
+
+    # "Kernel -> Restart", then attach by job ID and run the cells again
+    new = nbformat.v4.new_code_cell
+    again = nbformat.v4.new_notebook(cells=[new("%load_ext twister_nb"),
+                                            new(f"%twister2 attach {job_id}")]
+                                     + [new(c.source) for c in code[1:5]])
+    _run(again, tmp_path)
+    redone = [c for c in again.cells]
+    assert f"attached to job {job_id!r}" in _stdout(redone[1])
+    text = "\n".join(_stdout(c) for c in redone)
+    assert "restored from its checkpoint" in text
+    assert "Time taken for persist 0" in text  # a pointer to the committed checkpoint
+    assert f"[worker-0] {SUM_LINE}" in text
+    persist_cell = next(c for c in redone if "two_computes.persist()" in c.source)
+    dash = _dashboard_of(again, persist_cell)
+    assert dash["job_id"] == job_id and [r["storage"] for r in dash["restored"]] == ["store"]
+    assert "restored" in dash["tset_status"].values()
