@@ -288,3 +288,52 @@ def test_restart_needs_a_submitted_program(ip):
     open_store().write_job("nb-job-1", {"job_id": "nb-job-1", "name": "nb", "status": "idle"})
     with pytest.raises(UsageError, match="not submitted as a program.*attach nb-job-1"):
         ip.run_line_magic("twister2", "restart nb-job-1")
+
+
+# --------------------------------------------------------------------------- --background
+
+
+def test_background_cell_returns_at_once_and_finishes(ip, magics, ray_cluster, capsys):
+    import time
+
+    cell = ("import time\n"
+            "def slow(x):\n"
+            "    time.sleep(0.5)\n"
+            "    return x * 2\n"
+            "result = env.parallelize_list(list(range(8)), 4).map(slow).collect()\n"
+            "sum(result)\n")
+    ip.run_cell_magic("twister2", "--name nb-background --no-graph", "job = env.job_id")
+    started = time.perf_counter()
+    run = ip.run_cell_magic("twister2", "--background -o bg", cell)
+    returned = time.perf_counter() - started
+    assert ip.user_ns["bg"] is run and not run.done
+    assert returned < 1.0, returned  # the kernel is free while the job runs
+    # the kernel can do other work meanwhile
+    ip.run_cell("other = 40 + 2")
+    assert ip.user_ns["other"] == 42
+    assert run.wait(timeout=120) == sum(x * 2 for x in range(8))
+    assert run.done and run.status == "done"
+    assert run.dashboard.status == "done" and run.dashboard.job_id == run.job_id
+    assert "[worker-" not in capsys.readouterr().out  # nothing printed from the thread
+    assert ip.user_ns["result"] == [x * 2 for x in range(8)]
+
+
+def test_background_cell_cancel_button(ip, magics, ray_cluster):
+    import time
+
+    cell = ("import time\n"
+            "def slow(x):\n"
+            "    time.sleep(3)\n"
+            "    return x\n"
+            "env.parallelize_list(list(range(40)), 4).map(slow).collect()\n")
+    run = ip.run_cell_magic("twister2", "--name nb-background-cancel --background", cell)
+    deadline = time.monotonic() + 60
+    while run.dashboard.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.dashboard.status == "running"
+    run.dashboard._cancel.click()  # what a person's click does, with the kernel free
+    started = time.perf_counter()
+    with pytest.raises(Exception, match="cancelled"):
+        run.wait(timeout=120)
+    assert time.perf_counter() - started < 30  # not the 40 × 3 s of the whole action
+    assert run.status == "cancelled" and run.dashboard.status == "cancelled"

@@ -33,7 +33,9 @@ import contextlib
 import linecache
 import os
 import platform
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +68,8 @@ class CellOptions:
     graph_format: str = "svg"
     #: Bind the :class:`CellRun` to this name (``-o VAR``).
     output_var: str | None = None
+    #: Return at once and run the cell in a thread; the dashboard keeps updating.
+    background: bool = False
 
 
 @dataclass
@@ -85,6 +89,24 @@ class CellRun:
     dashboard: Any = None
     graph: Any = None
     error: BaseException | None = None
+    #: The cell's value (a background cell sets it when it ends).
+    value: Any = None
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """Whether the cell has finished (always, unless it runs in the background)."""
+        return self._thread is None or not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait for a ``--background`` cell; return its value or raise its error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"the background cell of job {self.job_id!r} is still running")
+        if self.error is not None:
+            raise self.error
+        return self.value
 
     def graph_roots(self) -> list[Any]:
         """What the graph view draws: named TSets, then the actions' roots."""
@@ -133,12 +155,17 @@ class _Recorder:
         self._dry_run = dry_run
         self._on_first_action = on_first_action
         self.actions: list[tuple[str, LogicalOp]] = []
+        #: Set for a background cell: actions of other threads (cells run while
+        #: it works) pass straight through.
+        self.thread: int | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         __tracebackhide__ = True
+        if self.thread is not None and threading.get_ident() != self.thread:
+            return self._inner.execute(root, action, materialize_id=materialize_id)
         self.actions.append((action, root))
         if self._dry_run:
             if action in DATA_ACTIONS:
@@ -285,6 +312,9 @@ def run_cell(session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
     before = tset_values(ns)
     started = time.perf_counter()
     value = None
+    if opts.background and not opts.dry_run:
+        return _run_in_background(run, env, cell, ns, opts, recorder, progress, before, started,
+                                  session, show, show_dashboard, handle)
     try:
         with _swapped(env, recorder, progress, opts.parallelism):
             value = execute_code(cell, ns, shell)
@@ -305,6 +335,91 @@ def run_cell(session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
         if opts.graph and (run.tsets or run.actions):
             _show_graph(run, opts, show)
     return run, value
+
+
+def _main_thread_only(listener: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """A listener that stays quiet off the main thread: a background cell's
+    output goes to its dashboard, never printed from a thread into a random cell."""
+
+    def quiet_off_main(event: dict[str, Any]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            listener(event)
+
+    return quiet_off_main
+
+
+def _run_in_background(run: CellRun, env: TSetEnvironment, cell: str,
+                       ns: MutableMapping[str, Any], opts: CellOptions, recorder: _Recorder,
+                       progress: JobProgress, before: dict[str, tuple[int, int]],
+                       started: float, session: NotebookSession, show: Callable[..., Any],
+                       show_dashboard: Callable[[], None],
+                       handle: list[Any]) -> tuple[CellRun, Any]:
+    """``--background``: the dashboard now, the cell in a thread, the kernel free.
+
+    The thread only sets widget traits (the dashboard, and an HTML widget for
+    the graph): output printed from a thread would land in whichever cell runs.
+    """
+    show_dashboard()
+    graph_box = None
+    if opts.graph:
+        try:
+            import ipywidgets
+
+            graph_box = ipywidgets.HTML(value="<i>the graph is drawn when the cell ends</i>")
+            show(graph_box)
+        except ImportError:
+            graph_box = None
+    executor = env._executor
+    listeners = getattr(executor, "listeners", None)
+    quieted: list[tuple[int, Any]] = []
+    if listeners is not None:
+        for i, listener in enumerate(listeners):
+            listeners[i] = _main_thread_only(listener)
+            quieted.append((i, listener))
+
+    def body() -> None:
+        recorder.thread = threading.get_ident()
+        try:
+            with _swapped(env, recorder, progress, opts.parallelism):
+                run.value = execute_code(cell, ns, None)
+        except BaseException as exc:  # noqa: BLE001 - kept for run.wait() and the dashboard
+            run.error = exc
+            if not any(e.get("message") == str(exc) for e in progress.errors):
+                progress.feed({"kind": "error", "message": f"{type(exc).__name__}: {exc}",
+                               "traceback": "".join(traceback.format_exception(exc))})
+        finally:
+            if listeners is not None:
+                for i, listener in quieted:
+                    if i < len(listeners):
+                        listeners[i] = listener
+            run.seconds = time.perf_counter() - started
+            run.actions = recorder.actions
+            run.tsets = changed_tsets(before, ns)
+            _finish(run, progress, opts, [])
+            if graph_box is not None and (run.tsets or run.actions):
+                _draw_into(graph_box, run, opts)
+
+    thread = threading.Thread(target=body, name=f"twister2-background-{env.job_id}", daemon=True)
+    run._thread = thread
+    session.last = run
+    if opts.output_var:
+        ns[opts.output_var] = run
+    thread.start()
+    return run, run
+
+
+def _draw_into(box: Any, run: CellRun, opts: CellOptions) -> None:
+    """Put the graph into an HTML widget (a trait: safe from a thread)."""
+    from twister_nb.notebook.graph import visualize
+
+    try:
+        graph = visualize(run.graph_roots(), format="svg", rankdir=opts.rankdir,
+                          status=run.status_map())
+        data = getattr(graph, "data", None)
+        box.value = data if isinstance(data, str) and "<svg" in data else f"<pre>{graph}</pre>"
+        run.graph = graph
+    except Exception as exc:  # noqa: BLE001 - the cell's result stands without its drawing
+        box.value = f"<pre>(the graph could not be drawn: {type(exc).__name__}: {exc})</pre>"
 
 
 def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any]) -> None:
@@ -328,8 +443,10 @@ def _finish(run: CellRun, progress: JobProgress, opts: CellOptions, handle: list
     if run.actions:
         # "running" left over means the watcher stopped first: failed, or
         # cancelled by an interrupt (the executor cancels the action then).
-        progress.finish("cancelled" if isinstance(run.error, KeyboardInterrupt)
-                        and progress.status == "running" else None)
+        cancelled = (isinstance(run.error, KeyboardInterrupt)
+                     or (run.error is not None and "cancelled" in str(run.error)))
+        progress.finish("cancelled" if cancelled and progress.status in ("running", "failed")
+                        else None)
     if run.error is not None:
         run.status = "cancelled" if progress.status == "cancelled" else "failed"
     else:

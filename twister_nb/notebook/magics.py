@@ -81,6 +81,10 @@ class TwisterMagics(Magics):
     @argument("--dry-run", action="store_true",
               help="Build and draw the graph; run nothing (stops at the first collect/get_data).")
     @argument("-o", "--out", metavar="VAR", help="Bind the cell's run record (CellRun) to VAR.")
+    @argument("--background", action="store_true",
+              help="Return at once and run the cell in a thread; the dashboard keeps updating "
+                   "and its Cancel button works. The cell returns its CellRun: .wait() gives "
+                   "the value.")
     def twister2_cell(self, line: str, cell: str) -> Any:
         """Run the cell as TSet code with ``env`` bound to the notebook's job."""
         __tracebackhide__ = True
@@ -97,7 +101,11 @@ class TwisterMagics(Magics):
             graph=self.graph if args.graph is None else args.graph,
             dashboard=self.dashboard if args.dashboard is None else args.dashboard,
             dry_run=args.dry_run, output_lines=self.output_lines, rankdir=self.rankdir.upper(),
-            graph_format=self.graph_format.lower(), output_var=args.out)
+            graph_format=self.graph_format.lower(), output_var=args.out,
+            background=args.background)
+        if args.background and args.dry_run:
+            raise UsageError("%%twister2: --background and --dry-run do not go together; "
+                             "a dry run returns at once anyway")
         _, value = run_cell(self.session, cell, self.shell.user_ns, options, shell=self.shell)
         return value
 
