@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 apt_needed=()
 command -v dot >/dev/null 2>&1 || apt_needed+=(graphviz)
+# the browser tests (tests/browser) drive Debian's Chromium through Playwright;
+# never `playwright install` (it downloads a browser build of its own)
+[ -x /usr/bin/chromium ] || apt_needed+=(chromium)
 if [ ${#apt_needed[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq

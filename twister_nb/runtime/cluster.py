@@ -140,7 +140,8 @@ def start_local(num_cpus: int | None = None, object_store_memory: int | None = N
             return state
         num_cpus = _config.override_with("ray.num_cpus", num_cpus, config)
         object_store_memory = _config.override_with("ray.object_store_memory", object_store_memory, config)
-        (gcs, client, agent, agent_grpc, metrics, runtime_env, node_mgr, obj_mgr) = _free_ports(8)
+        (gcs, client, agent, agent_grpc, metrics, runtime_env, node_mgr, obj_mgr,
+         dashboard) = _free_ports(9)
         temp_dir = _temp_dir()
         log_path = _ray_dir() / "head.log"
         ray_cli = Path(sys.executable).with_name("ray")
@@ -148,7 +149,8 @@ def start_local(num_cpus: int | None = None, object_store_memory: int | None = N
             str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block",
             f"--node-ip-address={_LOOPBACK}", f"--port={gcs}",
             f"--ray-client-server-port={client}", "--include-dashboard=false",
-            f"--dashboard-host={_LOOPBACK}", f"--dashboard-agent-listen-port={agent}",
+            f"--dashboard-host={_LOOPBACK}", f"--dashboard-port={dashboard}",
+            f"--dashboard-agent-listen-port={agent}",
             f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
             f"--runtime-env-agent-port={runtime_env}", f"--node-manager-port={node_mgr}",
             f"--object-manager-port={obj_mgr}", f"--temp-dir={temp_dir}",

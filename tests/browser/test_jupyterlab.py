@@ -1,0 +1,365 @@
+"""What a person sees: the tutorial notebook run in a real JupyterLab, in Chromium.
+
+A JupyterLab server runs as a subprocess on 127.0.0.1 (a random port and token,
+a temporary copy of ``notebooks/`` as its root, its news, update check and
+extension-manager calls turned off). Debian's Chromium, driven by Playwright,
+opens ``01_persisting.ipynb``, waits for the kernel, clicks *Run > Run All
+Cells* and checks the page as a person would read it: the job banner, the TSet
+graph drawn as an SVG picture (with the compute function's name in it), the
+live dashboard widget rendered (not ipywidgets' placeholder) and finished, with
+the job ID the banner printed, and ``SUM = 999980000``.
+
+The kernel JupyterLab starts inherits the session's TWISTER_NB_HOME (set in
+``tests/conftest.py``), so it reaches the session's local Ray head, which the
+``ray_cluster`` fixture starts. Screenshots are kept in
+``test-artifacts/browser/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    pytest.skip("playwright is not installed (pip install playwright; scripts/setup.sh does it)",
+                allow_module_level=True)
+if not os.access(CHROMIUM, os.X_OK):  # pragma: no cover - depends on the machine
+    pytest.skip(f"Chromium not found at {CHROMIUM} (Debian package 'chromium'; "
+                "scripts/setup.sh installs it)", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+TUTORIAL = "01_persisting.ipynb"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+SUM_LINE = "SUM = 999980000"
+KERNEL_IDLE = re.compile(r"Python 3 \(ipykernel\) \| Idle")
+
+# Generous: headless Chromium and the kernel share a small machine with other runs.
+SERVER_START_S = 120
+PAGE_LOAD_MS = 180_000
+RUN_ALL_MS = 300_000
+UI_MS = 60_000
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",  # all its traffic is to 127.0.0.1
+]
+
+# JupyterLab's own settings: never ask for, fetch or show Jupyter news or updates.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+}
+# ... and the announcements plugin off altogether.
+PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, path: str, method: str = "GET") -> object:
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with _opener.open(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no server log)"
+
+
+# Loopback only: never through a proxy from the environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process by its PID, SIGKILL it if it is still there after ``grace``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+
+
+@pytest.fixture
+def jupyterlab(ray_cluster, tmp_path) -> Iterator[Lab]:
+    """A real JupyterLab server on 127.0.0.1, serving a temporary copy of notebooks/."""
+    root = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    settings, config = tmp_path / "lab-settings", tmp_path / "jupyter-config"
+    for name, value in LAB_SETTINGS.items():
+        path = settings / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    (config / "labconfig").mkdir(parents=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
+
+    port, token = _free_port(), secrets.token_hex(24)
+    # The kernel gets this environment: the session's TWISTER_NB_HOME, but not the
+    # Ray variables this process got when it connected (as from a real server).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # Jupyter's own files (config, cookie and signing secrets, connection files) stay in tmp.
+    env.update(JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), PYTHONUNBUFFERED="1")
+    assert env.get("TWISTER_NB_HOME"), "conftest.py sets the session's TWISTER_NB_HOME"
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "jupyterlab.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{lab.log_tail()}")
+            try:
+                lab.api("/api/status")
+                break
+            except (urllib.error.URLError, OSError, ValueError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"jupyter lab did not answer in {SERVER_START_S} s:\n"
+                                f"{lab.log_tail()}")
+                time.sleep(0.5)
+        yield lab
+    finally:
+        try:  # shut the kernels down through the server first, so none is left behind
+            if proc.poll() is None:
+                for kernel in lab.api("/api/kernels") or []:
+                    lab.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        _stop(proc)
+
+
+def _shot(page: Page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _code_cell(page: Page, source_snippet: str):
+    """The notebook's code cell whose source contains ``source_snippet``."""
+    cell = page.locator(".jp-Notebook .jp-CodeCell").filter(
+        has=page.locator(".jp-InputArea-editor", has_text=source_snippet))
+    expect(cell).to_have_count(1)
+    return cell
+
+
+STDOUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"
+
+
+def _stdout(cell) -> str:
+    """The cell's printed text, once it is on screen."""
+    out = cell.locator(STDOUT)
+    expect(out.first).to_be_visible(timeout=UI_MS)
+    expect(out.first).not_to_have_text("", use_inner_text=True, timeout=UI_MS)
+    return "\n".join(out.all_inner_texts())
+
+
+def _wait_kernel_idle(page: Page, timeout: int) -> None:
+    """The kernel is started (the status bar names it) and idle (both indicators say so)."""
+    expect(page.get_by_role("contentinfo").get_by_role("button", name=KERNEL_IDLE)
+           ).to_be_visible(timeout=timeout)
+    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
+           ).to_have_attribute("data-status", "idle", timeout=timeout)
+
+
+def test_tutorial_in_jupyterlab(jupyterlab: Lab) -> None:
+    for old in [*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("failure.*")]:
+        old.unlink(missing_ok=True)
+    started = time.monotonic()
+    url = (f"{jupyterlab.url}/lab/tree/{TUTORIAL}?"
+           + urllib.parse.urlencode({"token": jupyterlab.token}))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            console_errors: list[str] = []
+            page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+            try:
+                _run_and_check(page, url)
+            except BaseException:
+                try:  # what the page showed, and its DOM, for whoever reads the failure
+                    _shot(page, "failure")
+                    (ARTIFACTS / "failure.html").write_text(page.content())
+                except PlaywrightError:
+                    pass
+                print("browser console errors:", *console_errors[-20:], sep="\n  ")
+                print("jupyter lab log (tail):", jupyterlab.log_tail(), sep="\n")
+                raise
+        finally:
+            browser.close()
+    print(f"browser test took {time.monotonic() - started:.1f} s; screenshots in {ARTIFACTS}")
+
+
+def _run_and_check(page: Page, url: str) -> None:
+    page.goto(url, timeout=PAGE_LOAD_MS)
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    expect(notebook).to_be_visible(timeout=PAGE_LOAD_MS)
+    expect(page.locator(".jp-Notebook .jp-CodeCell").first).to_be_visible(timeout=UI_MS)
+    _wait_kernel_idle(page, PAGE_LOAD_MS)
+    _shot(page, "01-opened")
+
+    # What a person does: Run > Run All Cells.
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+    # The dashboard while an action runs: a picture only, as the action may be
+    # over before the browser looks (the finished state is checked below).
+    reduce_cell = _code_cell(page, "persisted.reduce")
+    running = page.locator(".twister-nb-dashboard .twister-nb-header",
+                           has_text=re.compile(r"\brunning\b"))
+    sum_out = reduce_cell.locator(STDOUT, has_text=f"[worker-0] {SUM_LINE}")
+    expect(running.or_(sum_out).first).to_be_attached(timeout=RUN_ALL_MS)
+    if running.count():
+        try:
+            running.first.scroll_into_view_if_needed(timeout=5_000)
+            _shot(page, "02-running")
+        except PlaywrightError:
+            pass
+
+    # The sum appears in the reduce cell's output (the worker's line, printed).
+    reduce_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    expect(sum_out).to_be_visible(timeout=RUN_ALL_MS)
+    # ... and the rest of the notebook runs to the end: no cell waiting or running.
+    jobs_cell = _code_cell(page, "%twister2 jobs")
+    jobs_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    expect(jobs_cell.locator(".jp-InputArea-prompt")).to_have_text(
+        re.compile(r"^\[\d+\]:$"), timeout=RUN_ALL_MS)
+    _wait_kernel_idle(page, RUN_ALL_MS)
+    prompts = notebook.locator(".jp-CodeCell .jp-InputArea-prompt").all_text_contents()
+    assert prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts), prompts
+    assert not notebook.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        has_text="Traceback").count(), "a cell raised"
+    _shot(page, "03-ran-all-cells")
+
+    # The banner of the first %%twister2 cell: the job and its ID.
+    job_cell = _code_cell(page, "%%twister2 --name tset-persisting")
+    job_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    banner = _stdout(job_cell)
+    assert re.search(r"^Job Name\s+:\s+tset-persisting$", banner, re.MULTILINE), banner
+    job_id = re.search(r"^Job ID\s+:\s+(\S+)$", banner, re.MULTILINE).group(1)
+    assert job_id.startswith("tset-persisting-"), job_id
+    _shot(page, "03-job-banner")
+
+    # The graph: JupyterLab draws an image/svg+xml output as an <img> of the SVG.
+    computes_cell = _code_cell(page, "two_computes = source_x")
+    computes_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    _check_graph(computes_cell, must_show=["mul_by_five", "add_two"])
+    _shot(page, "04-graph")
+
+    # The dashboard of the persist() cell: the widget itself, finished, with the job ID.
+    persist_cell = _code_cell(page, "two_computes.persist()")
+    persist_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    assert re.search(r"Time taken for persist \d+", _stdout(persist_cell))
+    _check_graph(persist_cell, must_show=["mul_by_five"])
+    dash = _check_dashboard(persist_cell, job_id)
+    expect(dash.locator(".widget-hprogress").first).to_be_visible()
+    persist_cell.screenshot(path=str(ARTIFACTS / "05-persist-cell.png"))
+    _shot(page, "05-dashboard")
+
+    # The reduce cell: its dashboard shows the worker's output line too.
+    reduce_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    dash = _check_dashboard(reduce_cell, job_id)
+    expect(dash).to_contain_text(SUM_LINE)
+    reduce_cell.screenshot(path=str(ARTIFACTS / "06-sum-cell.png"))
+    _shot(page, "06-sum")
+
+    # %twister2 jobs lists this job, marked as the notebook's.
+    jobs_cell.scroll_into_view_if_needed(timeout=UI_MS)
+    expect(jobs_cell.locator(".jp-OutputArea-output")).to_contain_text(f"* {job_id}")
+    _shot(page, "07-jobs")
+
+
+def _check_graph(cell, must_show: list[str]) -> None:
+    img = cell.locator(".jp-OutputArea-output[data-mime-type='image/svg+xml'] img").first
+    expect(img).to_be_visible(timeout=UI_MS)
+    src = img.get_attribute("src") or ""
+    assert src.startswith("data:image/svg+xml,"), src[:80]
+    svg = urllib.parse.unquote(src.split(",", 1)[1])
+    assert "<svg" in svg, svg[:200]
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    for name in must_show:
+        assert any(name in t for t in texts), (name, texts)
+    # drawn, not a broken image
+    size = img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]")
+    assert size[0] and size[1] > 20 and size[2] > 20, size
+    box = img.bounding_box()
+    assert box and box["width"] > 20 and box["height"] > 20, box
+
+
+def _check_dashboard(cell, job_id: str):
+    """The live ipywidgets view (a ``jupyter-widgets`` VBox), not its placeholder
+    nor the static HTML fallback (a plain div, also of class ``twister-nb-dashboard``)."""
+    outputs = cell.locator(".jp-OutputArea-output")
+    expect(outputs.filter(has_text=re.compile("Loading widget|Error displaying widget"))
+           ).to_have_count(0, timeout=UI_MS)
+    dash = cell.locator(".jp-OutputArea-output > .jupyter-widgets.widget-vbox.twister-nb-dashboard")
+    expect(dash).to_have_count(1, timeout=UI_MS)
+    expect(dash).to_be_visible()
+    header = dash.locator(".twister-nb-header")
+    expect(header.locator("code")).to_have_text(job_id)
+    expect(header).to_contain_text("done", timeout=UI_MS)
+    expect(dash.locator("button", has_text="Cancel")).to_be_disabled()
+    return dash
