@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(state.get("temp_dir", ""), ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
     data["meta"] = {
-        "command": "python -m twister_nb.bench " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m twister_nb.bench", *sys.argv[1:]]),
         "mode": args.mode, "repeat": args.repeat, "workloads": args.workload_list,
         "started": started_wall.isoformat(timespec="seconds"),
         "duration_s": time.monotonic() - started,

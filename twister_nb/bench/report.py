@@ -230,7 +230,8 @@ def markdown(data: dict, order: list[str]) -> str:
         for t in tg:
             met = {True: "yes", False: "**no**", None: "—"}[t["met"]]
             lines.append(f"| {t['target']} | {t['measured']} | {met} |")
-        lines.append("")
+        lines += ["", "Why each target is met or missed (with the profiles), and the engine "
+                  "changes that close the gaps: see the analysis at the end of this page.", ""]
     for wid in order:
         w = data["workloads"].get(wid)
         if w is None:

@@ -479,8 +479,9 @@ def w3(b: Bench) -> dict[str, Any]:
             "params": {"partitions": P, "n_per_partition": n, "bytes": n * P * 8},
             "cases": [case(f"{P} x {n:,} int64", results, metric="throughput", records=n * P,
                            nbytes=n * P * 8, expected=expected)],
-            "notes": [("twister_nb has no batch path yet: the source yields one numpy array per "
-                       "partition and map() receives it whole (see docs/benchmarks.md).")]}
+            "notes": [("twister_nb has no batch path yet: the source yields one numpy array "
+                       "per partition and map() receives it whole (see the batch path section "
+                       "below).")]}
 
 
 # ----------------------------------------------------------------------------- W4
