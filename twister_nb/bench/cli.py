@@ -26,6 +26,9 @@ from twister_nb.bench.harness import loadavg, log
 
 PEER_NAMES = ("serial", "ray", "ray-data", "dask", "dask-distributed", "pandas", "disk", "s3")
 SMOKE_PEERS = ("serial", "ray", "dask", "pandas", "disk")
+#: --quick leaves out the two slowest peers (Ray Data needs 5-20 s per execution here,
+#: SeaweedFS a server start); name them in --peers to include them.
+QUICK_PEERS = ("serial", "ray", "dask", "dask-distributed", "pandas", "disk")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -38,14 +41,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "Dask and the raw disk (issue 5). Peers: " + pe.EXTRAS)
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="3 repetitions and smaller sizes (about a minute or two)")
+                      help="3 repetitions, smaller sizes, no Ray Data/SeaweedFS unless --peers "
+                           "names them (a few minutes)")
     mode.add_argument("--smoke", action="store_true",
                       help="tiny sizes, 1 repetition, fast peers only (for the test suite)")
     ap.add_argument("--workloads", default=",".join(ORDER),
                     help=f"comma-separated subset of {','.join(ORDER)} (default: all)")
     ap.add_argument("--peers", default=None,
                     help=f"comma-separated subset of {','.join(PEER_NAMES)} (default: all "
-                         f"installed; --smoke: {','.join(SMOKE_PEERS)})")
+                         f"installed; --quick: {','.join(QUICK_PEERS)}; "
+                         f"--smoke: {','.join(SMOKE_PEERS)})")
     ap.add_argument("--repeat", type=int, default=None,
                     help="repetitions after the warm-up (default 5; --quick 3; --smoke 1)")
     ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"),
@@ -64,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error(f"unknown workloads {unknown}; choose from {ORDER}")
     args.workload_list = wanted
     if args.peers is None:
-        args.peer_set = set(SMOKE_PEERS) if args.mode == "smoke" else None
+        args.peer_set = {"smoke": set(SMOKE_PEERS), "quick": set(QUICK_PEERS)}.get(args.mode)
     else:
         args.peer_set = {p.strip() for p in args.peers.split(",") if p.strip()}
         bad = args.peer_set - set(PEER_NAMES)

@@ -41,6 +41,10 @@ class Peers:
         self.has_distributed = self._check("dask-distributed", "distributed")
         self.has_pandas = self._check("pandas", "pandas")
         self.has_raydata = self._check("ray-data", "ray.data", "pandas")
+        if wanted is not None:
+            left_out = sorted({"ray-data", "dask", "dask-distributed", "pandas", "s3"} - wanted)
+            if left_out:
+                self.notes.append(f"peers not run (not in --peers): {', '.join(left_out)}")
         self.client = None
         self._cluster = None
 
