@@ -90,6 +90,15 @@ def array_sum(a: np.ndarray) -> int:
     return int(a.sum())
 
 
+def affine_sum(batch: np.ndarray) -> int:
+    """W3's per-batch function for ``map_batches``: ``sum(x*5+2)`` of one batch."""
+    return array_sum(affine(batch))
+
+
+#: Rows per batch in W3 when composed by hand: twister_nb's default batch (512 KiB of int64).
+W3_BATCH_ROWS = 65536
+
+
 def same(x):
     return x
 

@@ -155,7 +155,7 @@ class Planner:
             assert isinstance(side, ops.Materialized), f"side input {key!r} is {side!r}"
             sides.append((key, b.materialized(side)))
         return b.add(op, op.kind, args=(arg,), fn=op.fn, convention=op.convention,
-                     sides=tuple(sides))
+                     sides=tuple(sides), payload=getattr(op, "batch_size", None))
 
     def _spec(self, op: ops.AbstractExchange, src: ops.LogicalOp) -> ExchangeSpec:
         return ExchangeSpec(

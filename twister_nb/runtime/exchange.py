@@ -29,12 +29,24 @@ def _fold(fn: Callable[[Any, Any], Any], values: Iterable[Any]) -> list[Any]:
 
 def _combine_by_key(fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
     acc: dict[Any, Any] = {}
-    for k, v in pairs:
-        if k in acc:
-            acc[k] = fn(acc[k], v)
-        else:
-            acc[k] = v
+    get = acc.get
+    missing = pair = _MISSING
+    try:
+        for pair in pairs:
+            k, v = pair
+            old = get(k, missing)
+            acc[k] = v if old is missing else fn(old, v)
+    except (TypeError, ValueError):
+        # ``pairs`` may be a map_to_tuple streamed straight into this loop (no
+        # list in between): the unpacking above is then its only check.
+        if pair is not missing and not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"a keyed link needs (key, value) pairs, got {pair!r}; "
+                            "map_to_tuple() functions must return (key, value)") from None
+        raise
     return acc
+
+
+_MISSING = object()
 
 
 def _route(spec: ExchangeSpec, source: int, items: Iterable[Any], key_of: Callable[[Any], Any],

@@ -9,12 +9,13 @@ the TSet, the partition and the worker, with the user's own traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twister_nb.plan.physical import Program, Step
-from twister_nb.runtime import exchange
+from twister_nb.runtime import batches, exchange
 from twister_nb.runtime.errors import UserFunctionError
 from twister_nb.tset.functions import Collector, TSetContext
 from twister_nb.tset.signature import Convention
@@ -44,8 +45,33 @@ class TaskEnv:
 # ------------------------------------------------------------------ step kinds
 
 
+def fresh_instance(obj: Any) -> Any:
+    """``obj`` rebuilt attribute by attribute, so its attribute access is fast again.
+
+    Every task unpickles its program, and CPython gives an unpickled instance a
+    materialized ``__dict__``: ``self.i`` in a source's ``has_next()``/``next()``
+    then misses the inline-values fast path and the per-record loop runs ~1.7x
+    slower than with an instance built by its constructor (measured: 0.47 s vs
+    0.27 s for 2.5M records). Objects with their own ``__new__``/``__setattr__``,
+    slots or data descriptors over their attributes are returned as they are.
+    """
+    cls = type(obj)
+    state = getattr(obj, "__dict__", None)
+    if (type(state) is not dict or cls.__new__ is not object.__new__
+            or cls.__setattr__ is not object.__setattr__
+            or any("__slots__" in vars(k) for k in cls.__mro__[:-1])):
+        return obj
+    for key in state:
+        if hasattr(getattr(cls, key, None), "__set__"):
+            return obj
+    new = object.__new__(cls)
+    for key, value in state.items():
+        object.__setattr__(new, key, value)
+    return new
+
+
 def _source(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
-    func = step.payload
+    func = fresh_instance(step.payload)
     prepare = getattr(func, "prepare", None)
     if prepare is not None:
         prepare(env.context(step))
@@ -136,6 +162,18 @@ def _compute(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
     return out
 
 
+def _map_batches(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    fn, ctx = _with_ctx(step, env)
+    pieces = batches.iter_batches(args[0], step.payload)
+    if ctx is None:
+        return list(map(fn, pieces))
+    return [fn(b, ctx) for b in pieces]
+
+
+def _unbatch(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    return batches.rows(args[0])
+
+
 def _for_each(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
     fn, ctx = _with_ctx(step, env)
     if ctx is None:
@@ -148,7 +186,7 @@ def _for_each(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
 
 
 def _sink(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
-    target = step.fn
+    target = fresh_instance(step.fn)
     if callable(getattr(target, "add", None)) and not callable(target):
         prepare = getattr(target, "prepare", None)
         if prepare is not None:
@@ -175,12 +213,14 @@ _STEP_FNS: dict[str, Callable[[Step, list[list[Any]], TaskEnv], list[Any]]] = {
     "filter": _filter,
     "flat_map": _flat_map,
     "compute": _compute,
+    "map_batches": _map_batches,
+    "unbatch": _unbatch,
     "for_each": _for_each,
     "sink": _sink,
 }
 
 _USER_STEPS = frozenset({"source", "map", "map_to_tuple", "filter", "flat_map", "compute",
-                         "for_each", "sink"})
+                         "map_batches", "for_each", "sink"})
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -202,31 +242,78 @@ def _user_error(exc: Exception, step: Step, operation: str, env: TaskEnv,
     )
 
 
+class Streamed:
+    """A one-to-one step's output as a one-pass iterator that knows its length.
+
+    A stage whose output only feeds a combining exchange (reduce, keyed reduce)
+    hands it the ``map``/``map_to_tuple`` output as it is produced: no list of a
+    whole partition is built just to be folded (W5: 0.50 -> 0.35 s per 2.5M pairs).
+    """
+
+    __slots__ = ("_it", "_n")
+
+    def __init__(self, it: Any, n: int) -> None:
+        self._it = it
+        self._n = n
+
+    def __iter__(self) -> Any:
+        return self._it
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def _stream(step: Step, args: list[list[Any]], env: TaskEnv) -> Streamed:
+    fn, ctx = _with_ctx(step, env)
+    values = args[0]
+    it = map(fn, values) if ctx is None else (fn(v, ctx) for v in values)
+    return Streamed(it, len(values))
+
+
+#: Exchanges that consume their producer's output in one pass, in order.
+STREAMING_EXCHANGES = frozenset({"reduce", "all_reduce", "keyed_reduce"})
+_STREAMABLE_STEPS = frozenset({"map", "map_to_tuple"})
+
+
 def send(program: Program, env: TaskEnv, out: list[Any]) -> list[list[Any]]:
     """The producer side of the exchange this stage feeds; a failing partition
     or reduce function is reported like any other user function."""
     spec = program.exchange
     assert spec is not None, "send() on a stage that feeds no exchange"
+    if spec.pf is not None:  # a stateful partitioner (load_balanced) is called per record
+        spec = dataclasses.replace(spec, pf=fresh_instance(spec.pf))
     try:
         return exchange.send(spec, env.index, out)
     except Exception as exc:
         step = program.steps[program.output_step]
-        raise _user_error(exc, step, f"{spec.kind} link", env, "user function") from None
+        # A streamed last step runs inside the exchange's loop: name both.
+        operation = (f"{step.kind} into {spec.kind} link" if isinstance(out, Streamed)
+                     else f"{spec.kind} link")
+        raise _user_error(exc, step, operation, env, "user function") from None
 
 
 def run_program(program: Program, env: TaskEnv) -> tuple[list[Any], int]:
     """Run every step for partition ``env.index``; return the output and the
-    number of records it read from its leaves (sources, inputs)."""
+    number of records it read from its leaves (sources, inputs). When the output
+    feeds a combining exchange, a one-to-one last step is returned as a
+    :class:`Streamed` iterator instead of a list."""
     steps = program.steps
     values: list[Any] = [None] * len(steps)
     records_in = 0
+    stream_at = -1
+    if (program.exchange is not None and program.exchange.kind in STREAMING_EXCHANGES
+            and steps[program.output_step].kind in _STREAMABLE_STEPS):
+        stream_at = program.output_step
     for i, step in enumerate(steps):
         if env.index >= step.parallelism:
             values[i] = []  # a narrower input (union) has no such partition
             continue
         args = [values[a] for a in step.args]
         try:
-            out = _STEP_FNS[step.kind](step, args, env)
+            if i == stream_at:
+                out = _stream(step, args, env)
+            else:
+                out = _STEP_FNS[step.kind](step, args, env)
         except UserFunctionError:
             raise
         except Exception as exc:

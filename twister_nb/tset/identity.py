@@ -25,6 +25,7 @@ import weakref
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
 from twister_nb.tset.ops import LogicalOp, Materialized
 
@@ -146,6 +147,10 @@ def _feed(h: "hashlib._Hash", value: Any, depth: int, seen: set[int]) -> None:
         return
     if isinstance(value, type):
         _feed_class(h, value, depth, seen)
+        return
+    if type(value) is np.ndarray and value.dtype.kind in "biufcmM":
+        h.update(f"ndarray:{value.dtype.str}:{value.shape}:".encode())
+        h.update(np.ascontiguousarray(value).data)  # the bytes, without a pickled copy
         return
     if type(value).__module__ == "numpy" or hasattr(value, "__array_interface__"):
         h.update(b"array:")

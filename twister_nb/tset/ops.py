@@ -240,6 +240,19 @@ class MapToTuple(AbstractTransform):
 
 
 @dataclass(frozen=True, eq=False)
+class MapBatches(AbstractTransform):
+    """``fn(batch[, ctx])`` on numpy / Arrow batches of at most ``batch_size`` rows
+    (None: slices of about 512 KiB); yields what ``fn`` returns, one per batch."""
+
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Unbatch(AbstractTransform):
+    """The rows of every batch as records (the inverse of ``map_batches``)."""
+
+
+@dataclass(frozen=True, eq=False)
 class ForEach(AbstractTransform):
     """Runs ``fn`` on every value; yields nothing."""
 

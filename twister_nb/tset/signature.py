@@ -90,6 +90,7 @@ _ALLOWED: dict[str, list[tuple[int, Convention]]] = {
     "map": [(1, Convention.VALUE), (2, Convention.VALUE_CTX)],
     "filter": [(1, Convention.VALUE), (2, Convention.VALUE_CTX)],
     "map_to_tuple": [(1, Convention.VALUE), (2, Convention.VALUE_CTX)],
+    "map_batches": [(1, Convention.VALUE), (2, Convention.VALUE_CTX)],
     "for_each": [(1, Convention.VALUE), (2, Convention.VALUE_CTX)],
     "sink": [(1, Convention.VALUE), (2, Convention.VALUE_CTX)],
     "flat_map": [(2, Convention.COLLECT), (3, Convention.COLLECT_CTX)],

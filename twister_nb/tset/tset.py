@@ -134,6 +134,32 @@ class _Transforms(_Node):
         return KeyedTSet(self._env, self._transform(ops.MapToTuple, "map_to_tuple", fn,
                                                     keyed=True))
 
+    def map_batches(self, fn: Callable[..., Any], batch_size: int | None = None) -> "TSet":
+        """``fn(batch)`` or ``fn(batch, ctx)`` on numpy / Arrow batches of each
+        partition; the result holds what ``fn`` returns, one value per batch.
+
+        Records that are arrays (numpy, Arrow ``Array``/``RecordBatch``/``Table``)
+        are sliced along their first axis without copying (numpy slices are
+        read-only: return a new array instead of writing in place); runs of plain
+        records are packed with ``numpy.asarray``. ``batch_size`` is the most rows
+        a batch holds; by default a batch is about 512 KiB, which keeps a
+        chain like ``x * 5 + 2`` inside the CPU cache. Return a batch to keep
+        working on batches, a number (``b.sum()``) to reduce them, and use
+        :meth:`unbatch` to go back to one record per row.
+        """
+        if batch_size is not None and (not isinstance(batch_size, int)
+                                       or isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"map_batches(): batch_size must be a positive int or None, "
+                             f"got {batch_size!r}")
+        op = self._transform(ops.MapBatches, "map_batches", fn)
+        return TSet(self._env, op.replace(batch_size=batch_size))
+
+    def unbatch(self) -> "TSet":
+        """One record per row of every batch: 1-D numpy arrays give Python
+        scalars, N-D arrays their rows, Arrow tables one dict per row."""
+        link = self._link()._op
+        return TSet(self._env, ops.Unbatch(inputs=(link,), parallelism=link.parallelism))
+
     # ----------------------------------------------------------------- actions
 
     def for_each(self, fn: Callable[..., Any]) -> None:
