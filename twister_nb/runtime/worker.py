@@ -18,6 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from twister_nb.runtime.task import TaskEnv, run_program, send
+from twister_nb.tset.environment import CheckpointLostError
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200
@@ -122,7 +123,7 @@ class Worker:
             if entry[0] == "local":
                 mat_values.append(self._cache[(entry[1], entry[2])])
             elif entry[0] == "store":  # a persisted partition, read (memory-mapped) on demand
-                mat_values.append(_as_list(self._store.read_part(entry[1], entry[2])))
+                mat_values.append(_as_list(self._read_persisted(entry[1], entry[2])))
             else:
                 mat_values.append(args[pos])
                 pos += 1
@@ -154,6 +155,18 @@ class Worker:
             meta["part"] = self._store.write_part(self.job_id, tset_id, version, partition, out)
             meta["write_seconds"] = time.perf_counter() - write_started
         return meta
+
+    def _read_persisted(self, checkpoint: Any, partition: int) -> Any:
+        """A persisted partition, its checksum checked as it is read; a damaged
+        part becomes :class:`CheckpointLostError`, which makes the driver
+        recompute the TSet (restore checks sizes only, unless configured)."""
+        from twister_nb.storage import CheckpointCorruptError
+
+        try:
+            return self._store.read_part(checkpoint, partition)
+        except CheckpointCorruptError as exc:
+            raise CheckpointLostError(checkpoint.tset_id, checkpoint.meta.get("label", ""),
+                                      str(exc)) from None
 
     def get_partition(self, tset_id: str, partition: int) -> list[Any]:
         return self._cache[(tset_id, partition)]

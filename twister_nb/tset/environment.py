@@ -33,13 +33,40 @@ from twister_nb.tset.tset import (
     check_picklable,
 )
 
-__all__ = ["TSetEnvironment", "Twister2Environment", "Executor", "register_executor"]
+__all__ = ["TSetEnvironment", "Twister2Environment", "Executor", "CheckpointLostError",
+           "register_executor"]
 
 #: Environment variables through which ``twister-nb submit``/``restart`` hand a
 #: program its job; not configuration, so they bypass :mod:`twister_nb.config`.
 JOB_ID_VAR = "TWISTER_NB__JOB_ID"
 JOB_NAME_VAR = "TWISTER_NB__JOB_NAME"
 BANNER_DONE_VAR = "TWISTER_NB__BANNER_PRINTED"
+
+
+class CheckpointLostError(Exception):
+    """A persisted TSet's committed checkpoint could not be read back as written
+    (a part was damaged or deleted after the restart checked its size).
+
+    Executors raise it from ``execute``; the environment then recomputes the
+    TSet from the graph that persisted it and runs the action again, so a
+    damaged checkpoint costs a recompute, never a wrong result. Without that
+    graph (a handle from :meth:`TSetEnvironment.tsets`) it reaches the user.
+    """
+
+    def __init__(self, tset_id: str, label: str, reason: str) -> None:
+        self.tset_id = tset_id
+        self.label = label
+        self.reason = reason
+        super().__init__(
+            f"the checkpoint of persisted TSet {label!r} ({tset_id}) is damaged: {reason}. "
+            "Persist it again (run the cell that built it) to recompute it.")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.tset_id, self.label, self.reason))
+
+
+#: How many damaged checkpoints one action recovers from before giving up.
+_MAX_RECOVERIES = 8
 
 
 class Executor(Protocol):
@@ -115,15 +142,19 @@ def _default_parallelism(resources: Any, config: Mapping[str, Any]) -> int:
     return total
 
 
-def _split(values: list[Any], parts: int) -> tuple[tuple[Any, ...], ...]:
-    """Contiguous, nearly equal chunks, the first ones one longer."""
-    size, extra = divmod(len(values), parts)
+def _bounds(n: int, parts: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of contiguous, nearly equal chunks, the first ones one longer."""
+    size, extra = divmod(n, parts)
     out, start = [], 0
     for i in range(parts):
         end = start + size + (1 if i < extra else 0)
-        out.append(tuple(values[start:end]))
+        out.append((start, end))
         start = end
-    return tuple(out)
+    return out
+
+
+def _split(values: list[Any], parts: int) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(values[a:b]) for a, b in _bounds(len(values), parts))
 
 
 class TSetEnvironment:
@@ -153,6 +184,8 @@ class TSetEnvironment:
         self._lock = threading.RLock()
         self._refs: Counter[str] = Counter()
         self._pending: dict[str, tuple[ops.LogicalOp, str]] = {}
+        #: The graph each persisted TSet was computed from, by TSet ID.
+        self._lineage: dict[str, ops.LogicalOp] = {}
         self._closed = False
         # An explicit job_id attaches: it must name a live or recorded job.
         self._executor = _make_executor(self, attach_only=job_id is not None)
@@ -205,6 +238,23 @@ class TSetEnvironment:
         par = self._parallelism(parallelism)
         return TSet(self, ops.Parallelize(parallelism=par, partitions=_split(values, par)))
 
+    def parallelize_array(self, data: Any, parallelism: int = 0) -> TSet:
+        """A TSet of batches: ``data`` (a numpy array, or an Arrow ``Table`` /
+        ``RecordBatch``) cut along its first axis into ``parallelism`` contiguous
+        pieces, each partition holding its piece as one record. Made for
+        :meth:`~twister_nb.tset.tset.TSet.map_batches`."""
+        import numpy as np
+        import pyarrow as pa
+
+        if not (isinstance(data, np.ndarray) and data.ndim >= 1) and not isinstance(
+                data, (pa.Table, pa.RecordBatch)):
+            raise TypeError(f"parallelize_array(): expected a numpy array (at least 1-D) or an "
+                            f"Arrow Table/RecordBatch, got {type(data).__name__}; "
+                            "use parallelize_list() for a list")
+        par = self._parallelism(parallelism)
+        parts = tuple((data[a:b],) for a, b in _bounds(len(data), par))
+        return TSet(self, ops.Parallelize(parallelism=par, partitions=parts))
+
     def parallelize_dict(self, d: Mapping[Any, Any], parallelism: int = 0,
                          key_comparator: Callable[[Any, Any], int] | None = None) -> KeyedTSet:
         """A keyed TSet of ``d``'s items, ordered by ``key_comparator`` when given."""
@@ -237,13 +287,25 @@ class TSetEnvironment:
     def _run(self, root: ops.LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         self._check_open()
         self._materialize_pending(root)
-        return self._executor.execute(root, action, materialize_id=materialize_id)
+        for attempt in range(_MAX_RECOVERIES + 1):
+            try:
+                return self._executor.execute(root, action, materialize_id=materialize_id)
+            except CheckpointLostError as exc:
+                lineage = self._lineage.get(exc.tset_id)
+                if lineage is None or attempt == _MAX_RECOVERIES:
+                    raise
+                # Recompute the damaged TSet as it was persisted (its own damaged
+                # inputs are recovered the same way), then run the action again.
+                self._run(lineage, "persist", materialize_id=exc.tset_id)
+        raise AssertionError("unreachable")
 
     def _materialize(self, op: ops.LogicalOp, storage: str, lazy: bool) -> TSet:
         ident = tset_id(op)
         node = ops.Materialized(parallelism=op.parallelism, name=op.name, keyed=op.keyed,
                                 tset_id=ident, storage=storage)
         action = "cache" if storage == "memory" else "persist"
+        if storage == "store":
+            self._lineage[ident] = op  # to recompute it if its checkpoint is damaged
         if lazy:
             self._pending[ident] = (op, action)
         else:
@@ -294,6 +356,7 @@ class TSetEnvironment:
                 return
             del self._refs[ident]
             self._pending.pop(ident, None)
+            self._lineage.pop(ident, None)
         if not self._closed and not sys.is_finalizing():
             self._executor.release(ident)
 
