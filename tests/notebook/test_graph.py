@@ -227,3 +227,19 @@ def test_tset_visualize_and_bad_input(offline):
     assert "add_two" in str(out)
     with pytest.raises(TypeError, match="not a TSet"):
         graph.build_model(42)
+
+
+def test_batch_nodes_say_rows_and_batch_size(offline):
+    import numpy as np
+
+    def affine(b):
+        return b * 5 + 2
+
+    arr = offline.parallelize_array(np.arange(1000), 4)
+    scaled = arr.map_batches(affine, batch_size=128)
+    rows = scaled.unbatch()
+    model = graph.build_model({"arr": arr, "scaled": scaled, "rows": rows})
+    by_kind = {n.kind: n for n in model.nodes.values()}
+    assert by_kind["parallelize"].detail == "1000 rows"
+    assert by_kind["map_batches"].detail == "affine \u00b7 128 rows"
+    assert "unbatch" in by_kind

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb import config as _config
+from twister_nb.runtime.batches import is_batch
 from twister_nb.tset import ops
 from twister_nb.tset.identity import tset_id
 
@@ -173,8 +174,15 @@ def _node(op: ops.LogicalOp) -> Node:
     elif isinstance(op, ops.Source):
         detail = function_name(op.func)
     elif isinstance(op, ops.Parallelize):
-        count = sum(len(p) for p in op.partitions)
-        detail = f"{count} value{'s' if count != 1 else ''}"
+        values = [v for p in op.partitions for v in p]
+        if values and all(is_batch(v) for v in values):  # parallelize_array
+            detail = f"{sum(len(v) for v in values)} rows"
+        else:
+            detail = f"{len(values)} value{'s' if len(values) != 1 else ''}"
+    elif isinstance(op, ops.MapBatches):
+        detail = function_name(op.fn)
+        if op.batch_size:
+            detail += f" \u00b7 {op.batch_size} rows"
     elif isinstance(op, ops.AbstractTransform):
         detail = function_name(op.fn)
     if op.name and op.name != kind and not isinstance(op, ops.Materialized):
