@@ -119,3 +119,18 @@ def test_persisting_tutorial_then_restart_and_attach(ray_cluster, tmp_path):
     dash = _dashboard_of(again, persist_cell)
     assert dash["job_id"] == job_id and [r["storage"] for r in dash["restored"]] == ["store"]
     assert "restored" in dash["tset_status"].values()
+
+
+def test_batches_tutorial(ray_cluster, tmp_path):
+    """The batch tutorial runs end to end; every sum it prints is the plain-Python one."""
+    nb = _run(nbformat.read(ROOT / "notebooks" / "02_batches.ipynb", as_version=4), tmp_path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors
+    out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
+    n = 8_000_000
+    expected = 5 * n * (n - 1) // 2 + 2 * n
+    sums = [int(s) for s in re.findall(r"SUM = (\d+)", out)]
+    assert sums == [expected] * 3, out
+    assert "[('apple', 150000), ('banana', 50000), ('cherry', 100000)]" in out
+    assert re.search(r"'scaled' checkpointed \(version \d+", out), out
