@@ -117,6 +117,7 @@ class RayExecutor:
         self._token = uuid.uuid4().hex
         self._attach()
         self._cursor = ray.get(master.events.remote(0))[1]
+        self._deliver_lock = threading.Lock()
         self.listeners: list[Listener] = [print_output]
         self._poll = float(env.config.get("runtime.poll_interval", 0.1))
         self._stop = threading.Event()
@@ -162,27 +163,45 @@ class RayExecutor:
     def _drain(self) -> None:
         import ray
 
-        events, self._cursor = ray.get(self._master.events.remote(self._cursor))
-        for event in events:
-            for listener in self.listeners:
-                listener(event)
+        self._deliver(*ray.get(self._master.events.remote(self._cursor, self._token)))
+
+    def _deliver(self, events: list[dict[str, Any]], cursor: int) -> None:
+        """Hand the events this driver has not seen yet to the listeners, once
+        each. Every answer holds all events from a cursor this driver had already
+        reached up to ``cursor``, so the ones before ``self._cursor`` were delivered
+        (an answer may repeat the poll before it; a background cell's thread polls
+        too). The lock keeps threads from delivering an event twice."""
+        with self._deliver_lock:
+            seen = self._cursor
+            self._cursor = max(seen, cursor)
+            for event in events:
+                if event["seq"] < seen:
+                    continue
+                for listener in self.listeners:
+                    listener(event)
 
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         import ray
 
         if action == "persist" and materialize_id is not None:
-            # A committed checkpoint is a pointer: no planning, no recompute.
-            if ray.get(self._master.restore.remote(materialize_id)) is not None:
-                self._drain()
+            # A committed checkpoint is a pointer: no planning, no recompute. The
+            # answer brings the events (restored, or why not) along: one call.
+            info, events, cursor = ray.get(self._master.restore.remote(materialize_id,
+                                                                       self._cursor))
+            self._deliver(events, cursor)
+            if info is not None:
                 return None
         plan = make_plan(root, action, ray.cloudpickle)
-        ref = self._master.execute.remote(plan, materialize_id, self._token)
+        # The JobMaster returns the events this driver has not seen with the
+        # outcome, so an action that ends between two polls costs no extra call;
+        # a longer one is polled (worker output, the dashboard) while it runs.
+        ref = self._master.execute.remote(plan, materialize_id, self._token, self._cursor)
         try:
             while True:
                 ready, _ = ray.wait([ref], timeout=self._poll)
-                self._drain()
                 if ready:
                     break
+                self._drain()
         except KeyboardInterrupt:
             self._master.cancel.remote()
             with_timeout = ray.wait([ref], timeout=30)
@@ -190,9 +209,10 @@ class RayExecutor:
                 self._drain()
             raise
         try:
-            outcome = ray.get(ref)
+            outcome, events, cursor = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             raise JobFailedError(f"the JobMaster of job {self._env.job_id!r} died: {exc}") from None
+        self._deliver(events, cursor)
         return self._value(action, outcome)
 
     def _value(self, action: str, outcome: tuple[str, Any]) -> Any:

@@ -8,6 +8,11 @@ order, so no task waits on one queued behind it), tracks progress, and keeps
 an event log that any watcher reads from its own cursor. Data never passes
 through the JobMaster: it holds object refs only.
 
+The job record (``jobs/<id>/job.json``) is written by a background thread,
+newest record only, so a commit or a status change never waits for it; it is
+flushed at :meth:`JobMaster.shutdown` and by :meth:`JobMaster.flush_record`.
+Nothing restores from it: a checkpoint is its manifest.
+
 A plain class, wrapped with ``ray.remote`` by :func:`master_handle`.
 """
 
@@ -63,6 +68,19 @@ class JobMaster:
         self._closed = threading.Event()
         self._lease = None
         self._record: dict[str, Any] = {}
+        #: The record writer: ``_record_gen`` counts changes, ``_record_done`` is the
+        #: newest change written (or that failed to write); both under ``_record_cv``.
+        self._record_cv = threading.Condition()
+        self._record_gen = 0
+        self._record_done = 0
+        self._record_thread: threading.Thread | None = None
+        self._record_write = threading.Lock()
+        #: Per driver token: the cursor it last asked events from (all before it seen).
+        self._acked: dict[str, int] = {}
+        #: Per persisted TSet: {version folder: committed} before this action's version.
+        self._folders: dict[str, dict[int, bool]] = {}
+        #: TSets in which a restore found a damaged committed version (gc deletes it).
+        self._damaged: set[str] = set()
         if store is not None:
             self._start_record(program or {}, cluster_address)
 
@@ -88,6 +106,9 @@ class JobMaster:
         }
         self._store.write_job(self.job_id, self._record)
         threading.Thread(target=self._renew_lease, name="lease", daemon=True).start()
+        self._record_thread = threading.Thread(target=self._write_records, name="job-record",
+                                               daemon=True)
+        self._record_thread.start()
 
     def _renew_lease(self) -> None:
         failing = False
@@ -107,13 +128,66 @@ class JobMaster:
                     pass
 
     def _save_record(self, **changes: Any) -> None:
+        """Change the job record; the writer thread stores it soon (coalesced:
+        a burst of changes is one write of the newest record)."""
         if self._store is None:
             return
-        self._record.update(changes)
-        try:
-            self._store.write_job(self.job_id, self._record)
-        except Exception as exc:  # noqa: BLE001 - the job goes on; the watcher is told
-            self._emit("output", lines=[f"[job-master] could not update the job record: {exc}"])
+        with self._record_cv:
+            self._record.update(changes)
+            self._record_gen += 1
+            self._record_cv.notify_all()
+
+    def _write_records(self) -> None:
+        """The record writer thread: whenever the record changed, write its newest
+        state; it ends once the job is closed and nothing is left to write."""
+        while True:
+            with self._record_cv:
+                while self._record_done >= self._record_gen:
+                    if self._closed.is_set():
+                        return
+                    self._record_cv.wait(1.0)
+            self._write_record()
+
+    def _write_record(self) -> None:
+        """Write the newest record (one writer at a time, so never an older one
+        over a newer one). A failure is reported to the watcher; the next change
+        writes the whole record again."""
+        with self._record_write:
+            with self._record_cv:
+                gen = self._record_gen
+                if self._record_done >= gen:
+                    return
+                record = dict(self._record)  # its values are replaced, never edited in place
+            try:
+                self._store.write_job(self.job_id, record)
+            except Exception as exc:  # noqa: BLE001 - the job goes on; the watcher is told
+                self._emit("output", lines=[f"[job-master] could not update the job record: {exc}"])
+            with self._record_cv:
+                self._record_done = gen
+                self._record_cv.notify_all()
+
+    def flush_record(self, timeout: float | None = None) -> bool:
+        """Wait until every change made so far to the job record is written (or
+        failed to write, which is reported as an event). False on timeout.
+
+        Call it before reading ``jobs/<id>/job.json`` of a live job that must be current.
+        """
+        if self._store is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._record_cv:
+            target = self._record_gen
+        while True:
+            thread = self._record_thread
+            if thread is None or not thread.is_alive():
+                self._write_record()  # no writer thread (any more): write it here
+            with self._record_cv:
+                if self._record_done >= target:
+                    return True
+                left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._record_cv.wait(left)
 
     # ------------------------------------------------------------------ drivers
 
@@ -126,6 +200,7 @@ class JobMaster:
                 and now - current["seen"] < LEASE_TTL):
             return {"ok": False, "holder": {k: current[k] for k in ("host", "pid", "since")}}
         self._driver = {"token": token, "host": host, "pid": pid, "seen": now, "since": now}
+        self._acked = {}
         self._emit("attached", host=host, pid=pid)
         return {"ok": True, "status": self.status, "persisted": sorted(self._persisted)}
 
@@ -139,6 +214,7 @@ class JobMaster:
     def detach(self, token: str) -> None:
         if self._driver is not None and self._driver["token"] == token:
             self._driver = None
+        self._acked.pop(token, None)
 
     # ------------------------------------------------------------------ events
 
@@ -151,12 +227,29 @@ class JobMaster:
                 del self._events[:drop]
                 self._first_seq += drop
 
-    def events(self, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Events from ``cursor`` on, and the cursor to ask with next time."""
+    def events(self, cursor: int = 0, token: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Events from ``cursor`` on, and the cursor to ask with next time.
+
+        A driver passes its ``token``: asking from ``cursor`` says it has seen every
+        event before it, so :meth:`execute` returns it only the newer ones.
+        """
+        if token is not None and self._driver is not None and self._driver["token"] == token:
+            self._acked[token] = max(cursor, self._acked.get(token, 0))
         with self._events_lock:
             start = max(0, cursor - self._first_seq)
             out = self._events[start:]
             return out, self._first_seq + len(self._events)
+
+    def _events_since(self, cursor: int, token: str | None = None
+                      ) -> tuple[list[dict[str, Any]], int]:
+        """What a driver that asked from ``cursor`` (and polled since) has not seen
+        yet: events from the newer of ``cursor`` and its last poll's cursor. It may
+        get the events of its last poll again; it drops them by their ``seq``."""
+        if token is not None:
+            cursor = max(cursor, self._acked.get(token, 0))
+        with self._events_lock:
+            start = max(0, cursor - self._first_seq)
+            return self._events[start:], self._first_seq + len(self._events)
 
     def worker_output(self, lines: list[str]) -> None:
         self._emit("output", lines=lines)
@@ -221,13 +314,24 @@ class JobMaster:
         self._cancel.set()
 
     def execute(self, plan: Plan, materialize_id: str | None = None,
-                token: str | None = None) -> tuple[str, Any]:
+                token: str | None = None, cursor: int | None = None) -> Any:
         """Run ``plan``; returns ``("ok", value)`` or ``("error", exception)``.
 
         The value is a list of object refs (one per partition) for ``collect``
         and ``partitions``, and None otherwise. A driver that another one took
         over from (``token`` is not the attached driver's) is refused.
+
+        With ``cursor`` (the driver's event cursor when it submitted the plan),
+        returns ``(outcome, events, next_cursor)``: the outcome and the events the
+        driver has not seen yet, so it needs no extra call to drain them.
         """
+        outcome = self._execute(plan, materialize_id, token)
+        if cursor is None:
+            return outcome
+        return (outcome, *self._events_since(cursor, token))
+
+    def _execute(self, plan: Plan, materialize_id: str | None,
+                 token: str | None) -> tuple[str, Any]:
         if token is not None and (self._driver is None or self._driver["token"] != token):
             holder = self._driver or {}
             return "error", JobOwnedError(
@@ -237,7 +341,7 @@ class JobMaster:
             if materialize_id is not None and materialize_id in self._locations:
                 self._emit("restored", tset_id=materialize_id, storage="memory")
                 return "ok", None
-            if plan.action == "persist" and self.restore(materialize_id) is not None:
+            if plan.action == "persist" and self._restore(materialize_id) is not None:
                 return "ok", None
             self._cancel.clear()
             self._actions += 1
@@ -258,7 +362,7 @@ class JobMaster:
         self._emit("action", action=action, state="running", action_kind=plan.action,
                    stages=[_stage_summary(s) for s in plan.stages])
         try:
-            value = self._execute(plan, materialize_id, action)
+            value = self._submit(plan, materialize_id, action)
         except UserFunctionError as exc:
             self.status = "failed"
             self._save_record(status="failed", error=str(exc))
@@ -280,7 +384,7 @@ class JobMaster:
         self._emit("action", action=action, state="done", seconds=time.time() - started)
         return "ok", value
 
-    def _execute(self, plan: Plan, materialize_id: str | None, action: int) -> Any:
+    def _submit(self, plan: Plan, materialize_id: str | None, action: int) -> Any:
         import ray
 
         self._ensure_workers(max(s.parallelism for s in plan.stages))
@@ -290,7 +394,11 @@ class JobMaster:
         if plan.action == "persist":
             if self._store is None:
                 raise JobFailedError("persist() needs a checkpoint store; this job has none")
-            version = self._store.next_version(self.job_id, materialize_id)
+            # One listing gives the next version and whether retention can find
+            # anything to delete after the commit (see _collect).
+            folders = self._store.version_folders(self.job_id, materialize_id)
+            self._folders[materialize_id] = folders
+            version = max(folders, default=-1) + 1
         outputs: dict[int, list[list[Any]]] = {}
         metas: dict[Any, int] = {}
         final = plan.final
@@ -352,9 +460,20 @@ class JobMaster:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def restore(self, tset_id: str) -> dict[str, Any] | None:
+    def restore(self, tset_id: str, cursor: int | None = None) -> Any:
         """Find a committed, valid checkpoint of ``tset_id`` (if checkpointing is
-        enabled) and use it: ``persist()`` then returns at once."""
+        enabled) and use it: ``persist()`` then returns at once. Returns what was
+        restored, or None.
+
+        With ``cursor`` (the caller's event cursor), returns ``(restored, events,
+        next_cursor)``: the events from ``cursor`` on come with the answer.
+        """
+        info = self._restore(tset_id)
+        if cursor is None:
+            return info
+        return (info, *self._events_since(cursor))
+
+    def _restore(self, tset_id: str) -> dict[str, Any] | None:
         if tset_id in self._persisted:
             cp = self._persisted[tset_id]
         elif self._store is None or not self.config.get("twister2.checkpointing.enable", True):
@@ -394,6 +513,8 @@ class JobMaster:
                     continue
                 found = cp
                 break
+        if caught:
+            self._damaged.add(tset_id)
         for message in dict.fromkeys(str(w.message) for w in caught):
             self._emit("output", lines=[f"[job-master] {message}; it will be recomputed"
                                         if found is None else f"[job-master] {message}"])
@@ -424,17 +545,32 @@ class JobMaster:
         self._persisted[tset_id] = cp
         self._catalog[tset_id] = {"label": stage.label, "storage": "store",
                                   "parallelism": stage.parallelism, "keyed": keyed}
-        retention = int(self.config.get("twister2.checkpointing.retention", 2) or 2)
-        self._store.gc(self.job_id, tset_id, keep=max(1, retention))
+        self._collect(tset_id)
         size = sum(p.size for p in cp.parts)
         write_seconds = max((m.get("write_seconds", 0.0) for m in metas), default=0.0)
         self._emit("checkpoint", tset_id=tset_id, label=stage.label, version=version,
                    bytes=size, seconds=time.time() - started + write_seconds,
                    where=self._store.uri)
-        persisted = dict(self._record.get("persisted", {}))
-        persisted[tset_id] = {"label": stage.label, "version": version, "bytes": size,
-                              "committed": time.time()}
-        self._save_record(persisted=persisted)
+        with self._record_cv:
+            persisted = dict(self._record.get("persisted", {}))
+            persisted[tset_id] = {"label": stage.label, "version": version, "bytes": size,
+                                  "committed": time.time()}
+            self._save_record(persisted=persisted)
+
+    def _collect(self, tset_id: str) -> None:
+        """Apply the retention, unless it cannot delete anything (one listing and
+        manifest reads saved per commit). It can when there are more version folders
+        than it keeps, a folder without a manifest (a failed or abandoned write,
+        deleted once old), or a committed version a restore found damaged. A damaged
+        version no restore looked at is left until newer versions push it out; a
+        restore would skip it."""
+        keep = max(1, int(self.config.get("twister2.checkpointing.retention", 2) or 2))
+        before = self._folders.pop(tset_id, None)
+        if (before is not None and len(before) + 1 <= keep and all(before.values())
+                and tset_id not in self._damaged):
+            return
+        self._store.gc(self.job_id, tset_id, keep=keep)
+        self._damaged.discard(tset_id)
 
     def _owner(self, tset_id: str, partition: int) -> int:
         try:
@@ -503,8 +639,9 @@ class JobMaster:
         import ray
 
         self.status = "closed"
-        self._closed.set()
         self._save_record(status=status, ended=time.time())
+        self._closed.set()
+        self.flush_record()
         if self._lease is not None:
             try:
                 self._store.release_lease(self._lease)

@@ -2,7 +2,8 @@
 
 What differs from S3: a file becomes visible only once complete by writing it to a
 temporary name in the same folder, ``fsync``-ing it, renaming it into place and
-``fsync``-ing the folder; put-if-absent is ``link()`` of such a complete temporary file
+``fsync``-ing the folder (a checkpoint's parts leave that last step to their manifest,
+see :meth:`LocalCheckpointStore._write_part_file`); put-if-absent is ``link()`` of such a complete temporary file
 (atomic, and it fails if the name exists); and reads memory-map the file, so an Arrow
 part reopens in milliseconds whatever its size.
 """
@@ -77,6 +78,28 @@ class LocalCheckpointStore(CheckpointStore):
         tmp, size, checksum = self._write_temp(path, produce)
         os.replace(tmp, path)
         _fsync_dir(os.path.dirname(path))
+        return size, checksum
+
+    def _write_part_file(self, path: str, produce: Callable[[Any], None]) -> tuple[int, str]:
+        # A part's data is fsynced before its rename, as in _write_file, but its
+        # folder is not fsynced here: one fsync per checkpoint instead of one per
+        # part. Safe because of the layout and the commit order:
+        # - every part of a version is written into the version's folder
+        #   (<tset>/<version>/part-...), and commit() writes the manifest into that
+        #   same folder (<tset>/<version>/_manifest.json), after all parts, and
+        #   checks first that each listed part is there with its size;
+        # - the manifest's put-if-absent (_put_if_absent / _create_exclusive)
+        #   fsyncs that folder after creating the manifest's name. fsync of a
+        #   folder makes every change to its entries so far durable, so the
+        #   renames of all earlier parts become durable with, and before anyone
+        #   can rely on, the manifest;
+        # - a part is only ever read through a committed manifest. Until then, a
+        #   crash can at worst lose the name of a part of an uncommitted version:
+        #   that version has no manifest, is never read, and gc deletes it.
+        # If the manifest already exists (another writer won) this call's parts are
+        # not listed by it, so their durability does not matter.
+        tmp, size, checksum = self._write_temp(path, produce)
+        os.replace(tmp, path)
         return size, checksum
 
     def _put_if_absent(self, path: str, data: bytes) -> bool:

@@ -238,6 +238,12 @@ class CheckpointStore(LeaseMixin):
         """Create ``path`` with ``data`` unless it exists; True if this call created it."""
         raise NotImplementedError
 
+    def _write_part_file(self, path: str, produce: Callable[[Any], None]) -> tuple[int, str]:
+        """Write a part: as :meth:`_write_file`, but a backend may leave making its
+        name durable to the commit, whose manifest goes into the same folder (see
+        the local backend). Returns (size, checksum)."""
+        return self._write_file(path, produce)
+
     def _read_buffer(self, path: str) -> pa.Buffer | None:
         """The whole file, or None if it does not exist."""
         raise NotImplementedError
@@ -338,7 +344,7 @@ class CheckpointStore(LeaseMixin):
         encoded = encode(records, self._key)  # all conversion happens before any I/O
         path = f"{vdir}/{part_name(part_index, encoded.extension, token)}"
         self._prepare_write()
-        size, checksum = self._write_file(path, encoded.write)
+        size, checksum = self._write_part_file(path, encoded.write)
         return PartInfo(part_index, path, size, encoded.rows, checksum, encoded.format)
 
     @guard_unreachable
@@ -489,6 +495,15 @@ class CheckpointStore(LeaseMixin):
         """One more than the highest version folder, committed or not (0 if none)."""
         scan = self._scan_tset(job_id, tset_id)
         return max(scan, default=-1) + 1
+
+    @guard_unreachable
+    def version_folders(self, job_id: str, tset_id: str) -> dict[int, bool]:
+        """Every version folder of a TSet and whether it has a manifest, from one
+        listing: ``max(folders) + 1`` is :meth:`next_version`, and :meth:`gc` can
+        delete something only if there are more folders than it keeps or one of
+        them has no manifest (or a damaged one)."""
+        scan = self._scan_tset(job_id, tset_id)
+        return {version: MANIFEST_NAME in files for version, files in sorted(scan.items())}
 
     def _checked_buffer(self, checkpoint: Checkpoint, part_index: int, verify: bool):
         part = checkpoint.part(part_index)

@@ -1,0 +1,80 @@
+"""The driver gets every event of an action exactly once: what user functions
+print comes back as ``[worker-i]`` lines, none lost and none twice, whether the
+action ends before the first poll (its events come with the outcome) or runs
+long enough to be polled (lines streamed while the tasks run)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+
+import ray
+
+LINE = re.compile(r"^\[worker-(\d+)\] (\w+) (\d+)$")
+
+
+def _lines(text: str, tag: str) -> Counter:
+    """How many times each ``[worker-i] <tag> <n>`` line was printed, by n."""
+    found = Counter()
+    for line in text.splitlines():
+        match = LINE.match(line)
+        if match and match.group(2) == tag:
+            found[int(match.group(3))] += 1
+    return found
+
+
+def _watch(env) -> list[dict]:
+    seen: list[dict] = []
+    env._executor.listeners.append(seen.append)
+    return seen
+
+
+def test_short_action_prints_every_line_once(fresh_env, capsys):
+    seen = _watch(fresh_env)
+
+    def shout(x):
+        print(f"short {x}")
+        return x
+
+    capsys.readouterr()
+    for _ in range(5):  # several actions, each over before the driver's first poll
+        assert fresh_env.parallelize_list(list(range(40)), 4).map(shout).collect() == list(range(40))
+        # the action's own events came with its outcome: its end is already seen
+        ends = [e["action"] for e in seen if e["kind"] == "action" and e["state"] == "done"]
+        assert ends[-1] == ray.get(fresh_env._executor.master.info.remote())["actions"]
+        found = _lines(capsys.readouterr().out, "short")
+        assert found == Counter(range(40)), found
+    seqs = [e["seq"] for e in seen]
+    assert seqs == sorted(set(seqs)), "an event was delivered twice or out of order"
+
+
+def test_long_action_streams_every_line_once(fresh_env, capsys):
+    seen = _watch(fresh_env)
+
+    def slow(x):
+        print(f"slow {x}")
+        time.sleep(0.06)  # a task takes ~0.6 s: polled several times, lines streamed
+        return x
+
+    capsys.readouterr()
+    started = time.perf_counter()
+    assert fresh_env.parallelize_list(list(range(40)), 4).map(slow).collect() == list(range(40))
+    assert time.perf_counter() - started > 2 * fresh_env._executor._poll
+    found = _lines(capsys.readouterr().out, "slow")
+    assert found == Counter(range(40)), found
+    seqs = [e["seq"] for e in seen]
+    assert seqs == sorted(set(seqs)), "an event was delivered twice or out of order"
+    # nothing of the action was left behind for a later poll
+    events, _ = ray.get(fresh_env._executor.master.events.remote(fresh_env._executor._cursor))
+    assert not [e for e in events if e["kind"] in ("output", "task", "action")], events
+
+
+def test_restore_fast_path_reports_once(fresh_env, capsys):
+    data = fresh_env.parallelize_list(list(range(20)), 2).map(lambda x: x + 1)
+    data.persist()
+    capsys.readouterr()
+    again = fresh_env.parallelize_list(list(range(20)), 2).map(lambda x: x + 1).persist()
+    assert again.collect() == [x + 1 for x in range(20)]
+    out = capsys.readouterr().out
+    assert out.count("restored from its checkpoint") == 1, out
