@@ -59,9 +59,9 @@ def calls(count_file: Path) -> list[str]:
     return sorted(count_file.read_text().splitlines()) if count_file.exists() else []
 
 
-def open_env(job_store, job_id=None):
-    return TSetEnvironment(name="faults", resources=[{"instances": PAR}], config=job_store.config,
-                           job_id=job_id)
+def open_env(job_store, job_id=None, extra=None):
+    return TSetEnvironment(name="faults", resources=[{"instances": PAR}],
+                           config={**job_store.config, **(extra or {})}, job_id=job_id)
 
 
 @pytest.mark.slow
@@ -142,8 +142,14 @@ def _read(job_store, path: str) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncate", "flip_bit", "delete_manifest", "foreign_pickle"])
+@pytest.mark.parametrize("damage", ["truncate", "flip_bit", "delete_manifest", "foreign_pickle",
+                                    "flip_bit_verified_on_restore"])
 def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, damage, capsys):
+    """By default a restart checks sizes, and checksums as parts are read: a flipped
+    bit is found by the read, and the TSet is recomputed from its graph and the
+    action run again. With verify_on_restore the restart itself finds it."""
+    verify = damage == "flip_bit_verified_on_restore"
+    damage = "flip_bit" if verify else damage
     count_file = tmp_path / "calls.txt"
     env = open_env(job_store)
     store = job_store.open()
@@ -184,7 +190,8 @@ def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, dama
     capsys.readouterr()
 
     before = calls(count_file)
-    env2 = open_env(job_store, env.job_id)
+    env2 = open_env(job_store, env.job_id,
+                    extra={"twister2.checkpointing.verify_on_restore": True} if verify else None)
     try:
         if damage == "foreign_pickle":
             again = env2.parallelize_list([object_value(i) for i in range(40)], PAR).persist()
@@ -195,9 +202,13 @@ def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, dama
         env2.close()
     out = capsys.readouterr().out
     if damage != "delete_manifest":
-        assert ("invalid" in out or "skipping" in out), out
+        assert ("invalid" in out or "skipping" in out or "corrupt" in out), out
         assert part.path.rsplit("/", 1)[-1] in out, "the message names the damaged part"
     assert "checkpointed" in out, "the damaged TSet was recomputed and written again"
+    if damage == "flip_bit" and verify:  # found by the restart, before anything reads it
+        assert "'plus-two' restored" not in out, out
+    elif damage == "flip_bit":  # sizes match: restored, then found by the read
+        assert out.index("corrupt") > out.index("'plus-two' restored"), out
     if damage != "foreign_pickle":
         new_calls = _difference(calls(count_file), before)
         assert sorted(new_calls) == [f"add {i}" for i in range(PAR)], new_calls
@@ -218,3 +229,32 @@ def object_value(i):
     from fractions import Fraction
 
     return Fraction(i, 7)
+
+
+@pytest.mark.slow
+def test_damaged_checkpoint_without_its_graph_is_a_clear_error(ray_cluster, job_store, tmp_path):
+    """A handle from env.tsets() has no graph to recompute from: a damaged part
+    read through it is an error that says what to do, never a wrong value."""
+    from twister_nb.tset.environment import CheckpointLostError
+
+    env = open_env(job_store)
+    store = job_store.open()
+    try:
+        _, second = pipeline(env, tmp_path / "calls.txt")
+        tset_id = second.id
+    finally:
+        env.close()
+    part = store.latest(env.job_id, tset_id).parts[2]
+    raw = _read(job_store, part.path)
+    _rewrite(job_store, part.path, raw[:100] + bytes([raw[100] ^ 0x01]) + raw[101:])
+
+    env2 = open_env(job_store, env.job_id)
+    try:
+        handle = env2.tsets()["plus-two"]
+        with pytest.raises(CheckpointLostError, match="Persist it again") as info:
+            handle.collect()
+        assert info.value.tset_id == tset_id and part.path.rsplit("/", 1)[-1] in str(info.value)
+        # the undamaged TSet still reads back exactly
+        assert env2.tsets()["times-five"].collect() == [i * 5 for _ in range(PAR) for i in range(N)]
+    finally:
+        env2.close()

@@ -663,13 +663,14 @@ def _restart_case(b: Bench, mb: int) -> dict[str, Any]:
         return rows
 
     variants = [Variant(TNB, make_run(None), check, self_timed=True, is_tnb=True,
-                        note="default config (verify_on_restore: true); new "
-                             "TSetEnvironment(job_id=...) after env.close(); only persist() "
-                             "is timed"),
-                Variant(f"{TNB} (verify_on_restore: false)",
-                        make_run({"twister2.checkpointing.verify_on_restore": False}), check,
+                        note="default config (verify_on_restore: false: sizes checked on "
+                             "restore, checksums when a part is read, a damaged part "
+                             "recomputed); new TSetEnvironment(job_id=...) after env.close(); "
+                             "only persist() is timed"),
+                Variant(f"{TNB} (verify_on_restore: true)",
+                        make_run({"twister2.checkpointing.verify_on_restore": True}), check,
                         self_timed=True, is_tnb=True,
-                        note="sizes checked on restore, checksums when a part is read")]
+                        note="every part read and checksummed before persist() returns")]
     if b.peers.want("disk"):
         variants.append(Variant("raw reopen: mmap + Arrow footer of the parts", reopen,
                                 lambda rows: None))

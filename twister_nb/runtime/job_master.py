@@ -28,6 +28,7 @@ from typing import Any
 
 from twister_nb.plan.physical import Plan, StagePlan
 from twister_nb.runtime.errors import JobFailedError, JobOwnedError, UserFunctionError
+from twister_nb.tset.environment import CheckpointLostError
 
 ACTOR_PREFIX = "twister_nb.job."
 _MAX_EVENTS = 20000
@@ -81,6 +82,8 @@ class JobMaster:
         self._folders: dict[str, dict[int, bool]] = {}
         #: TSets in which a restore found a damaged committed version (gc deletes it).
         self._damaged: set[str] = set()
+        #: Committed versions found damaged when read: (tset_id, version), never restored.
+        self._bad_versions: set[tuple[str, int]] = set()
         if store is not None:
             self._start_record(program or {}, cluster_address)
 
@@ -292,7 +295,18 @@ class JobMaster:
         return tset_id in self._locations
 
     def catalog(self) -> dict[str, dict[str, Any]]:
-        """The cached and persisted TSets this job holds, for a re-attached driver."""
+        """The cached and persisted TSets this job holds, for a re-attached driver.
+
+        A restarted job (a new JobMaster) also offers the checkpoints its record
+        lists, restored on the way (a pointer: sizes are checked, not data read)."""
+        if self._store is not None and self.config.get("twister2.checkpointing.enable", True):
+            for tset_id in self._record.get("persisted", {}):
+                if tset_id not in self._catalog:
+                    try:
+                        self._restore(tset_id)
+                    except Exception as exc:  # noqa: BLE001 - listed without it, and said why
+                        self._emit("output", lines=[f"[job-master] checkpoint {tset_id} "
+                                                    f"cannot be restored: {exc}"])
         return {k: dict(v) for k, v in self._catalog.items()}
 
     def running(self) -> dict[str, Any] | None:
@@ -363,6 +377,19 @@ class JobMaster:
                    stages=[_stage_summary(s) for s in plan.stages])
         try:
             value = self._submit(plan, materialize_id, action)
+        except CheckpointLostError as exc:
+            # Not a failure of the job: the driver recomputes the TSet and runs
+            # the action again. This version is never offered again.
+            cp = self._persisted.pop(exc.tset_id, None)
+            self._catalog.pop(exc.tset_id, None)
+            if cp is not None:
+                self._bad_versions.add((exc.tset_id, cp.version))
+            self._damaged.add(exc.tset_id)
+            self.status = "idle"
+            self._emit("output", lines=[f"[job-master] {exc.reason}; persisted TSet "
+                                        f"{exc.label!r} will be recomputed"])
+            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            return "error", exc
         except UserFunctionError as exc:
             self.status = "failed"
             self._save_record(status="failed", error=str(exc))
@@ -502,11 +529,13 @@ class JobMaster:
             versions = self._store.versions(self.job_id, tset_id)
             found = None
             for version in reversed(versions):
+                if (tset_id, version) in self._bad_versions:
+                    continue  # damaged when it was read; already reported
                 cp = self._store.checkpoint(self.job_id, tset_id, version)
                 if cp is None:
                     continue
                 try:
-                    if self.config.get("twister2.checkpointing.verify_on_restore", True):
+                    if self.config.get("twister2.checkpointing.verify_on_restore", False):
                         self._store.verify(cp)
                 except CheckpointCorruptError as exc:
                     warnings.warn(f"checkpoint {tset_id} version {version} is invalid: {exc}")
