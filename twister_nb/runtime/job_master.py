@@ -550,12 +550,19 @@ class JobMaster:
         return found
 
     def _checkpoint(self, tset_id: str) -> Any:
-        try:
-            return self._persisted[tset_id]
-        except KeyError:
-            raise JobFailedError(
-                f"persisted TSet {tset_id!r} is not known to this job; persist() it again"
-            ) from None
+        """The checkpoint a task reads for a persisted input. One this JobMaster
+        forgot (a ``release`` of an older handle can run after a new handle's
+        restore: the actor runs calls concurrently) is looked up in the store
+        again; one that is not there is lost, and the driver recomputes it."""
+        cp = self._persisted.get(tset_id)
+        if cp is None and self._store is not None:
+            cp = self._find_valid(tset_id)
+            if cp is not None:
+                self._persisted[tset_id] = cp
+        if cp is None:
+            raise CheckpointLostError(tset_id, tset_id,
+                                      "no valid committed checkpoint of it is in the store")
+        return cp
 
     def _commit(self, tset_id: str, version: int, stage: StagePlan,
                 metas: list[dict[str, Any]], action: int, keyed: bool) -> None:
