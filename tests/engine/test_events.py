@@ -9,7 +9,10 @@ import re
 import time
 from collections import Counter
 
+import pytest
 import ray
+
+from twister_nb.runtime.errors import UserFunctionError
 
 LINE = re.compile(r"^\[worker-(\d+)\] (\w+) (\d+)$")
 
@@ -45,6 +48,11 @@ def test_short_action_prints_every_line_once(fresh_env, capsys):
         assert ends[-1] == ray.get(fresh_env._executor.master.info.remote())["actions"]
         found = _lines(capsys.readouterr().out, "short")
         assert found == Counter(range(40)), found
+    for _ in range(3):  # silent and short: no call after the outcome, which brought them
+        assert fresh_env.parallelize_list(list(range(8)), 4).map(lambda x: -x).collect() == [
+            -x for x in range(8)]
+        ends = [e["action"] for e in seen if e["kind"] == "action" and e["state"] == "done"]
+        assert ends[-1] == ray.get(fresh_env._executor.master.info.remote())["actions"]
     seqs = [e["seq"] for e in seen]
     assert seqs == sorted(set(seqs)), "an event was delivered twice or out of order"
 
@@ -68,6 +76,31 @@ def test_long_action_streams_every_line_once(fresh_env, capsys):
     # nothing of the action was left behind for a later poll
     events, _ = ray.get(fresh_env._executor.master.events.remote(fresh_env._executor._cursor))
     assert not [e for e in events if e["kind"] in ("output", "task", "action")], events
+
+
+def test_lines_printed_as_a_task_ends_stay_with_their_action(fresh_env, capsys):
+    """A worker streams these lines with a call of its own, sent just before its
+    task returns (or fails): they are printed by the action that made them, not
+    by the next one."""
+    def late(x):
+        time.sleep(0.3)
+        print(f"late {x}")  # streamed (the task has run > 0.25 s), then it returns
+        return x
+
+    def fails(x):
+        print(f"failing {x}")
+        raise ValueError(f"no {x}")
+
+    for _ in range(10):  # a race when it was wrong: about half the runs lost a line
+        capsys.readouterr()
+        assert fresh_env.parallelize_list(list(range(4)), 4).map(late).collect() == [0, 1, 2, 3]
+        found = _lines(capsys.readouterr().out, "late")
+        assert found == Counter(range(4)), found
+    capsys.readouterr()
+    with pytest.raises(UserFunctionError):
+        fresh_env.parallelize_list([7], 1).map(fails).collect()
+    found = _lines(capsys.readouterr().out, "failing")
+    assert found == Counter([7]), found
 
 
 def test_restore_fast_path_reports_once(fresh_env, capsys):
