@@ -149,8 +149,20 @@ def status(job_id: str) -> None:
     """Show one job: its record in the store and, if it runs, its live state."""
     import json
 
-    record = _store().read_job(job_id)
     live = _live_info(job_id)
+    if live is not None:  # a live job writes its record in the background: make it current
+        import ray
+
+        from twister_nb import config as _config
+        from twister_nb.runtime.executor import live_master
+
+        master = live_master(job_id, _config.load())
+        if master is not None:
+            try:
+                ray.get(master.flush_record.remote(5.0), timeout=10)
+            except Exception:  # noqa: BLE001 - the record is shown as it is
+                pass
+    record = _store().read_job(job_id)
     if record is None and live is None:
         raise UsageFailure(f"status: no job {job_id!r}; `twister-nb jobs` lists them")
     click.echo(json.dumps({"record": record, "live": live}, indent=2, default=str))

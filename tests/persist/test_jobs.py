@@ -3,6 +3,8 @@ the checkpointing switch, retention, and the CLI's job commands."""
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 import time
@@ -147,13 +149,17 @@ def test_cli_jobs_status_clear(ray_cluster, job_store, monkeypatch):
     for key, value in job_store.environ.items():
         monkeypatch.setenv(key, value)
     env = _env(job_store)
-    env.parallelize_list([1, 2], 2).persist()
+    persisted = env.parallelize_list([1, 2], 2).persist()
     job_id = env.job_id
     runner = CliRunner()
     listed = runner.invoke(main, ["jobs"])
     assert listed.exit_code == 0, listed.output
     line = next(row for row in listed.output.splitlines() if row.startswith(job_id))
     assert "(live)" in line
+    # the live job's record (written in the background) is current when shown
+    shown_live = runner.invoke(main, ["status", job_id])
+    assert shown_live.exit_code == 0, shown_live.output
+    assert persisted.id in json.loads(shown_live.output)["record"]["persisted"]
     env.close()
     listed = runner.invoke(main, ["jobs"])
     line = next(row for row in listed.output.splitlines() if row.startswith(job_id))

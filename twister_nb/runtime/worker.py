@@ -77,6 +77,8 @@ class Worker:
         self._store = store
         self._cache: dict[tuple[str, int], list[Any]] = {}
         self._programs: OrderedDict[str, bytes] = OrderedDict()
+        #: Calls that streamed printed lines to the JobMaster during the running task.
+        self._shipped: list[Any] = []
 
     def ping(self) -> dict[str, Any]:
         import ray
@@ -99,7 +101,17 @@ class Worker:
 
     def _ship(self, lines: list[str]) -> None:
         if lines and self._master is not None:
-            self._master.worker_output.remote(lines)
+            self._shipped.append(self._master.worker_output.remote(lines))
+
+    def _shipped_arrived(self) -> None:
+        """Wait until the lines this task streamed have reached the JobMaster, so
+        they are printed by the action that made them, before its result (the
+        driver makes no call after a short action's outcome)."""
+        if self._shipped:
+            import ray
+
+            ray.wait(self._shipped, num_returns=len(self._shipped), timeout=10)
+            self._shipped.clear()
 
     def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
                  materialized: list[tuple[Any, ...]], output: tuple[Any, ...], *args: Any) -> Any:
@@ -139,7 +151,9 @@ class Worker:
                     buckets = send(program, env, out)
             except BaseException:
                 self._ship(stream.finish())  # what it printed before failing
+                self._shipped_arrived()
                 raise
+        self._shipped_arrived()
         meta = {"partition": partition, "worker": self.index, "records_in": records_in,
                 "records_out": len(out), "seconds": time.perf_counter() - started,
                 "lines": stream.finish()}
