@@ -91,27 +91,6 @@ def print_output(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-#: A worker streams what a task prints once the task has run this long (its
-#: ``_FLUSH_SECONDS``, with a margin) or printed many lines.
-_STREAMED_AFTER_S = 0.2
-
-
-def _may_stream(events: list[dict[str, Any]]) -> bool:
-    """Whether an action's workers may have streamed printed lines that reach the
-    JobMaster only after the action ended: a worker sends them with a call of its
-    own, which can arrive just after the task's result. True if a task ran long
-    enough to stream, a task failed (it sends what it printed as it fails), or a
-    worker printed anything; the driver then polls once more, as it always did.
-    A silent, short action needs no further call."""
-    for event in events:
-        kind = event["kind"]
-        if kind in ("output", "error"):
-            return True
-        if kind == "task" and event.get("seconds", 0.0) >= _STREAMED_AFTER_S:
-            return True
-    return False
-
-
 class RayExecutor:
     """Runs a :class:`TSetEnvironment`'s actions on Ray through its JobMaster."""
 
@@ -181,26 +160,24 @@ class RayExecutor:
     def master(self) -> Any:
         return self._master
 
-    def _drain(self) -> list[dict[str, Any]]:
+    def _drain(self) -> None:
         import ray
 
-        return self._deliver(*ray.get(self._master.events.remote(self._cursor, self._token)))
+        self._deliver(*ray.get(self._master.events.remote(self._cursor, self._token)))
 
-    def _deliver(self, events: list[dict[str, Any]], cursor: int) -> list[dict[str, Any]]:
+    def _deliver(self, events: list[dict[str, Any]], cursor: int) -> None:
         """Hand the events this driver has not seen yet to the listeners, once
         each. Every answer holds all events from a cursor this driver had already
         reached up to ``cursor``, so the ones before ``self._cursor`` were delivered
         (an answer may repeat the poll before it; a background cell's thread polls
-        too). The lock keeps threads from delivering an event twice. Returns
-        the events delivered."""
+        too). The lock keeps threads from delivering an event twice."""
         with self._deliver_lock:
             seen = self._cursor
             self._cursor = max(seen, cursor)
-            new = [event for event in events if event["seq"] >= seen]
-            for event in new:
-                for listener in self.listeners:
-                    listener(event)
-        return new
+            for event in events:
+                if event["seq"] >= seen:
+                    for listener in self.listeners:
+                        listener(event)
 
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         import ray
@@ -220,15 +197,16 @@ class RayExecutor:
         plan = make_plan(root, action, ray.cloudpickle)
         # The JobMaster returns the events this driver has not seen with the
         # outcome, so an action that ends between two polls costs no extra call;
-        # a longer one is polled (worker output, the dashboard) while it runs.
+        # a longer one is polled (worker output, the dashboard) while it runs. The
+        # lines a worker streams reach the JobMaster before its task returns, so
+        # the answer holds every line of the action.
         ref = self._master.execute.remote(plan, materialize_id, self._token, self._cursor)
-        streamed = False
         try:
             while True:
                 ready, _ = ray.wait([ref], timeout=self._poll)
                 if ready:
                     break
-                streamed = _may_stream(self._drain()) or streamed
+                self._drain()
         except KeyboardInterrupt:
             self._master.cancel.remote()
             with_timeout = ray.wait([ref], timeout=30)
@@ -239,8 +217,7 @@ class RayExecutor:
             outcome, events, cursor = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             raise JobFailedError(f"the JobMaster of job {self._env.job_id!r} died: {exc}") from None
-        if _may_stream(self._deliver(events, cursor)) or streamed:
-            self._drain()  # lines a worker streamed just before its task ended
+        self._deliver(events, cursor)
         return self._value(action, outcome)
 
     def _value(self, action: str, outcome: tuple[str, Any]) -> Any:
