@@ -137,14 +137,9 @@ def make_array_part(n: int, p: int) -> np.ndarray:
     return uf.run_source(uf.ArraySource(n), p)[0]
 
 
-def dask_array(n: int, partitions: int, client: Any) -> Any:
-    """``partitions`` chunks of ``0..n-1``, held in memory (persisted)."""
-    import dask
-    import dask.array as da
-
-    parts = [da.from_delayed(dask.delayed(make_array_part)(n, p), shape=(n,), dtype=np.int64)
-             for p in range(partitions)]
-    x = da.concatenate(parts)
+def _held(x: Any, client: Any) -> Any:
+    """A Dask array computed and held in memory: by the threaded scheduler, or on the
+    distributed workers (waited for, so set-up is never timed)."""
     if client is None:
         return x.persist(scheduler="threads")
     x = client.persist(x)
@@ -152,6 +147,16 @@ def dask_array(n: int, partitions: int, client: Any) -> Any:
 
     wait(x)
     return x
+
+
+def dask_array(n: int, partitions: int, client: Any) -> Any:
+    """``partitions`` chunks of ``0..n-1``, held in memory (persisted)."""
+    import dask
+    import dask.array as da
+
+    parts = [da.from_delayed(dask.delayed(make_array_part)(n, p), shape=(n,), dtype=np.int64)
+             for p in range(partitions)]
+    return _held(da.concatenate(parts), client)
 
 
 def dask_affine_sum(x: Any, client: Any) -> int:
@@ -164,14 +169,7 @@ def dask_points(n: int, partitions: int, seed: int, client: Any) -> Any:
 
     parts = [da.from_delayed(dask.delayed(uf.make_points)(n, p, seed), shape=(n, 2),
                              dtype=np.float64) for p in range(partitions)]
-    x = da.concatenate(parts)
-    if client is None:
-        return x.persist(scheduler="threads")
-    x = client.persist(x)
-    from distributed import wait
-
-    wait(x)
-    return x
+    return _held(da.concatenate(parts), client)
 
 
 def dask_kmeans(x: Any, centres: np.ndarray, iterations: int, client: Any) -> np.ndarray:

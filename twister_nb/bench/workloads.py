@@ -432,6 +432,19 @@ def mem(b: Bench) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- W3
 
 
+def _measure_then_free(b: Bench, name: str, variants: list[Variant],
+                       handles: dict[str, Any]) -> list[VariantResult]:
+    """Measure a case whose data is held in memory, then free it everywhere (the
+    held handles, the raw Ray actors' state) before the next case."""
+    try:
+        return b.measure(name, variants)
+    finally:
+        handles.clear()
+        if b.pool is not None:
+            b.pool.clear()
+        gc.collect()
+
+
 def w3(b: Bench) -> dict[str, Any]:
     n = b.sizes.w3_n
     expected = uf.chain_sum(n, P)
@@ -473,13 +486,7 @@ def w3(b: Bench) -> dict[str, Any]:
                                     check))
         except Exception as exc:  # noqa: BLE001 - reported as a note
             b.peers.notes.append(f"W3 Ray Data set-up failed: {type(exc).__name__}: {exc}")
-    try:
-        results = b.measure("W3", variants)
-    finally:
-        handles.clear()
-        if pool is not None:
-            pool.clear()
-        gc.collect()
+    results = _measure_then_free(b, "W3", variants, handles)
     return {"title": "W3 vectorized: x*5+2, sum over int64 partitions held in memory",
             "params": {"partitions": P, "n_per_partition": n, "bytes": n * P * 8},
             "cases": [case(f"{P} x {n:,} int64", results, metric="throughput", records=n * P,
@@ -842,13 +849,7 @@ def w6(b: Bench) -> dict[str, Any]:
         handles["dask_d"] = pe.dask_points(n, P, seed, client)
         variants.append(Variant("Dask array blocks (distributed)", lambda: pe.dask_kmeans(
             handles["dask_d"], init, iterations, client), check))
-    try:
-        results = b.measure("W6", variants)
-    finally:
-        handles.clear()
-        if pool is not None:
-            pool.clear()
-        gc.collect()
+    results = _measure_then_free(b, "W6", variants, handles)
     return {"title": "W6 k-means with all_reduce: per-iteration time",
             "params": {"points": n * P, "partitions": P, "centres": uf.K,
                        "iterations": iterations},
