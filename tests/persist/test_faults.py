@@ -265,18 +265,21 @@ def test_forgotten_or_deleted_checkpoint_is_found_or_recomputed(ray_cluster, job
     """A JobMaster that forgot a persisted TSet (a release racing a new handle)
     finds it in the store again; one deleted from the store is recomputed from
     its graph. Either way the result is exact."""
+    import ray
+
     count_file = tmp_path / "calls.txt"
     env = open_env(job_store)
     store = job_store.open()
     try:
         _, second = pipeline(env, count_file)
-        env._executor.release(second.id)  # as a late release of an older handle would
+        forget = env._executor.master.release  # as a late release of an older handle would
+        ray.get(forget.remote(second.id))  # waited for: the JobMaster runs calls concurrently
         assert second.collect() == EXPECTED
         before = calls(count_file)
         for version in store.versions(env.job_id, second.id):
             cp = store.checkpoint(env.job_id, second.id, version)
             store._fs.delete_file(cp.manifest_path)
-        env._executor.release(second.id)
+        ray.get(forget.remote(second.id))
         assert second.collect() == EXPECTED
         assert sorted(_difference(calls(count_file), before)) == [f"add {i}" for i in range(PAR)]
     finally:
