@@ -44,7 +44,7 @@ def submit(program: str, args: tuple[str, ...], job_id: str | None, name: str | 
 def _run_as_job(path: Path, args: list[str], *, job_id: str | None, name: str | None) -> None:
     from twister_nb import config
     from twister_nb.runtime import cluster
-    from twister_nb.runtime.errors import ClusterError
+    from twister_nb.errors import ClusterError
     from twister_nb.tset import environment as envmod
 
     name = name or str(config.get("job.name", "python-job"))

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from twister_nb import SourceFunc
-from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.errors import UserFunctionError
 
 
 class ArraySource(SourceFunc):

@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from twister_nb import SourceFunc
-from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.errors import UserFunctionError
 
 
 def test_failing_user_function_is_one_clear_error(fresh_env):

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import ray
 
-from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.errors import UserFunctionError
 
 LINE = re.compile(r"^\[worker-(\d+)\] (\w+) (\d+)$")
 

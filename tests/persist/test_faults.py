@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from twister_nb import SourceFunc, TSetEnvironment
-from twister_nb.runtime.errors import JobFailedError
+from twister_nb.errors import JobFailedError
 
 N, PAR = 2000, 4
 EXPECTED = [(i * 5) + 2 for _ in range(PAR) for i in range(N)]
@@ -235,7 +235,7 @@ def object_value(i):
 def test_damaged_checkpoint_without_its_graph_is_a_clear_error(ray_cluster, job_store, tmp_path):
     """A handle from env.tsets() has no graph to recompute from: a damaged part
     read through it is an error that says what to do, never a wrong value."""
-    from twister_nb.tset.environment import CheckpointLostError
+    from twister_nb.errors import CheckpointLostError
 
     env = open_env(job_store)
     store = job_store.open()

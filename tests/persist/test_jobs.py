@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from twister_nb import TSetEnvironment
 from twister_nb.cli import main
-from twister_nb.runtime.errors import JobNotFoundError
+from twister_nb.errors import JobNotFoundError
 
 
 def _env(job_store, job_id=None, **config):
@@ -97,7 +97,7 @@ def test_checkpointing_disabled_only_offloads_and_retention_keeps_n(ray_cluster,
 _ATTACH = """
 import sys
 from twister_nb import TSetEnvironment
-from twister_nb.runtime.errors import JobOwnedError
+from twister_nb.errors import JobOwnedError
 try:
     env = TSetEnvironment(job_id=sys.argv[1], config={CONFIG})
 except JobOwnedError as exc:

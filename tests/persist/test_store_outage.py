@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from twister_nb import TSetEnvironment
-from twister_nb.runtime.errors import TwisterError
+from twister_nb.errors import TwisterError
 from twister_nb.storage import StorageError
 
 

@@ -14,7 +14,7 @@ import pytest
 from twister_nb.plan.physical import ExchangeSpec
 from twister_nb.plan.planner import plan
 from twister_nb.runtime import batches, exchange
-from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.errors import UserFunctionError
 from twister_nb.runtime.task import Streamed, TaskEnv, fresh_instance, run_program, send
 from twister_nb.tset.functions import SourceFunc
 

@@ -9,7 +9,7 @@ import pytest
 
 from twister_nb.plan.physical import ExchangeSpec
 from twister_nb.runtime import exchange
-from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.errors import UserFunctionError
 from twister_nb.runtime.task import TaskEnv, run_program
 from twister_nb.plan.planner import plan
 from twister_nb.tset.functions import stable_hash

@@ -50,7 +50,7 @@ def job_name(job_id: str, config: Mapping[str, Any] | None = None) -> str | None
 def open_job(job_id: str | None = None, name: str | None = None) -> TSetEnvironment:
     """A new job, or (with ``job_id``) the live or recorded job with that ID.
     The runtime's refusals become one-line :class:`UsageError`s."""
-    from twister_nb.runtime.errors import JobNotFoundError, JobOwnedError
+    from twister_nb.errors import JobNotFoundError, JobOwnedError
 
     if job_id is not None:
         name = job_name(job_id) or name

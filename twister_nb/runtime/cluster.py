@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from twister_nb import config as _config
-from twister_nb.runtime.errors import ClusterError
+from twister_nb.errors import ClusterError
 
 NAMESPACE_DEFAULT = "twister_nb"
 _LOOPBACK = "127.0.0.1"

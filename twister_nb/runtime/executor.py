@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from twister_nb.checkpoint import open_store
 from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
-from twister_nb.runtime.errors import JobFailedError, JobNotFoundError, JobOwnedError
+from twister_nb.errors import JobFailedError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp, Parallelize

@@ -27,8 +27,8 @@ import warnings
 from typing import Any
 
 from twister_nb.plan.physical import Plan, StagePlan
-from twister_nb.runtime.errors import JobFailedError, JobOwnedError, UserFunctionError
-from twister_nb.tset.environment import CheckpointLostError
+from twister_nb.errors import JobFailedError, JobOwnedError, UserFunctionError
+from twister_nb.errors import CheckpointLostError
 
 ACTOR_PREFIX = "twister_nb.job."
 _MAX_EVENTS = 20000

@@ -16,7 +16,7 @@ from typing import Any
 
 from twister_nb.plan.physical import Program, Step
 from twister_nb.runtime import batches, exchange
-from twister_nb.runtime.errors import UserFunctionError
+from twister_nb.errors import UserFunctionError
 from twister_nb.tset.functions import Collector, TSetContext
 from twister_nb.tset.signature import Convention
 

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from twister_nb.runtime.task import TaskEnv, run_program, send
-from twister_nb.tset.environment import CheckpointLostError
+from twister_nb.errors import CheckpointLostError
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200

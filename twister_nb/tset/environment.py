@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from twister_nb import config as _config
+from twister_nb.errors import CheckpointLostError
 from twister_nb.tset import ops
 from twister_nb.tset.functions import Functions
 from twister_nb.tset.identity import tset_id
@@ -33,7 +34,7 @@ from twister_nb.tset.tset import (
     check_picklable,
 )
 
-__all__ = ["TSetEnvironment", "Twister2Environment", "Executor", "CheckpointLostError",
+__all__ = ["TSetEnvironment", "Twister2Environment", "Executor",
            "register_executor"]
 
 #: Environment variables through which ``twister-nb submit``/``restart`` hand a
@@ -41,28 +42,6 @@ __all__ = ["TSetEnvironment", "Twister2Environment", "Executor", "CheckpointLost
 JOB_ID_VAR = "TWISTER_NB__JOB_ID"
 JOB_NAME_VAR = "TWISTER_NB__JOB_NAME"
 BANNER_DONE_VAR = "TWISTER_NB__BANNER_PRINTED"
-
-
-class CheckpointLostError(Exception):
-    """A persisted TSet's committed checkpoint could not be read back as written
-    (a part was damaged or deleted after the restart checked its size).
-
-    Executors raise it from ``execute``; the environment then recomputes the
-    TSet from the graph that persisted it and runs the action again, so a
-    damaged checkpoint costs a recompute, never a wrong result. Without that
-    graph (a handle from :meth:`TSetEnvironment.tsets`) it reaches the user.
-    """
-
-    def __init__(self, tset_id: str, label: str, reason: str) -> None:
-        self.tset_id = tset_id
-        self.label = label
-        self.reason = reason
-        super().__init__(
-            f"the checkpoint of persisted TSet {label!r} ({tset_id}) is damaged: {reason}. "
-            "Persist it again (run the cell that built it) to recompute it.")
-
-    def __reduce__(self) -> Any:
-        return (type(self), (self.tset_id, self.label, self.reason))
 
 
 #: How many damaged checkpoints one action recovers from before giving up.

@@ -1,4 +1,9 @@
-"""Errors a job reports to its user.
+"""The errors every layer raises, in one bottom module.
+
+Any layer may import this module (it imports nothing of ours), so an error raised
+by the runtime and caught by the API, or raised by the API and shown by the
+notebook, is named in one place. Storage keeps its own (``storage/errors.py``):
+that layer stands alone, as ``pyarrow.fs`` does.
 
 They cross process boundaries (worker -> JobMaster -> kernel), so each one
 pickles by its fields, and its message already says what to do.
@@ -63,3 +68,25 @@ class JobOwnedError(TwisterError):
 
 class ClusterError(TwisterError):
     """The Ray cluster could not be reached or started."""
+
+
+class CheckpointLostError(TwisterError):
+    """A persisted TSet's committed checkpoint could not be read back as written
+    (a part was damaged or deleted after the restart checked its size).
+
+    Executors raise it from ``execute``; the environment then recomputes the
+    TSet from the graph that persisted it and runs the action again, so a
+    damaged checkpoint costs a recompute, never a wrong result. Without that
+    graph (a handle from :meth:`TSetEnvironment.tsets`) it reaches the user.
+    """
+
+    def __init__(self, tset_id: str, label: str, reason: str) -> None:
+        self.tset_id = tset_id
+        self.label = label
+        self.reason = reason
+        super().__init__(
+            f"the checkpoint of persisted TSet {label!r} ({tset_id}) is damaged: {reason}. "
+            "Persist it again (run the cell that built it) to recompute it.")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.tset_id, self.label, self.reason))
