@@ -16,7 +16,7 @@ graphviz = pytest.importorskip("graphviz")
 
 from notebook_helpers import SEED_CELL, run_seed
 
-from twister_nb.notebook import graph
+from twister_nb.tset import graph
 from twister_nb.notebook.cell import offline_environment
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")

@@ -1,9 +1,9 @@
-"""The notebook layer: ``%%twister2``/``%twister2`` magics, the job dashboard
-widget and the graph view.
+"""The notebook layer: ``%%twister2``/``%twister2`` magics and the job dashboard
+widget. (The graph view they show is the API's, :mod:`~twister_nb.tset.graph`,
+so that ``tset.visualize()`` works without this layer.)
 
 Load it with ``%load_ext twister_nb``. The modules:
 
-* :mod:`~twister_nb.notebook.graph` -- logical graph to graphviz (or text),
 * :mod:`~twister_nb.notebook.progress` -- job events to dashboard state (no widgets),
 * :mod:`~twister_nb.notebook.dashboard` -- the ipywidgets dashboard drawing that state,
 * :mod:`~twister_nb.notebook.cell` -- running a ``%%twister2`` cell (plain functions),

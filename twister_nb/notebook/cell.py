@@ -410,7 +410,7 @@ def _run_in_background(run: CellRun, env: TSetEnvironment, cell: str,
 
 def _draw_into(box: Any, run: CellRun, opts: CellOptions) -> None:
     """Put the graph into an HTML widget (a trait: safe from a thread)."""
-    from twister_nb.notebook.graph import visualize
+    from twister_nb.tset.graph import visualize
 
     try:
         graph = visualize(run.graph_roots(), format="svg", rankdir=opts.rankdir,
@@ -424,7 +424,7 @@ def _draw_into(box: Any, run: CellRun, opts: CellOptions) -> None:
 
 def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any]) -> None:
     """Draw what the cell built; a drawing problem never hides the cell's own result."""
-    from twister_nb.notebook.graph import visualize
+    from twister_nb.tset.graph import visualize
 
     try:
         run.graph = visualize(run.graph_roots(), format=opts.graph_format, rankdir=opts.rankdir,

@@ -272,7 +272,7 @@ def cmd_clear(args: argparse.Namespace, session: NotebookSession, **_: Any) -> s
 
 def cmd_graph(args: argparse.Namespace, session: NotebookSession, ns: MutableMapping[str, Any],
               options: dict[str, Any], **_: Any) -> Any:
-    from twister_nb.notebook.graph import visualize
+    from twister_nb.tset.graph import visualize
 
     last = session.last
     status = last.status_map() if last is not None else None

@@ -22,22 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+
+from twister_nb.tset.batches import ARROW_BATCH_TYPES, is_batch
 
 #: Bytes per batch when the caller gives no ``batch_size``: cache-sized slices.
 DEFAULT_BATCH_BYTES = 512 * 1024
 #: Rows per batch for packed plain records when the caller gives no ``batch_size``.
 DEFAULT_PACKED_ROWS = 65536
-
-_ARROW_TYPES = (pa.Array, pa.ChunkedArray, pa.RecordBatch, pa.Table)
-
-
-def is_batch(value: Any) -> bool:
-    """Whether ``value`` is passed to ``map_batches`` as (slices of) itself."""
-    if isinstance(value, np.ndarray):
-        return value.ndim >= 1
-    return isinstance(value, _ARROW_TYPES)
-
 
 def _row_bytes(batch: Any) -> int:
     if isinstance(batch, np.ndarray):
@@ -75,7 +66,7 @@ def iter_batches(records: Any, batch_size: int | None = None) -> Iterator[Any]:
         return
     records = records if isinstance(records, list) else list(records)
     types = set(map(type, records))
-    if not any(t is np.ndarray or issubclass(t, _ARROW_TYPES) for t in types):
+    if not any(t is np.ndarray or issubclass(t, ARROW_BATCH_TYPES) for t in types):
         yield from _packed(records, batch_size)  # no arrays: pack, without a per-record loop
         return
     run: list[Any] = []
@@ -100,7 +91,7 @@ def rows(records: Any) -> list[Any]:
     for record in ([records] if is_batch(records) else records):
         if isinstance(record, np.ndarray) and record.ndim >= 1:
             out.extend(record.tolist() if record.ndim == 1 else list(record))
-        elif isinstance(record, _ARROW_TYPES):
+        elif isinstance(record, ARROW_BATCH_TYPES):
             out.extend(record.to_pylist())
         else:
             out.append(record)

@@ -86,8 +86,8 @@ class _Node:
         return self._env
 
     def visualize(self, **kwargs: Any) -> Any:
-        """Draw the graph up to this TSet (see :func:`twister_nb.notebook.graph.visualize`)."""
-        from twister_nb.notebook.graph import visualize  # the view is optional
+        """Draw the graph up to this TSet (see :func:`twister_nb.tset.graph.visualize`)."""
+        from twister_nb.tset.graph import visualize  # the view is optional
 
         return visualize(self._op, **kwargs)
 

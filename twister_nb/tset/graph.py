@@ -14,6 +14,11 @@ Three steps, kept apart as in dask's ``dot.py``:
    the graphviz package) it returns the text tree with the command that
    installs what is missing.
 
+It lives with the API, as dask's ``dot.py`` lives beside its collections:
+``TSet.visualize()`` is API, and the notebook and the CLI draw with it. It
+imports nothing above ``tset``; graphviz and IPython are optional and imported
+only when a drawing is rendered.
+
 A ``status`` mapping of TSet ID to ``pending``, ``running``, ``done``,
 ``failed`` or ``restored`` colours the nodes (the dashboard keeps one).
 """
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb import config as _config
-from twister_nb.runtime.batches import is_batch
+from twister_nb.tset.batches import is_batch
 from twister_nb.tset import ops
 from twister_nb.tset.identity import tset_id
 
