@@ -143,7 +143,7 @@ def _read(job_store, path: str) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "flip_bit", "delete_manifest", "foreign_pickle",
-                                    "flip_bit_verified_on_restore"])
+                                    "flip_bit_verified_on_restore", "arrow_rechecksummed"])
 def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, damage, capsys):
     """By default a restart checks sizes, and checksums as parts are read: a flipped
     bit is found by the read, and the TSet is recomputed from its graph and the
@@ -177,6 +177,11 @@ def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, dama
         _rewrite(job_store, part.path, raw[:pos] + bytes([raw[pos] ^ 0x10]) + raw[pos + 1:])
     elif damage == "delete_manifest":
         store._fs.delete_file(cp.manifest_path)
+    elif damage == "arrow_rechecksummed":  # other values, the manifest entry made to match
+        assert part.format == "arrow"
+        forged = store.write_part(env.job_id, "forged", 0, 1, [x + 1000000 for x in EXPECTED[:N]])
+        _rewrite(job_store, part.path, _read(job_store, forged.path))
+        _patch_manifest(job_store, cp, part, forged)
     else:  # a valid pickle signed with another key, its manifest entry made to match
         assert part.format == "pickle"
         from twister_nb.storage import CheckpointStore
@@ -186,7 +191,9 @@ def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, dama
         forged = other.write_part(env.job_id, "forged", 0, 1, [object_value(-1)])
         forged_bytes = _read(job_store, forged.path)
         _rewrite(job_store, part.path, forged_bytes)
-        _patch_manifest(job_store, cp, part, forged)
+        # signed again with the home's key, so the pickle's own signature is what
+        # refuses it (the second line of defence, tested past the first)
+        _patch_manifest(job_store, cp, part, forged, resign=True)
     capsys.readouterr()
 
     before = calls(count_file)
@@ -201,7 +208,10 @@ def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, dama
     finally:
         env2.close()
     out = capsys.readouterr().out
-    if damage != "delete_manifest":
+    if damage == "arrow_rechecksummed":
+        assert "signature does not check" in out, out
+        assert cp.manifest_path in out, "the message names the refused manifest"
+    elif damage != "delete_manifest":
         assert ("invalid" in out or "skipping" in out or "corrupt" in out), out
         assert part.path.rsplit("/", 1)[-1] in out, "the message names the damaged part"
     assert "checkpointed" in out, "the damaged TSet was recomputed and written again"
@@ -214,13 +224,21 @@ def test_damaged_checkpoint_is_recomputed(ray_cluster, job_store, tmp_path, dama
         assert sorted(new_calls) == [f"add {i}" for i in range(PAR)], new_calls
 
 
-def _patch_manifest(job_store, cp, part, forged) -> None:
+def _patch_manifest(job_store, cp, part, forged, resign: bool = False) -> None:
+    """Make the manifest entry of ``part`` match ``forged``; with ``resign``, sign it
+    again with the home's key (which an attacker of the store does not have)."""
     import json
+
+    from twister_nb import config
+    from twister_nb.storage import load_or_create_key
+    from twister_nb.storage.manifest import manifest_signature
 
     raw = json.loads(_read(job_store, cp.manifest_path))
     for entry in raw["parts"]:
         if entry.get("part_index", entry.get("index")) == part.part_index:
             entry.update({"size": forged.size, "checksum": forged.checksum})
+    if resign:
+        raw["signature"] = manifest_signature(raw, load_or_create_key(config.home() / "signing.key"))
     _rewrite(job_store, cp.manifest_path, json.dumps(raw).encode())
 
 

@@ -11,6 +11,7 @@ import pyarrow.fs as pafs
 
 from twister_nb.storage import CheckpointStore, LeaseHeldError
 from twister_nb.storage.checksum import digest
+from twister_nb.storage.manifest import manifest_signature
 
 KEY = b"0123456789abcdef0123456789abcdef"
 OTHER_KEY = b"fedcba9876543210fedcba9876543210"
@@ -39,9 +40,12 @@ def raw_files(store: CheckpointStore, path: str) -> list[str]:
     return sorted(i.path for i in store._fs.get_file_info(sel) if i.type == pafs.FileType.File)
 
 
-def replace_part(store: CheckpointStore, checkpoint, part_index: int, data: bytes) -> None:
-    """Swap a part's bytes AND fix the manifest to match, as an attacker with write
-    access to the store could: only the HMAC can catch this."""
+def replace_part(store: CheckpointStore, checkpoint, part_index: int, data: bytes,
+                 resign_with: bytes | None = None) -> None:
+    """Swap a part's bytes AND fix the manifest entry to match, as an attacker with
+    write access to the store could. The manifest's signature then fails, unless
+    ``resign_with`` signs it again: that is how a test reaches the pickle's own HMAC
+    check, the second line of defence, past the first."""
     part = checkpoint.part(part_index)
     raw_write(store, part.path, data)
     doc = json.loads(raw_read(store, checkpoint.manifest_path))
@@ -49,6 +53,8 @@ def replace_part(store: CheckpointStore, checkpoint, part_index: int, data: byte
         if entry["part_index"] == part_index:
             entry["size"] = len(data)
             entry["checksum"] = digest(data, entry["checksum"])
+    if resign_with is not None:
+        doc["signature"] = manifest_signature(doc, resign_with)
     raw_write(store, checkpoint.manifest_path, json.dumps(doc).encode())
 
 

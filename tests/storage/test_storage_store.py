@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import pickle
@@ -11,6 +12,7 @@ import cloudpickle
 import numpy as np
 import pytest
 from storage_helpers import (
+    KEY,
     OTHER_KEY,
     commit_racer,
     raw_delete,
@@ -167,7 +169,8 @@ def test_tampered_pickle_is_refused(store):
     assert part.format == "pickle"
     data = bytearray(raw_read(store, part.path))
     data[-3] ^= 0x01
-    replace_part(store, ck, 0, bytes(data))  # checksum fixed up: only the HMAC can tell
+    # checksum fixed up and the manifest signed again: only the pickle's HMAC can tell
+    replace_part(store, ck, 0, bytes(data), resign_with=KEY)
     ck = store.latest("job", "tset")
     with pytest.raises(CheckpointCorruptError, match="HMAC") as e:
         store.read_part(ck, 0)
@@ -177,7 +180,7 @@ def test_tampered_pickle_is_refused(store):
 def test_unsigned_pickle_is_refused(store):
     _commit(store, 0, records=[{1, 2}])
     ck = store.latest("job", "tset")
-    replace_part(store, ck, 0, pickle.dumps([{1, 2}]))
+    replace_part(store, ck, 0, pickle.dumps([{1, 2}]), resign_with=KEY)
     with pytest.raises(CheckpointCorruptError, match="not a signed"):
         store.read_part(store.latest("job", "tset"), 0)
 
@@ -186,11 +189,39 @@ def test_pickle_signed_with_another_key_is_refused(backend):
     writer = backend.open(key=OTHER_KEY)
     _commit(writer, 0, records=[{1, 2}])
     reader = backend.open()
-    ck = reader.latest("job", "tset")
+    with pytest.warns(CheckpointCorruptWarning, match="signature does not check"):
+        assert reader.latest("job", "tset") is None  # its manifest is not ours either
+    ck = writer.latest("job", "tset")
     assert raw_read(reader, ck.part(0).path).startswith(MAGIC)
     with pytest.raises(CheckpointCorruptError, match="another key"):
         reader.read_part(ck, 0)
     assert writer.read_part(ck, 0) == [{1, 2}]
+
+
+@pytest.mark.parametrize("edit", ["rechecksummed_part", "unsigned", "meta"])
+def test_edited_manifest_is_never_used(store, edit):
+    """Invariant 4 with an attacker: an Arrow part changed and its manifest entry
+    re-checksummed (the trial's ``TOTAL [1005740]``), a manifest stripped of its
+    signature, or one whose meta was edited: each is refused, with the reason."""
+    _commit(store, 0, records=[1, 2, 3])
+    ck = store.latest("job", "tset")
+    assert ck.part(0).format == "arrow"
+    if edit == "rechecksummed_part":
+        forged = store.write_part("job", "forged", 0, 0, [1000001, 2, 3])
+        replace_part(store, ck, 0, raw_read(store, forged.path))
+        reason = "signature does not check"
+    else:
+        doc = json.loads(raw_read(store, ck.manifest_path))
+        if edit == "unsigned":
+            del doc["signature"]
+            reason = "not signed"
+        else:
+            doc["meta"] = {"label": "renamed"}
+            reason = "signature does not check"
+        raw_write(store, ck.manifest_path, json.dumps(doc).encode())
+    with pytest.warns(CheckpointCorruptWarning, match=reason) as caught:
+        assert store.latest("job", "tset") is None
+    assert ck.manifest_path in str(caught[0].message)
 
 
 def test_commit_race_between_processes(backend):

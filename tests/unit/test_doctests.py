@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.identity",
            "twister_nb.tset.signature", "twister_nb.tset.batches",
-           "twister_nb.tset.graph", "twister_nb.storage", "twister_nb.storage.store"]
+           "twister_nb.tset.graph", "twister_nb.storage", "twister_nb.storage.store",
+           "twister_nb.storage.manifest", "twister_nb.storage.signing"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,15 +13,25 @@ object under a store root, so that the layout is written down in one place::
 ``<p>`` is the partition index (5 digits), ``<r>`` 8 random hex digits per write, so
 that two writers of the same part (a retried task and its zombie) never overwrite each
 other; the manifest names the ones that count.
+
+A manifest is signed (HMAC-SHA256 with the signing key that also signs pickles, kept
+in the twister_nb home, never in the store): someone who can write to the store but
+does not hold the key can change a part, but not the manifest entry (size, checksum)
+that would make the changed part pass. A manifest that is unsigned, or whose signature
+does not check, is never used.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from twister_nb.storage.signing import hmac_hex
 
 __all__ = [
     "MANIFEST_NAME",
@@ -30,12 +40,16 @@ __all__ = [
     "check_id",
     "check_version",
     "manifest_from_json",
+    "manifest_signature",
     "manifest_to_json",
     "part_name",
 ]
 
 MANIFEST_NAME = "_manifest.json"
-MANIFEST_VERSION = 1
+#: 2: signed (``signature``). Version 1 manifests were unsigned and are not used.
+MANIFEST_VERSION = 2
+#: Domain of a manifest's HMAC: its tag can never pass for a pickle envelope's.
+_MANIFEST_PURPOSE = b"TNBMAN2\n"
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
@@ -203,10 +217,27 @@ class Checkpoint:
         )
 
 
+def manifest_signature(doc: Mapping[str, Any], key: bytes) -> str:
+    """The signature of a manifest document: an HMAC of its canonical JSON
+    (sorted keys, no spaces), every field but ``signature`` itself.
+
+    Examples
+    --------
+    >>> doc = {"job_id": "j", "parts": []}
+    >>> manifest_signature(doc, b"k" * 32) == manifest_signature(dict(doc), b"k" * 32)
+    True
+    >>> manifest_signature({**doc, "job_id": "x"}, b"k" * 32) == manifest_signature(doc, b"k" * 32)
+    False
+    """
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hmac_hex(key, _MANIFEST_PURPOSE, canonical)
+
+
 def manifest_to_json(
-    job_id: str, tset_id: str, version: int, parts: list[PartInfo], meta: dict
+    job_id: str, tset_id: str, version: int, parts: list[PartInfo], meta: dict, key: bytes
 ) -> bytes:
-    """Serialise a manifest.
+    """Serialise a manifest, signed with ``key``.
 
     Raises
     ------
@@ -230,20 +261,34 @@ def manifest_to_json(
         "meta": meta,
     }
     try:
+        doc["signature"] = manifest_signature(doc, key)
         return json.dumps(doc, indent=1).encode()
     except (TypeError, ValueError) as e:
         raise ValueError(f"commit: meta must be JSON-serialisable: {e}") from None
 
 
-def manifest_from_json(data: bytes, version_dir: str, manifest_path: str) -> Checkpoint:
-    """Parse a manifest into a :class:`Checkpoint` whose part paths live in ``version_dir``.
+def manifest_from_json(data: bytes, version_dir: str, manifest_path: str,
+                       key: bytes) -> Checkpoint:
+    """Parse a manifest into a :class:`Checkpoint` whose part paths live in ``version_dir``,
+    after checking its signature with ``key``.
 
     Raises
     ------
     ValueError
-        If the bytes are not a manifest of a known version.
+        If the bytes are not a manifest of a known version, or it is unsigned, or
+        its signature does not check (the message says which).
     """
     doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise ValueError("it is not a JSON object")
+    signature = doc.get("signature")
+    if not isinstance(signature, str):
+        raise ValueError("it is not signed (written by a twister_nb before 0.2, or edited); "
+                         "the TSet is recomputed")
+    if not hmac.compare_digest(signature, manifest_signature(doc, key)):
+        raise ValueError("its signature does not check with this home's signing key: it was "
+                         "changed after it was committed, or written with another key; it is "
+                         "never used")
     if doc.get("manifest_version") != MANIFEST_VERSION:
         raise ValueError(f"unknown manifest_version {doc.get('manifest_version')!r}")
     for p in doc["parts"]:

@@ -34,6 +34,7 @@ __all__ = [
     "MAGIC",
     "check_key",
     "dumps_signed",
+    "hmac_hex",
     "load_or_create_key",
     "loads_signed",
     "open_envelope",
@@ -88,6 +89,24 @@ def _tag(key: bytes, payload) -> bytes:
     mac = hmac.new(key, MAGIC, hashlib.sha256)
     mac.update(payload)
     return mac.digest()
+
+
+def hmac_hex(key: bytes, purpose: bytes, data: bytes) -> str:
+    """``hmac-sha256:<hex>`` of ``purpose + data``: a tag for something that is not a pickle.
+
+    ``purpose`` keeps tags of one kind from being valid for another (a manifest's tag
+    can never pass as a pickle's). Compare tags with :func:`hmac.compare_digest`.
+
+    Examples
+    --------
+    >>> hmac_hex(b"k" * 32, b"A", b"x") == hmac_hex(b"k" * 32, b"A", b"x")
+    True
+    >>> hmac_hex(b"k" * 32, b"A", b"x") == hmac_hex(b"k" * 32, b"B", b"x")
+    False
+    """
+    mac = hmac.new(check_key(key), purpose, hashlib.sha256)
+    mac.update(data)
+    return "hmac-sha256:" + mac.hexdigest()
 
 
 def seal_envelope(payload: bytes, key: bytes) -> bytes:

@@ -401,7 +401,7 @@ class CheckpointStore(LeaseMixin):
                     f"commit: part {p.path!r} is missing or has {sizes.get(p.name)} bytes, "
                     f"its PartInfo says {p.size}; write it again before committing"
                 )
-        data = manifest_to_json(job_id, tset_id, version, parts, dict(meta or {}))
+        data = manifest_to_json(job_id, tset_id, version, parts, dict(meta or {}), self._key)
         self._prepare_write()
         return self._put_if_absent(f"{vdir}/{MANIFEST_NAME}", data)
 
@@ -415,7 +415,7 @@ class CheckpointStore(LeaseMixin):
         if data is None:
             return None
         try:
-            ck = manifest_from_json(data, vdir, mpath)
+            ck = manifest_from_json(data, vdir, mpath, self._key)
             if (ck.job_id, ck.tset_id, ck.version) != (job_id, tset_id, version):
                 raise ValueError(
                     f"it describes {ck.job_id}/{ck.tset_id}@{ck.version}, not "
@@ -424,7 +424,7 @@ class CheckpointStore(LeaseMixin):
         except (ValueError, KeyError, TypeError) as e:
             warnings.warn(
                 f"skipping checkpoint version {version} of {job_id}/{tset_id}: manifest "
-                f"{mpath!r} is unreadable ({e})",
+                f"{mpath!r} is not valid: {e}",
                 CheckpointCorruptWarning,
                 stacklevel=3,
             )
