@@ -76,6 +76,7 @@ from twister_nb.storage.errors import (
     LeaseLostError,
     StorageError,
     StoreUnavailableError,
+    StoreWriteError,
 )
 from twister_nb.storage.lease import Lease
 from twister_nb.storage.manifest import Checkpoint, PartInfo
@@ -96,6 +97,7 @@ __all__ = [
     "S3CheckpointStore",
     "StorageError",
     "StoreUnavailableError",
+    "StoreWriteError",
     "load_or_create_key",
 ]
 

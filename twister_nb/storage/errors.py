@@ -11,6 +11,7 @@ reached at all (:class:`StoreUnavailableError`).
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,6 +26,7 @@ __all__ = [
     "LeaseLostError",
     "StorageError",
     "StoreUnavailableError",
+    "StoreWriteError",
     "guard_unreachable",
 ]
 
@@ -63,6 +65,51 @@ class CheckpointCorruptWarning(UserWarning):
 
 class StoreUnavailableError(StorageError, OSError):
     """The object store could not be reached (connection refused, DNS, timeout)."""
+
+
+class StoreWriteError(StorageError, OSError):
+    """A part could not be written: the store is full, read-only or refuses us.
+
+    The operating system's own message names neither the file nor what to do; this
+    one names both: the part, the TSet and job it belongs to, the path, and the store.
+    What the failed write left behind is removed before it is raised.
+
+    Parameters
+    ----------
+    path : str
+        The part that could not be written.
+    what : str
+        Whose part it is, e.g. ``"part 3 of TSet 'map-1a2b' (job 'j')"``.
+    store : str
+        The store's URI.
+    cause : OSError
+        The error the operating system gave.
+    """
+
+    def __init__(self, path: str, what: str, store: str, cause: OSError) -> None:
+        self.path = path
+        self.what = what
+        self.store = store
+        self.cause_errno = cause.errno
+        self.cause_text = cause.strerror or str(cause)
+        full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        hint = ("the store is full: free space there, or set twister2.checkpointing.store "
+                "to a larger one" if full else
+                "check that the store can be written to (permissions, read-only mount)")
+        super().__init__(cause.errno, f"cannot write {what} to {path!r}: {self.cause_text}; "
+                                      f"{hint} (store {store})")
+
+    def __str__(self) -> str:
+        return self.args[1]
+
+    def __reduce__(self):
+        return (_rebuild_write_error, (self.path, self.what, self.store, self.cause_errno,
+                                       self.cause_text))
+
+
+def _rebuild_write_error(path: str, what: str, store: str, code: int | None,
+                         text: str) -> StoreWriteError:
+    return StoreWriteError(path, what, store, OSError(code, text))
 
 
 class LeaseError(StorageError):

@@ -27,6 +27,8 @@ from twister_nb.storage.codec import decode, decode_table, encode
 from twister_nb.storage.errors import (
     CheckpointCorruptError,
     CheckpointCorruptWarning,
+    StoreUnavailableError,
+    StoreWriteError,
     guard_unreachable,
 )
 from twister_nb.storage.lease import LeaseMixin
@@ -344,8 +346,29 @@ class CheckpointStore(LeaseMixin):
         encoded = encode(records, self._key)  # all conversion happens before any I/O
         path = f"{vdir}/{part_name(part_index, encoded.extension, token)}"
         self._prepare_write()
-        size, checksum = self._write_part_file(path, encoded.write)
+        try:
+            size, checksum = self._write_part_file(path, encoded.write)
+        except StoreUnavailableError:
+            raise
+        except OSError as e:  # full, read-only: say which part, where, and what to do
+            if self._unreachable_message(e) is not None:
+                raise
+            raise StoreWriteError(path, f"part {part_index} of TSet {tset_id!r} (job "
+                                        f"{job_id!r})", self.uri, e) from None
         return PartInfo(part_index, path, size, encoded.rows, checksum, encoded.format)
+
+    @guard_unreachable
+    def discard_uncommitted(self, job_id: str, tset_id: str, version: int) -> bool:
+        """Delete what a failed attempt wrote of ``version``: its folder, unless a
+        manifest committed it (then nothing is touched). True if something was deleted.
+
+        A persist that fails half-way (a full disk, a failed task) calls it, so its
+        parts do not wait for the retention's grace period taking space.
+        """
+        vdir = self._version_dir(job_id, tset_id, check_version(version))
+        if self._read_bytes(f"{vdir}/{MANIFEST_NAME}") is not None:
+            return False
+        return self._delete_dir(vdir)
 
     @guard_unreachable
     def commit(
