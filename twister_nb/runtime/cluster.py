@@ -131,57 +131,140 @@ def local_status() -> dict[str, Any] | None:
     return state
 
 
+#: Ray's own start-up waits that an environment variable can raise. On Ray 2.60 the
+#: raylet's wait for the dashboard agent's port file is fixed (15 s) and ``ray start``
+#: waits a fixed 30 s for the raylet: on a busy machine the agent's imports can take
+#: longer, which is why a failed start is retried once with new ports.
+_START_TIMEOUTS = {"RAY_agent_register_timeout_ms": "120000",
+                   "RAY_gcs_rpc_server_connect_timeout_s": "60"}
+
+
+class _HeadFailed(Exception):
+    """One ``ray start`` that did not come up: why, and whether trying again can help."""
+
+    def __init__(self, reason: str, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
 def start_local(num_cpus: int | None = None, object_store_memory: int | None = None,
                 timeout: float = 90.0, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Start the local head unless one is running; return its record."""
+    """Start the local head unless one is running; return its record.
+
+    A start that fails for a reason trying again can cure (a busy machine: Ray's
+    own start-up waits run out) is tried again once (``ray.start_attempts``), with
+    new ports and a new session. The record says how long the start took
+    (``start_seconds``) and in how many attempts. If it never comes up, the
+    :class:`ClusterError` says why in its first line, then the end of the head's log.
+    """
     with _locked():
         state = local_status()
         if state is not None:
             return state
         num_cpus = _config.override_with("ray.num_cpus", num_cpus, config)
         object_store_memory = _config.override_with("ray.object_store_memory", object_store_memory, config)
-        (gcs, client, agent, agent_grpc, metrics, runtime_env, node_mgr, obj_mgr,
-         dashboard) = _free_ports(9)
-        temp_dir = _temp_dir()
+        attempts = max(1, int(_config.get("ray.start_attempts", 2, config)))
         log_path = _ray_dir() / "head.log"
-        ray_cli = Path(sys.executable).with_name("ray")
-        cmd = [
-            str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block",
-            f"--node-ip-address={_LOOPBACK}", f"--port={gcs}",
-            f"--ray-client-server-port={client}", "--include-dashboard=false",
-            f"--dashboard-host={_LOOPBACK}", f"--dashboard-port={dashboard}",
-            f"--dashboard-agent-listen-port={agent}",
-            f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
-            f"--runtime-env-agent-port={runtime_env}", f"--node-manager-port={node_mgr}",
-            f"--object-manager-port={obj_mgr}", f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-        ]
-        if num_cpus is not None:
-            cmd.append(f"--num-cpus={int(num_cpus)}")
-        if object_store_memory is not None:
-            cmd.append(f"--object-store-memory={int(object_store_memory)}")
-        env = {**os.environ, **loopback_environ()}
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        address = f"{_LOOPBACK}:{gcs}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
+        began = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                state = _start_head(num_cpus, object_store_memory, timeout, log_path)
+            except _HeadFailed as failed:
+                if attempt < attempts and failed.retry:
+                    continue
+                took = time.monotonic() - began
+                load = os.getloadavg()[0]
                 raise ClusterError(
-                    f"the local Ray head exited with code {proc.returncode} while starting; "
-                    f"see {log_path}"
-                )
-            if _answers(address) and "Ray runtime started" in log_path.read_text(errors="replace"):
-                break
-            time.sleep(0.2)
-        else:
-            _terminate(proc.pid)
-            raise ClusterError(f"the local Ray head did not start within {timeout:.0f} s; see {log_path}")
-        state = {"pid": proc.pid, "address": address, "temp_dir": str(temp_dir),
-                 "client_port": client, "log": str(log_path), "started": time.time()}
-        _state_file().write_text(json.dumps(state))
-        return state
+                    f"the local Ray head did not start ({attempt} attempt"
+                    f"{'s' if attempt > 1 else ''}, {took:.0f} s, load average {load:.1f}): "
+                    f"{failed.reason.rstrip('.')}. "
+                    + ("The machine may be too busy: try again when it is quieter. "
+                       if failed.retry else "")
+                    + f"Its log is {log_path}; its last lines:\n{_tail(log_path)}") from None
+            state.update(start_seconds=round(time.monotonic() - began, 2), attempts=attempt)
+            _state_file().write_text(json.dumps(state))
+            return state
+        raise AssertionError("unreachable")
+
+
+def _start_head(num_cpus: int | None, object_store_memory: int | None, timeout: float,
+                log_path: Path) -> dict[str, Any]:
+    """One ``ray start --head --block`` with fresh ports; its record once it answers."""
+    (gcs, client, agent, agent_grpc, metrics, runtime_env, node_mgr, obj_mgr,
+     dashboard) = _free_ports(9)
+    temp_dir = _temp_dir()
+    ray_cli = Path(sys.executable).with_name("ray")
+    cmd = [
+        str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block",
+        f"--node-ip-address={_LOOPBACK}", f"--port={gcs}",
+        # --no-monitor: a single loopback node has nothing to autoscale, and one
+        # Python process less competes with the raylet's agents while they start.
+        f"--ray-client-server-port={client}", "--no-monitor", "--include-dashboard=false",
+        f"--dashboard-host={_LOOPBACK}", f"--dashboard-port={dashboard}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={runtime_env}", f"--node-manager-port={node_mgr}",
+        f"--object-manager-port={obj_mgr}", f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]
+    if num_cpus is not None:
+        cmd.append(f"--num-cpus={int(num_cpus)}")
+    if object_store_memory is not None:
+        cmd.append(f"--object-store-memory={int(object_store_memory)}")
+    env = {**_START_TIMEOUTS, **os.environ, **loopback_environ()}
+    launched = time.time()
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+        offset = log.tell()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    address = f"{_LOOPBACK}:{gcs}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _terminate(proc.pid, grace=0)  # whatever it started and left behind
+            raise _head_failure(log_path, offset, temp_dir, launched, proc.returncode)
+        if _answers(address) and "Ray runtime started" in _read_from(log_path, offset):
+            return {"pid": proc.pid, "address": address, "temp_dir": str(temp_dir),
+                    "client_port": client, "log": str(log_path), "started": time.time()}
+        time.sleep(0.2)
+    _terminate(proc.pid)
+    raise _HeadFailed(f"it did not answer within {timeout:.0f} s", retry=True)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    text = path.read_text(errors="replace").rstrip().splitlines()
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def _head_failure(log_path: Path, offset: int, temp_dir: Path, launched: float,
+                  code: int | None) -> _HeadFailed:
+    """Why a ``ray start`` exited, in words: its own last error line, and the
+    raylet's fatal line when there is one (Ray hides that one in ``raylet.out``)."""
+    ours = [line.strip() for line in _read_from(log_path, offset).splitlines()
+            if line.strip()]
+    last = next((line for line in reversed(ours) if "Error" in line or "Exception" in line),
+                ours[-1] if ours else f"exit code {code}")
+    raylet = ""
+    for out in temp_dir.glob("session_*/logs/raylet.out"):
+        if out.stat().st_mtime < launched:
+            continue  # an earlier session's
+        fatal = [line for line in out.read_text(errors="replace").splitlines()
+                 if "Check failed" in line or "Timed out waiting" in line]
+        if fatal:
+            raylet = fatal[-1].split("Check failed:")[-1].strip()
+    reason = f"ray start exited with code {code}: {last}"
+    if raylet:
+        reason += f" (raylet: {raylet})"
+    # A bad setting fails again; a start that ran out of time may not.
+    return _HeadFailed(reason, retry=not last.startswith("ValueError"))
 
 
 def _terminate(pid: int, grace: float = 15.0) -> None:
