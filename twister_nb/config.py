@@ -23,8 +23,10 @@ from typing import Any
 
 import yaml
 
+from twister_nb.errors import ConfigError
+
 ENV_PREFIX = "TWISTER_NB_"
-_PACKAGED_CONF = Path(__file__).resolve().parent.parent / "conf"
+PACKAGED_CONF = Path(__file__).resolve().parent.parent / "conf"
 _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
 _NO_DEFAULT = object()
@@ -82,7 +84,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def load(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Merge every layer and return a fresh flat dict."""
-    merged = _read_folder(_PACKAGED_CONF)
+    merged = _read_folder(PACKAGED_CONF)
     merged.update(_read_folder(home() / "conf"))
     merged.update(_from_environ(os.environ))
     with _lock:
@@ -128,3 +130,142 @@ class set:  # noqa: A001 - dask's name; reads as config.set(...)
         with _lock:
             _overrides.clear()
             _overrides.update(self._previous)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class Key:
+    """What one configuration key accepts: its types, a range or the allowed values.
+
+    Parameters
+    ----------
+    types : tuple of type
+        Accepted Python types (``bool`` is never taken for ``int``); ``type(None)``
+        when the key may be unset (null).
+    minimum : float, optional
+        The smallest accepted number.
+    choices : tuple, optional
+        The accepted values.
+    pattern : str, optional
+        A regular expression a string must match in full.
+    hint : str
+        What to write instead, shown with a refused value.
+    """
+
+    def __init__(self, *types: type, minimum: float | None = None,
+                 choices: tuple[Any, ...] | None = None, pattern: str | None = None,
+                 hint: str = "") -> None:
+        self.types = types
+        self.minimum = minimum
+        self.choices = choices
+        self.pattern = pattern
+        self.hint = hint
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is refused, or None.
+
+        >>> Key(int, minimum=1).problem(0)
+        'must be at least 1'
+        >>> Key(int, minimum=1).problem(True)
+        'must be int, not bool'
+        >>> Key(int, float).problem(2.5) is None
+        True
+        """
+        import re
+
+        if isinstance(value, bool) and bool not in self.types:
+            return f"must be {' or '.join(_type_name(t) for t in self.types)}, not bool"
+        if not isinstance(value, self.types):
+            return (f"must be {' or '.join(_type_name(t) for t in self.types)}, "
+                    f"not {_type_name(type(value))}")
+        if value is None:
+            return None
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {self.minimum:g}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            return f"must look like {self.hint or self.pattern}"
+        return None
+
+
+def _type_name(t: type) -> str:
+    return "null" if t is type(None) else t.__name__
+
+
+_NONE = type(None)
+_NUMBER = (int, float)
+_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}"
+
+#: Every key ``conf/*.yaml`` defines, and the keys read without a packaged default.
+SCHEMA: dict[str, Key] = {
+    "job.name": Key(str, pattern=_ID, hint="letters, digits, '.', '_' or '-' (e.g. my-job)"),
+    "job.parallelism": Key(int, minimum=1),
+    "notebook.graph.engine": Key(str, choices=("auto", "graphviz", "text")),
+    "ray.address": Key(str, pattern=r"local|(ray://)?[^\s:]+:\d+",
+                       hint="local, or host:port of an existing cluster"),
+    "ray.namespace": Key(str, pattern=_ID, hint="letters, digits, '.', '_' or '-'"),
+    "ray.num_cpus": Key(int, _NONE, minimum=1),
+    "ray.object_store_memory": Key(int, _NONE, minimum=78643200),  # Ray's minimum, 75 MiB
+    "ray.start_attempts": Key(int, minimum=1),
+    "runtime.workers": Key(int, _NONE, minimum=1),
+    "runtime.worker_cpus": Key(*_NUMBER, minimum=0),
+    "runtime.poll_interval": Key(*_NUMBER, minimum=0.001),
+    "twister2.checkpointing.enable": Key(bool),
+    "twister2.checkpointing.store": Key(str, _NONE, pattern=r"(file|s3)://.+|[^:]+",
+                                        hint="file:///absolute/path, a local path, or "
+                                             "s3://bucket/prefix"),
+    "twister2.checkpointing.retention": Key(int, minimum=1),
+    "twister2.checkpointing.verify_on_restore": Key(bool),
+    "twister2.checkpointing.s3.endpoint_url": Key(str, _NONE, pattern=r"https?://[^\s/]+/?",
+                                                  hint="http://host:port"),
+    "twister2.checkpointing.s3.access_key": Key(str, _NONE),
+    "twister2.checkpointing.s3.secret_key": Key(str, _NONE),
+    "twister2.checkpointing.s3.session_token": Key(str, _NONE),
+    "twister2.checkpointing.s3.region": Key(str, _NONE),
+    "twister2.checkpointing.s3.connect_timeout": Key(*_NUMBER, _NONE, minimum=0.1),
+    "twister2.checkpointing.s3.request_timeout": Key(*_NUMBER, _NONE, minimum=0.1),
+    "twister2.checkpointing.s3.max_attempts": Key(int, _NONE, minimum=1),
+}
+#: Key prefixes that are ours: an unknown key under one is a mistake (a typo).
+OWN_PREFIXES = ("job.", "notebook.", "ray.", "runtime.", "twister2.")
+
+
+def problems(values: Mapping[str, Any]) -> list[str]:
+    """Every wrong value and unknown key of ``values``, one line each, naming the key.
+
+    >>> problems({"job.parallelism": 0, "twister2.checkpointing.retenton": 2})
+    ['job.parallelism: 0 must be at least 1', "twister2.checkpointing.retenton: unknown key; did you mean 'twister2.checkpointing.retention'?"]
+    """
+    import difflib
+
+    out = []
+    for key, value in values.items():
+        spec = SCHEMA.get(key)
+        if spec is None:
+            if key.startswith(OWN_PREFIXES):
+                near = difflib.get_close_matches(key, SCHEMA, n=1)
+                out.append(f"{key}: unknown key" + (f"; did you mean {near[0]!r}?" if near else
+                                                   "; `twister-nb config check` lists the keys"))
+            continue
+        problem = spec.problem(value)
+        if problem is not None:
+            out.append(f"{key}: {value!r} {problem}")
+    return out
+
+
+def validate(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Load every layer and check it; the values, or :class:`ConfigError` naming
+    every wrong key (and the layers it can come from).
+
+    >>> validate({"job.parallelism": 4})["job.parallelism"]
+    4
+    """
+    values = load(config)
+    found = problems(values)
+    if found:
+        where = (f"conf files in {home() / 'conf'}, {ENV_PREFIX}* environment variables, "
+                 "or the config passed to the job")
+        raise ConfigError(f"invalid configuration ({where}): " + "; ".join(found))
+    return values

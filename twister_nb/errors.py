@@ -90,3 +90,8 @@ class CheckpointLostError(TwisterError):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.tset_id, self.label, self.reason))
+
+
+class ConfigError(TwisterError, ValueError):
+    """A configuration value is wrong: the message names the key, the value, where
+    it may have come from, and what is expected."""

@@ -26,3 +26,33 @@ def test_unknown_key_names_itself():
 
     with pytest.raises(KeyError, match="no.such.key"):
         config.get("no.such.key")
+
+
+def test_every_packaged_key_has_a_schema():
+    """One schema for every key of conf/*.yaml: a new key without one fails here."""
+    import yaml
+
+    packaged = {}
+    for path in sorted(config.PACKAGED_CONF.glob("*.yaml")):
+        packaged.update(config.flatten(yaml.safe_load(path.read_text()) or {}))
+    assert sorted(set(packaged) - set(config.SCHEMA)) == []
+    assert config.problems(packaged) == [], "the defaults themselves are valid"
+
+
+def test_bad_values_are_refused_naming_the_key():
+    """The trial's values: retention abc, -1 and 0, parallelism=True, a typo."""
+    import pytest
+
+    for value in ("abc", -1, 0):
+        (line,) = config.problems({"twister2.checkpointing.retention": value})
+        assert line.startswith(f"twister2.checkpointing.retention: {value!r} must be")
+    assert config.problems({"job.parallelism": True}) == [
+        "job.parallelism: True must be int, not bool"]
+    assert config.problems({"twister2.checkpointing.retention": 3}) == []
+    (typo,) = config.problems({"runtime.worker_cpu": 1})
+    assert "did you mean 'runtime.worker_cpus'" in typo
+    assert config.problems({"someone.elses.key": 1}) == [], "only our prefixes are checked"
+    with pytest.raises(config.ConfigError, match="twister2.checkpointing.retention: 'abc'"):
+        config.validate({"twister2.checkpointing.retention": "abc"})
+    with pytest.raises(ValueError):  # a ConfigError is a ValueError too
+        config.validate({"ray.num_cpus": 0})
