@@ -227,6 +227,7 @@ SCHEMA: dict[str, Key] = {
     "twister2.checkpointing.s3.connect_timeout": Key(*_NUMBER, _NONE, minimum=0.1),
     "twister2.checkpointing.s3.request_timeout": Key(*_NUMBER, _NONE, minimum=0.1),
     "twister2.checkpointing.s3.max_attempts": Key(int, _NONE, minimum=1),
+    "twister2.checkpointing.s3.create_bucket": Key(bool, _NONE),
 }
 #: Key prefixes that are ours: an unknown key under one is a mistake (a typo).
 OWN_PREFIXES = ("job.", "notebook.", "ray.", "runtime.", "twister2.")

@@ -75,6 +75,8 @@ from twister_nb.storage.errors import (
     LeaseHeldError,
     LeaseLostError,
     StorageError,
+    StoreAccessError,
+    StoreNotice,
     StoreUnavailableError,
     StoreWriteError,
 )
@@ -96,6 +98,8 @@ __all__ = [
     "PartInfo",
     "S3CheckpointStore",
     "StorageError",
+    "StoreAccessError",
+    "StoreNotice",
     "StoreUnavailableError",
     "StoreWriteError",
     "load_or_create_key",

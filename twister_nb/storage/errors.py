@@ -25,6 +25,8 @@ __all__ = [
     "LeaseHeldError",
     "LeaseLostError",
     "StorageError",
+    "StoreAccessError",
+    "StoreNotice",
     "StoreUnavailableError",
     "StoreWriteError",
     "guard_unreachable",
@@ -63,8 +65,18 @@ class CheckpointCorruptWarning(UserWarning):
     """A committed checkpoint was skipped because its parts do not match its manifest."""
 
 
+class StoreNotice(UserWarning):
+    """Something the store did on our behalf that the user should hear of (a bucket
+    created because ``create_bucket`` said so)."""
+
+
 class StoreUnavailableError(StorageError, OSError):
     """The object store could not be reached (connection refused, DNS, timeout)."""
+
+
+class StoreAccessError(StorageError, PermissionError):
+    """The object store answered, but refused us: wrong credentials, no permission on
+    the bucket, or no such bucket. The message says which, and the setting to fix."""
 
 
 class StoreWriteError(StorageError, OSError):
@@ -151,23 +163,28 @@ class LeaseLostError(LeaseError):
 
 
 def guard_unreachable(method: _F) -> _F:
-    """Decorate a store method so that "cannot connect" errors become one clear error.
+    """Decorate a store method so that "cannot connect" and "refused" errors become
+    one clear error each.
 
-    The store's ``_unreachable_message(error)`` decides: it returns a message naming
-    the endpoint when the error means the store cannot be reached, and None otherwise
-    (the error then passes unchanged).
+    The store's ``_unreachable_message(error)`` decides first: it returns a message
+    naming the endpoint when the error means the store cannot be reached. Then
+    ``_access_message(error)``: a message when the store refused us (credentials,
+    permissions, a missing bucket). Otherwise the error passes unchanged.
     """
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except StoreUnavailableError:
+        except (StoreUnavailableError, StoreAccessError):
             raise
         except Exception as e:
             message = self._unreachable_message(e)
-            if message is None:
-                raise
-            raise StoreUnavailableError(message) from e
+            if message is not None:
+                raise StoreUnavailableError(message) from e
+            message = self._access_message(e)
+            if message is not None:
+                raise StoreAccessError(message) from e
+            raise
 
     return wrapper  # type: ignore[return-value]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from twister_nb.storage.errors import StoreAccessError, StoreNotice
 from twister_nb.storage.store import CheckpointStore, HashingSink
 
 try:  # optional backend dependency: only the conditional PUT needs it
@@ -41,6 +43,7 @@ S3_OPTION_KEYS = (
     "connect_timeout",
     "request_timeout",
     "max_attempts",
+    "create_bucket",
 )
 _ENV = {
     "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
@@ -49,12 +52,24 @@ _ENV = {
     "session_token": ("AWS_SESSION_TOKEN",),
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
 }
+#: A job fails fast and clearly on a dead store: an endpoint that accepts connections
+#: and never answers costs about request_timeout x max_attempts (~10 s), not minutes.
+#: request_timeout bounds a silence, not a transfer: a long upload that keeps sending
+#: is not cut.
 _DEFAULTS = {
     "region": "us-east-1",
     "connect_timeout": 3.0,
-    "request_timeout": 30.0,
-    "max_attempts": 3,
+    "request_timeout": 5.0,
+    "max_attempts": 2,
+    "create_bucket": False,
 }
+#: How the store's refusals read in pyarrow's and botocore's messages.
+_REFUSED_MARKS = ("ACCESS_DENIED", "AccessDenied", "INVALID_ACCESS_KEY", "InvalidAccessKeyId",
+                  "SIGNATURE_DOES_NOT_MATCH", "SignatureDoesNotMatch", "NoSuchBucket",
+                  "NO_SUCH_BUCKET", "HTTP response code: 403", "HTTP response code: 404")
+#: S3 error codes that mean the credentials themselves are wrong.
+_BAD_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                    "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidSecurity")
 _UNREACHABLE_MARKS = (
     "NETWORK_CONNECTION",
     "curlCode: 7",
@@ -147,7 +162,7 @@ class S3CheckpointStore(CheckpointStore):
             "retry_strategy": pafs.AwsStandardS3RetryStrategy(
                 max_attempts=int(self._opts["max_attempts"])
             ),
-            "allow_bucket_creation": True,
+            "allow_bucket_creation": bool(self._opts["create_bucket"]),
         }
         if self._endpoint:
             url = urlsplit(self._endpoint)
@@ -185,15 +200,54 @@ class S3CheckpointStore(CheckpointStore):
         where = self._endpoint or "the AWS default endpoint"
         return (
             f"cannot reach the S3 store {self._uri!r} at {where!r}: {text.splitlines()[0]} "
-            f"-- check that the server is running and that s3_options['endpoint_url'] "
-            f"(or AWS_ENDPOINT_URL) points at it"
+            f"-- check that the server is running and that the endpoint (config "
+            f"twister2.checkpointing.s3.endpoint_url, or AWS_ENDPOINT_URL) points at it"
         )
+
+    def _access_message(self, error: BaseException) -> str | None:
+        """Which refusal it is, asked of the store itself: a HEAD request (what
+        pyarrow sends first) carries no error code, so a 403 cannot tell wrong
+        credentials from a missing permission; a listing's answer can."""
+        text = str(error)
+        if not any(mark in text for mark in _REFUSED_MARKS):
+            return None
+        code = self._probe_bucket()
+        where = f"the S3 store {self._uri!r} at {self._endpoint or 'the AWS default endpoint'!r}"
+        if code in _BAD_CREDENTIALS:
+            return (f"{where} refused the credentials ({code}): check "
+                    "twister2.checkpointing.s3.access_key and .secret_key (or "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+        if code == "NoSuchBucket":
+            return (f"{where}: the bucket {self._bucket!r} does not exist; create it, or set "
+                    "twister2.checkpointing.s3.create_bucket: true to have twister_nb create it")
+        return (f"{where} refused access to the bucket {self._bucket!r} ({code or 'AccessDenied'}"
+                f"): the credentials are valid but lack permission on it (to list, read and "
+                f"write under {self._prefix or 'its root'!r}), or the bucket does not exist and "
+                "they may not see that; ask the store's administrator")
+
+    def _probe_bucket(self) -> str | None:
+        """The S3 error code of listing one key of the bucket (None if it succeeds)."""
+        try:
+            self._boto_client().list_objects_v2(Bucket=self._bucket, MaxKeys=1)
+        except botocore.exceptions.ClientError as e:
+            return e.response.get("Error", {}).get("Code")
+        except Exception:  # noqa: BLE001 - unknown: the caller words it as a refusal
+            return None
+        return None
 
     def _prepare_write(self) -> None:
         if self._bucket_ready:
             return
         if self._fs.get_file_info(self._bucket).type == pafs.FileType.NotFound:
+            if not self._opts["create_bucket"]:
+                raise StoreAccessError(
+                    f"the S3 store {self._uri!r}: the bucket {self._bucket!r} does not exist; "
+                    "create it, or set twister2.checkpointing.s3.create_bucket: true to have "
+                    "twister_nb create it")
             self._fs.create_dir(self._bucket)
+            warnings.warn(f"created the missing bucket {self._bucket!r} on "
+                          f"{self._endpoint or 'AWS'} (twister2.checkpointing.s3.create_bucket)",
+                          StoreNotice, stacklevel=2)
         self._bucket_ready = True
 
     def _write_file(self, path: str, produce: Callable[[Any], None]) -> tuple[int, str]:

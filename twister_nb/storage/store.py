@@ -27,6 +27,7 @@ from twister_nb.storage.codec import decode, decode_table, encode
 from twister_nb.storage.errors import (
     CheckpointCorruptError,
     CheckpointCorruptWarning,
+    StoreAccessError,
     StoreUnavailableError,
     StoreWriteError,
     guard_unreachable,
@@ -257,6 +258,10 @@ class CheckpointStore(LeaseMixin):
         """A clear message if ``error`` means the store cannot be reached, else None."""
         return None
 
+    def _access_message(self, error: BaseException) -> str | None:
+        """A clear message if ``error`` means the store refused us, else None."""
+        return None
+
     # ------------------------------------------------------------------ fs helpers
 
     def _path(self, *parts: str) -> str:
@@ -345,14 +350,16 @@ class CheckpointStore(LeaseMixin):
         part_name(part_index, "", token)  # check the index before the (costly) encoding
         encoded = encode(records, self._key)  # all conversion happens before any I/O
         path = f"{vdir}/{part_name(part_index, encoded.extension, token)}"
-        self._prepare_write()
         try:
+            self._prepare_write()
             size, checksum = self._write_part_file(path, encoded.write)
-        except StoreUnavailableError:
+        except (StoreUnavailableError, StoreAccessError):
             raise
         except OSError as e:  # full, read-only: say which part, where, and what to do
             if self._unreachable_message(e) is not None:
-                raise
+                raise StoreUnavailableError(self._unreachable_message(e)) from e
+            if self._access_message(e) is not None:
+                raise StoreAccessError(self._access_message(e)) from e
             raise StoreWriteError(path, f"part {part_index} of TSet {tset_id!r} (job "
                                         f"{job_id!r})", self.uri, e) from None
         return PartInfo(part_index, path, size, encoded.rows, checksum, encoded.format)
