@@ -218,8 +218,8 @@ def _start_head(num_cpus: int | None, object_store_memory: int | None, timeout: 
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         offset = log.tell()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_start_with_priority)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    _start_with_priority(proc.pid)  # before it imports Ray and starts its children
     address = f"{_LOOPBACK}:{gcs}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -242,9 +242,9 @@ def _start_head(num_cpus: int | None, object_store_memory: int | None, timeout: 
 _STARTING_NICENESS = -5
 
 
-def _start_with_priority() -> None:  # runs in the child, before exec
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, _STARTING_NICENESS)
+def _start_with_priority(pid: int) -> None:
+    with contextlib.suppress(OSError):  # not root: it starts at our own priority
+        os.setpriority(os.PRIO_PROCESS, pid, _STARTING_NICENESS)
 
 
 def _priority_back(pgid: int) -> None:
