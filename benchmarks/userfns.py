@@ -22,7 +22,7 @@ import numpy as np
 # add_two, add) are the test suite's too, so they live in twister_nb.testing and
 # are re-exported here. Being twister_nb's, they travel to Ray workers by reference,
 # as they did when the benchmark lived in twister_nb.bench.
-from twister_nb.testing.seed import IntSource, add, add_two, mul_by_five  # noqa: F401
+from twister_nb.testing.seed import IntSource, add, add_two, mul_by_five
 from twister_nb.tset.functions import Collector, SourceFunc
 
 

@@ -95,9 +95,10 @@ def test_regular_install_runs_the_seed_from_another_folder(tmp_path):
     shutil.copy(SEED, elsewhere / "seed.py")
     (elsewhere / "where.py").write_text(_WHERE)
 
-    # Nothing of the caller's twister_nb: no source tree on the path, no home, no config.
+    # Nothing of the caller's twister_nb: no source tree on the path, no home, no config,
+    # none of the Ray settings (the auth token path) the test session set for its own head.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TWISTER_NB_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+           if not k.startswith(("TWISTER_NB_", "RAY_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(TWISTER_NB_HOME=str(home), TWISTER_NB_RAY__NUM_CPUS="2",
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
 

@@ -15,9 +15,15 @@ Nothing here imports Ray, and nothing in the product imports this package.
 from __future__ import annotations
 
 from twister_nb.testing.seaweed import SeaweedServer, closed_port, free_ports, weed_binary
-from twister_nb.testing.seed import SEED_SUM, IntSource, add, add_two, mul_by_five
+from twister_nb.testing.seed import IntSource, add, add_two, mul_by_five
 
 __all__ = [
-    "SeaweedServer", "closed_port", "free_ports", "weed_binary",
-    "IntSource", "mul_by_five", "add_two", "add", "SEED_SUM",
+    "IntSource",
+    "SeaweedServer",
+    "add",
+    "add_two",
+    "closed_port",
+    "free_ports",
+    "mul_by_five",
+    "weed_binary",
 ]

@@ -20,9 +20,6 @@ from typing import Any
 
 from twister_nb.tset.functions import Collector, SourceFunc, TSetContext
 
-#: What the seed prints: ``SUM = 999980000`` (4 instances of ``0..9999``, ``x*5+2``).
-SEED_SUM = 999_980_000
-
 
 class IntSource(SourceFunc):
     """The tutorial's source: ``0 .. n-1`` in every parallel instance.
