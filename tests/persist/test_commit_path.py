@@ -55,19 +55,10 @@ def test_job_record_catches_up_with_every_persist(ray_cluster, job_store):
 _DRIVER = """
 import os, sys
 import ray
-from twister_nb import SourceFunc, TSetEnvironment
+from twister_nb import TSetEnvironment
+from twister_nb.testing import IntSource
 
 COUNT = sys.argv[1]
-
-class Source(SourceFunc):
-    def __init__(self):
-        super().__init__()
-        self.i = 0
-    def has_next(self):
-        return self.i < 1000
-    def next(self):
-        self.i += 1
-        return self.i - 1
 
 def triple(itr, collector, ctx):
     with open(COUNT, "a") as f:
@@ -77,7 +68,7 @@ def triple(itr, collector, ctx):
 
 env = TSetEnvironment(name="killed", resources=[{"instances": 2}], config=CONFIG,
                       job_id=sys.argv[2] if len(sys.argv) > 2 else None)
-persisted = env.create_source(Source(), 2).compute(triple).set_name("tripled").persist()
+persisted = env.create_source(IntSource(1000), 2).compute(triple).set_name("tripled").persist()
 if len(sys.argv) > 2:
     print("SUM", persisted.reduce(lambda a, b: a + b).collect()[0], flush=True)
     env.close()

@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from twister_nb import SourceFunc, TSetEnvironment
+from twister_nb import TSetEnvironment
 from twister_nb.errors import JobFailedError
+from twister_nb.testing import IntSource
 
 N, PAR = 2000, 4
 EXPECTED = [(i * 5) + 2 for _ in range(PAR) for i in range(N)]
-
-
-class IntSource(SourceFunc):
-    def __init__(self):
-        super().__init__()
-        self.i = 0
-
-    def has_next(self):
-        return self.i < N
-
-    def next(self):
-        self.i += 1
-        return self.i - 1
 
 
 def pipeline(env: TSetEnvironment, count_file: Path, crash_flag: Path | None = None):
@@ -50,7 +38,7 @@ def pipeline(env: TSetEnvironment, count_file: Path, crash_flag: Path | None = N
         for i in itr:
             collector.collect(i + 2)
 
-    first = env.create_source(IntSource(), PAR).compute(mul).set_name("times-five").persist()
+    first = env.create_source(IntSource(N), PAR).compute(mul).set_name("times-five").persist()
     second = first.compute(add).set_name("plus-two").persist()
     return first, second
 

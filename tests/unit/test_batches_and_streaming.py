@@ -16,21 +16,7 @@ from twister_nb.plan.planner import plan
 from twister_nb.runtime import batches, exchange
 from twister_nb.errors import UserFunctionError
 from twister_nb.runtime.task import Streamed, TaskEnv, fresh_instance, run_program, send
-from twister_nb.tset.functions import SourceFunc
-
-
-class Counter(SourceFunc):
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-        self.i = 0
-
-    def has_next(self) -> bool:
-        return self.i < self.n
-
-    def next(self) -> int:
-        self.i += 1
-        return self.i - 1
+from twister_nb.testing import IntSource as Counter  # the seed's source: 0 .. n-1
 
 
 def _program(t, action="collect"):

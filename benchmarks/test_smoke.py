@@ -1,8 +1,10 @@
 """The benchmark harness in its tiny mode: every workload runs on twister_nb and
 its fast peers, and every twister_nb result is the exact reference value.
 
-The harness runs as a subprocess, as a user runs it: it owns a private
-twister_nb home and its own loopback Ray head, and stops it by PID at the end.
+The harness runs as a subprocess, as a user runs it (``python -m benchmarks``
+from the repository's root): it owns a private twister_nb home and its own
+loopback Ray head, and stops it by PID at the end. It lives with the benchmark;
+``testpaths`` in ``pyproject.toml`` makes it part of the suite.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,7 @@ def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWISTER_NB_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "twister_nb.bench", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=540, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-6000:]
@@ -33,7 +35,7 @@ def smoke(tmp_path_factory):
 
 
 def test_every_workload_has_results(smoke):
-    from twister_nb.bench.workloads import ORDER
+    from benchmarks.workloads import ORDER
 
     _, data, _ = smoke
     assert sorted(data["workloads"]) == sorted(ORDER)
@@ -60,7 +62,7 @@ def test_every_workload_has_results(smoke):
 
 
 def test_values_are_exact(smoke):
-    from twister_nb.bench import userfns as uf
+    from benchmarks import userfns as uf
 
     _, data, _ = smoke
     w1 = data["workloads"]["W1"]["cases"]

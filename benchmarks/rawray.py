@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from twister_nb.bench import userfns as uf
+from benchmarks import userfns as uf
 from twister_nb.tset.functions import stable_hash
 
 

@@ -3,7 +3,7 @@ LocalCluster), Ray Data, pandas, and the raw disk. Each is skipped with a note
 when its package is missing (``pip install "dask[distributed]" pandas "ray[data]"``).
 
 Task bodies are module-level functions of this module or of
-:mod:`twister_nb.bench.userfns`, so Dask workers import them by name.
+:mod:`benchmarks.userfns`, so Dask workers import them by name.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from twister_nb.bench import userfns as uf
+from benchmarks import userfns as uf
 
 EXTRAS = 'pip install "dask[distributed]" pandas "ray[data]"'
 

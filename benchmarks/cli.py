@@ -1,4 +1,4 @@
-"""``python -m twister_nb.bench``: run the workloads on twister_nb and its peers.
+"""``python -m benchmarks``: run the workloads on twister_nb and its peers.
 
 The run owns everything it starts: a private twister_nb home (a temporary
 folder), the local Ray head twister_nb starts there (loopback, token auth),
@@ -21,22 +21,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twister_nb.bench import peers as pe
-from twister_nb.bench.harness import loadavg, log
+from benchmarks import peers as pe
+from benchmarks.harness import loadavg, log
 
 PEER_NAMES = ("serial", "ray", "ray-data", "dask", "dask-distributed", "pandas", "disk", "s3")
 SMOKE_PEERS = ("serial", "ray", "dask", "pandas", "disk")
 #: --quick leaves out the two slowest peers (Ray Data needs 5-20 s per execution here,
 #: SeaweedFS a server start); name them in --peers to include them.
 QUICK_PEERS = ("serial", "ray", "dask", "dask-distributed", "pandas", "disk")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from twister_nb.bench.workloads import ORDER
+    from benchmarks.workloads import ORDER
 
     ap = argparse.ArgumentParser(
-        prog="python -m twister_nb.bench",
+        prog="python -m benchmarks",
         description="Benchmark twister_nb against serial Python, raw Ray actors, Ray Data, "
                     "Dask and the raw disk (issue 5). Peers: " + pe.EXTRAS)
     mode = ap.add_mutually_exclusive_group()
@@ -125,7 +125,7 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from twister_nb.bench import workloads as wl
+    from benchmarks import workloads as wl
 
     started_wall = datetime.datetime.now().astimezone()
     started = time.monotonic()
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"twister_nb bench ({args.mode}, {args.repeat} repetitions): home {home}")
         state = cluster.start_local(config={"ray.address": "local"})
         cluster.connect({"ray.address": "local"})  # before anything imports Ray
-        from twister_nb.bench.rawray import RawRay
+        from benchmarks.rawray import RawRay
 
         peers = pe.Peers(args.peer_set, home)  # finding ray.data imports Ray: after connect()
 
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(state.get("temp_dir", ""), ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
     data["meta"] = {
-        "command": " ".join(["python -m twister_nb.bench", *sys.argv[1:]]),
+        "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
         "mode": args.mode, "repeat": args.repeat, "workloads": args.workload_list,
         "started": started_wall.isoformat(timespec="seconds"),
         "duration_s": time.monotonic() - started,
@@ -218,8 +218,8 @@ def failures(data: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from twister_nb.bench import report
-    from twister_nb.bench.workloads import ORDER
+    from benchmarks import report
+    from benchmarks.workloads import ORDER
 
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
