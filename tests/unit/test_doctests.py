@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.identity",
-           "twister_nb.tset.signature", "twister_nb.storage", "twister_nb.storage.store"]
+           "twister_nb.tset.signature", "twister_nb.storage", "twister_nb.storage.store",
+           "twister_nb.events", "twister_nb.runtime.event_log"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -26,12 +26,15 @@ import traceback
 import warnings
 from typing import Any
 
+from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
+                               ErrorRaised, Event, OutputPrinted, StageSubmitted, StageSummary,
+                               TaskFinished, TSetReleased, TSetRestored, WorkersStarted)
 from twister_nb.plan.physical import Plan, StagePlan
+from twister_nb.runtime.event_log import EventLog
 from twister_nb.errors import JobFailedError, JobOwnedError, UserFunctionError
 from twister_nb.errors import CheckpointLostError
 
 ACTOR_PREFIX = "twister_nb.job."
-_MAX_EVENTS = 20000
 #: Seconds a job's store lease and a driver's attachment last without renewal.
 LEASE_TTL = 15.0
 #: Programs smaller than this are sent with every task instead of through the object store.
@@ -59,9 +62,7 @@ class JobMaster:
         #: Outcomes of the latest actions, for a driver that attaches mid-action.
         self._results: dict[int, tuple[str, Any]] = {}
         self._running: dict[str, Any] | None = None
-        self._events: list[dict[str, Any]] = []
-        self._first_seq = 0
-        self._events_lock = threading.Lock()
+        self._log = EventLog()
         self._run_lock = threading.Lock()
         self._cancel = threading.Event()
         self._actions = 0
@@ -76,8 +77,6 @@ class JobMaster:
         self._record_done = 0
         self._record_thread: threading.Thread | None = None
         self._record_write = threading.Lock()
-        #: Per driver token: the cursor it last asked events from (all before it seen).
-        self._acked: dict[str, int] = {}
         #: Per persisted TSet: {version folder: committed} before this action's version.
         self._folders: dict[str, dict[int, bool]] = {}
         #: TSets in which a restore found a damaged committed version (gc deletes it).
@@ -121,8 +120,7 @@ class JobMaster:
                 failing = False
             except Exception as exc:  # noqa: BLE001 - reported once; retried while the job lives
                 if not failing:
-                    self._emit("output", lines=[f"[job-master] cannot renew the job's store "
-                                                f"lease: {exc}"])
+                    self._say(f"cannot renew the job's store lease: {exc}")
                 failing = True
                 try:
                     self._lease = self._store.acquire_lease(self.job_id, self._lease.owner,
@@ -164,7 +162,7 @@ class JobMaster:
             try:
                 self._store.write_job(self.job_id, record)
             except Exception as exc:  # noqa: BLE001 - the job goes on; the watcher is told
-                self._emit("output", lines=[f"[job-master] could not update the job record: {exc}"])
+                self._say(f"could not update the job record: {exc}")
             with self._record_cv:
                 self._record_done = gen
                 self._record_cv.notify_all()
@@ -203,8 +201,8 @@ class JobMaster:
                 and now - current["seen"] < LEASE_TTL):
             return {"ok": False, "holder": {k: current[k] for k in ("host", "pid", "since")}}
         self._driver = {"token": token, "host": host, "pid": pid, "seen": now, "since": now}
-        self._acked = {}
-        self._emit("attached", host=host, pid=pid)
+        self._log.forget()
+        self._emit(DriverAttached(host=host, pid=pid))
         return {"ok": True, "status": self.status, "persisted": sorted(self._persisted)}
 
     def heartbeat(self, token: str) -> bool:
@@ -217,45 +215,29 @@ class JobMaster:
     def detach(self, token: str) -> None:
         if self._driver is not None and self._driver["token"] == token:
             self._driver = None
-        self._acked.pop(token, None)
+        self._log.forget(token)
 
     # ------------------------------------------------------------------ events
 
-    def _emit(self, kind: str, **fields: Any) -> None:
-        with self._events_lock:
-            seq = self._first_seq + len(self._events)
-            self._events.append({"seq": seq, "kind": kind, "time": time.time(), **fields})
-            if len(self._events) > _MAX_EVENTS:
-                drop = len(self._events) - _MAX_EVENTS
-                del self._events[:drop]
-                self._first_seq += drop
+    def _emit(self, event: Event) -> None:
+        self._log.emit(event)
 
-    def events(self, cursor: int = 0, token: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def _say(self, line: str) -> None:
+        """Tell the watcher something, as a ``[job-master]`` output line."""
+        self._emit(OutputPrinted(lines=(f"[job-master] {line}",)))
+
+    def events(self, cursor: int = 0, token: str | None = None) -> tuple[list[Event], int]:
         """Events from ``cursor`` on, and the cursor to ask with next time.
 
         A driver passes its ``token``: asking from ``cursor`` says it has seen every
         event before it, so :meth:`execute` returns it only the newer ones.
         """
         if token is not None and self._driver is not None and self._driver["token"] == token:
-            self._acked[token] = max(cursor, self._acked.get(token, 0))
-        with self._events_lock:
-            start = max(0, cursor - self._first_seq)
-            out = self._events[start:]
-            return out, self._first_seq + len(self._events)
-
-    def _events_since(self, cursor: int, token: str | None = None
-                      ) -> tuple[list[dict[str, Any]], int]:
-        """What a driver that asked from ``cursor`` (and polled since) has not seen
-        yet: events from the newer of ``cursor`` and its last poll's cursor. It may
-        get the events of its last poll again; it drops them by their ``seq``."""
-        if token is not None:
-            cursor = max(cursor, self._acked.get(token, 0))
-        with self._events_lock:
-            start = max(0, cursor - self._first_seq)
-            return self._events[start:], self._first_seq + len(self._events)
+            self._log.ack(token, cursor)
+        return self._log.since(cursor)
 
     def worker_output(self, lines: list[str]) -> None:
-        self._emit("output", lines=lines)
+        self._emit(OutputPrinted(lines=tuple(lines)))
 
     def info(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "name": self.name, "status": self.status,
@@ -287,7 +269,7 @@ class JobMaster:
         ]
         ray.get([w.ping.remote() for w in new])
         self._workers.extend(new)
-        self._emit("workers", count=len(self._workers))
+        self._emit(WorkersStarted(count=len(self._workers)))
 
     # ------------------------------------------------------------------ running
 
@@ -305,8 +287,7 @@ class JobMaster:
                     try:
                         self._restore(tset_id)
                     except Exception as exc:  # noqa: BLE001 - listed without it, and said why
-                        self._emit("output", lines=[f"[job-master] checkpoint {tset_id} "
-                                                    f"cannot be restored: {exc}"])
+                        self._say(f"checkpoint {tset_id} cannot be restored: {exc}")
         return {k: dict(v) for k, v in self._catalog.items()}
 
     def running(self) -> dict[str, Any] | None:
@@ -342,7 +323,7 @@ class JobMaster:
         outcome = self._execute(plan, materialize_id, token)
         if cursor is None:
             return outcome
-        return (outcome, *self._events_since(cursor, token))
+        return (outcome, *self._log.unseen(cursor, token))
 
     def _execute(self, plan: Plan, materialize_id: str | None,
                  token: str | None) -> tuple[str, Any]:
@@ -353,7 +334,7 @@ class JobMaster:
                 f"(pid {holder.get('pid')} on {holder.get('host')}); attach again to use it")
         with self._run_lock:
             if materialize_id is not None and materialize_id in self._locations:
-                self._emit("restored", tset_id=materialize_id, storage="memory")
+                self._emit(TSetRestored(tset_id=materialize_id, storage="memory"))
                 return "ok", None
             if plan.action == "persist" and self._restore(materialize_id) is not None:
                 return "ok", None
@@ -373,8 +354,8 @@ class JobMaster:
 
     def _run_action(self, plan: Plan, materialize_id: str | None, action: int,
                     started: float) -> tuple[str, Any]:
-        self._emit("action", action=action, state="running", action_kind=plan.action,
-                   stages=[_stage_summary(s) for s in plan.stages])
+        self._emit(ActionStarted(action=action, action_kind=plan.action,
+                                 stages=tuple(_stage_summary(s) for s in plan.stages)))
         try:
             value = self._submit(plan, materialize_id, action)
         except CheckpointLostError as exc:
@@ -386,29 +367,29 @@ class JobMaster:
                 self._bad_versions.add((exc.tset_id, cp.version))
             self._damaged.add(exc.tset_id)
             self.status = "idle"
-            self._emit("output", lines=[f"[job-master] {exc.reason}; persisted TSet "
-                                        f"{exc.label!r} will be recomputed"])
-            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            self._say(f"{exc.reason}; persisted TSet {exc.label!r} will be recomputed")
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", exc
         except UserFunctionError as exc:
             self.status = "failed"
             self._save_record(status="failed", error=str(exc))
-            self._emit("error", action=action, message=str(exc), tset=exc.tset, tset_id=exc.tset_id,
-                       partition=exc.partition, worker=exc.worker)
-            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            self._emit(ErrorRaised(action=action, message=str(exc), tset=exc.tset,
+                                   tset_id=exc.tset_id, partition=exc.partition,
+                                   worker=exc.worker))
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", exc
         except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
             self.status = "failed"
             self._save_record(status="failed", error=f"{type(exc).__name__}: {exc}")
             err = JobFailedError(f"job {self.job_id!r} failed: {type(exc).__name__}: {exc}")
-            self._emit("error", action=action, message=str(err),
-                       traceback=traceback.format_exc())
-            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            self._emit(ErrorRaised(action=action, message=str(err),
+                                   traceback=traceback.format_exc()))
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", err
         self.status = "idle"
         if self._record.get("status") != "running":
             self._save_record(status="running", error=None)
-        self._emit("action", action=action, state="done", seconds=time.time() - started)
+        self._emit(ActionEnded(action=action, state="done", seconds=time.time() - started))
         return "ok", value
 
     def _submit(self, plan: Plan, materialize_id: str | None, action: int) -> Any:
@@ -471,8 +452,7 @@ class JobMaster:
                 metas[refs[0]] = stage.index
                 stage_outs.append(list(refs[1:]))
             outputs[stage.index] = stage_outs
-            self._emit("stage", action=action, stage=stage.index, state="submitted",
-                       tasks=stage.parallelism)
+            self._emit(StageSubmitted(action=action, stage=stage.index, tasks=stage.parallelism))
         results = self._wait(metas, action)
         if plan.action == "cache" and materialize_id is not None:
             self._locations[materialize_id] = {p: p % n for p in range(final.parallelism)}
@@ -498,7 +478,7 @@ class JobMaster:
         info = self._restore(tset_id)
         if cursor is None:
             return info
-        return (info, *self._events_since(cursor))
+        return (info, *self._log.unseen(cursor))
 
     def _restore(self, tset_id: str) -> dict[str, Any] | None:
         if tset_id in self._persisted:
@@ -516,7 +496,7 @@ class JobMaster:
         info = {"tset_id": tset_id, "label": cp.meta.get("label", tset_id),
                 "version": cp.version, "parts": len(cp.parts),
                 "bytes": sum(p.size for p in cp.parts)}
-        self._emit("restored", storage="store", **info)
+        self._emit(TSetRestored(storage="store", **info))
         return info
 
     def _find_valid(self, tset_id: str) -> Any:
@@ -545,8 +525,7 @@ class JobMaster:
         if caught:
             self._damaged.add(tset_id)
         for message in dict.fromkeys(str(w.message) for w in caught):
-            self._emit("output", lines=[f"[job-master] {message}; it will be recomputed"
-                                        if found is None else f"[job-master] {message}"])
+            self._say(f"{message}; it will be recomputed" if found is None else message)
         return found
 
     def _checkpoint(self, tset_id: str) -> Any:
@@ -572,8 +551,8 @@ class JobMaster:
         meta = {"label": stage.label, "parallelism": stage.parallelism, "action": action,
                 "keyed": keyed}
         if not self._store.commit(self.job_id, tset_id, version, parts, meta):
-            self._emit("output", lines=[f"[job-master] version {version} of {stage.label!r} "
-                                        "was committed by another writer; using it"])
+            self._say(f"version {version} of {stage.label!r} was committed by another "
+                      "writer; using it")
         cp = self._store.checkpoint(self.job_id, tset_id, version)
         if cp is None:
             raise JobFailedError(f"checkpoint {tset_id!r} version {version} did not validate "
@@ -584,9 +563,9 @@ class JobMaster:
         self._collect(tset_id)
         size = sum(p.size for p in cp.parts)
         write_seconds = max((m.get("write_seconds", 0.0) for m in metas), default=0.0)
-        self._emit("checkpoint", tset_id=tset_id, label=stage.label, version=version,
-                   bytes=size, seconds=time.time() - started + write_seconds,
-                   where=self._store.uri)
+        self._emit(CheckpointCommitted(tset_id=tset_id, label=stage.label, version=version,
+                                       bytes=size, seconds=time.time() - started + write_seconds,
+                                       where=self._store.uri))
         with self._record_cv:
             persisted = dict(self._record.get("persisted", {}))
             persisted[tset_id] = {"label": stage.label, "version": version, "bytes": size,
@@ -646,12 +625,12 @@ class JobMaster:
                             f"a worker of job {self.job_id!r} was lost: {type(exc).__name__}: {exc}"))
                     continue
                 if meta["lines"]:
-                    self._emit("output", lines=meta.pop("lines"))
+                    self._emit(OutputPrinted(lines=tuple(meta.pop("lines"))))
                 else:
                     meta.pop("lines")
                 results.setdefault(stage, []).append(meta)
-                self._emit("task", action=action, stage=stage,
-                           **{k: v for k, v in meta.items() if k != "part"})
+                self._emit(TaskFinished(action=action, stage=stage,
+                                        **{k: v for k, v in meta.items() if k != "part"}))
         if first_error is not None:
             raise first_error[1]
         return results
@@ -667,7 +646,7 @@ class JobMaster:
             return
         for w in sorted(set(where.values())):
             self._workers[w].release.remote(tset_id)
-        self._emit("released", tset_id=tset_id)
+        self._emit(TSetReleased(tset_id=tset_id))
 
     def shutdown(self, status: str = "finished") -> None:
         """Record the job's end, free its lease, kill the workers (the driver
@@ -689,7 +668,7 @@ class JobMaster:
         self._locations.clear()
 
 
-def _stage_summary(stage: StagePlan) -> dict[str, Any]:
-    return {"index": stage.index, "label": stage.label, "tset_id": stage.tset_id,
-            "parallelism": stage.parallelism, "output": stage.output,
-            "tsets": stage.tsets}
+def _stage_summary(stage: StagePlan) -> StageSummary:
+    return StageSummary(index=stage.index, label=stage.label, tset_id=stage.tset_id,
+                        parallelism=stage.parallelism, output=stage.output,
+                        tsets=tuple(tuple(t) for t in stage.tsets))
