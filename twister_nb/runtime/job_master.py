@@ -29,7 +29,8 @@ from typing import Any
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
                                ErrorRaised, Event, OutputPrinted, StageSubmitted, StageSummary,
                                TaskFinished, TSetReleased, TSetRestored, WorkersStarted)
-from twister_nb.plan.physical import Plan, StagePlan
+from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
+                                      StoreRead, task_output)
 from twister_nb.runtime.event_log import EventLog
 from twister_nb.errors import JobFailedError, JobOwnedError, UserFunctionError
 from twister_nb.errors import CheckpointLostError
@@ -416,13 +417,7 @@ class JobMaster:
             holder: Any = (stage.program if len(stage.program) < _INLINE_PROGRAM
                            else [ray.put(stage.program)])
             key = f"{action}.{stage.index}.{id(stage)}"
-            is_final = stage is final
-            if is_final and plan.action == "cache":
-                out_spec: tuple[Any, ...] = ("cache", materialize_id)
-            elif is_final and plan.action == "persist":
-                out_spec = ("persist", materialize_id, version)
-            else:
-                out_spec = (stage.output,)
+            out_spec = task_output(stage, plan.action, stage is final, materialize_id, version)
             stage_outs = []
             for p in range(stage.parallelism):
                 w = p % n
@@ -433,17 +428,17 @@ class JobMaster:
                     bucket = p if ei.partitioned else 0
                     args.extend(task_outs[bucket] for task_outs in producer)
                     counts.append(len(producer))
-                mat: list[tuple[Any, ...]] = []
+                mat: list[MaterializedRead] = []
                 for mi in stage.materialized_inputs:
                     q = mi.partition_for(p)
                     if mi.storage == "store":
-                        mat.append(("store", self._checkpoint(mi.tset_id), q))
+                        mat.append(StoreRead(self._checkpoint(mi.tset_id), q))
                         continue
                     owner = self._owner(mi.tset_id, q)
                     if owner == w:
-                        mat.append(("local", mi.tset_id, q))
+                        mat.append(LocalRead(mi.tset_id, q))
                     else:
-                        mat.append(("ref",))
+                        mat.append(FetchedRead())
                         args.append(workers[owner].get_partition.remote(mi.tset_id, q))
                 refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
                     key, holder, p, counts, mat, out_spec, *args)
