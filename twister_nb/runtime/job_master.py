@@ -23,9 +23,9 @@ import socket
 import threading
 import time
 import traceback
-import warnings
 from typing import Any
 
+from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
                                ErrorRaised, Event, OutputPrinted, StageSubmitted, StageSummary,
                                TaskFinished, TSetReleased, TSetRestored, WorkersStarted)
@@ -57,7 +57,6 @@ class JobMaster:
         self._store = store
         self._workers: list[Any] = []
         self._locations: dict[str, dict[int, int]] = {}
-        self._persisted: dict[str, Any] = {}
         #: What a re-attached driver can get handles to: tset_id -> label, storage, ...
         self._catalog: dict[str, dict[str, Any]] = {}
         #: Outcomes of the latest actions, for a driver that attaches mid-action.
@@ -78,12 +77,9 @@ class JobMaster:
         self._record_done = 0
         self._record_thread: threading.Thread | None = None
         self._record_write = threading.Lock()
-        #: Per persisted TSet: {version folder: committed} before this action's version.
-        self._folders: dict[str, dict[int, bool]] = {}
-        #: TSets in which a restore found a damaged committed version (gc deletes it).
-        self._damaged: set[str] = set()
-        #: Committed versions found damaged when read: (tset_id, version), never restored.
-        self._bad_versions: set[tuple[str, int]] = set()
+        #: What this job restores, commits and retires (None: the job has no store).
+        self._checkpoints = (None if store is None else
+                             CheckpointManager(store, job_id, config, report=self._say))
         if store is not None:
             self._start_record(program or {}, cluster_address)
 
@@ -204,7 +200,7 @@ class JobMaster:
         self._driver = {"token": token, "host": host, "pid": pid, "seen": now, "since": now}
         self._log.forget()
         self._emit(DriverAttached(host=host, pid=pid))
-        return {"ok": True, "status": self.status, "persisted": sorted(self._persisted)}
+        return {"ok": True, "status": self.status, "persisted": self._persisted()}
 
     def heartbeat(self, token: str) -> bool:
         """A driver says it is alive; False if another driver took over."""
@@ -244,7 +240,7 @@ class JobMaster:
         return {"job_id": self.job_id, "name": self.name, "status": self.status,
                 "created": self.created, "workers": len(self._workers),
                 "cached": {k: len(v) for k, v in self._locations.items()},
-                "persisted": sorted(self._persisted), "actions": self._actions,
+                "persisted": self._persisted(), "actions": self._actions,
                 "pid": os.getpid(), "host": socket.gethostname(),
                 "driver": None if self._driver is None else
                 {k: self._driver[k] for k in ("host", "pid", "since")}}
@@ -282,7 +278,7 @@ class JobMaster:
 
         A restarted job (a new JobMaster) also offers the checkpoints its record
         lists, restored on the way (a pointer: sizes are checked, not data read)."""
-        if self._store is not None and self.config.get("twister2.checkpointing.enable", True):
+        if self._checkpoints is not None and self._checkpoints.enabled:
             for tset_id in self._record.get("persisted", {}):
                 if tset_id not in self._catalog:
                     try:
@@ -362,11 +358,9 @@ class JobMaster:
         except CheckpointLostError as exc:
             # Not a failure of the job: the driver recomputes the TSet and runs
             # the action again. This version is never offered again.
-            cp = self._persisted.pop(exc.tset_id, None)
+            if self._checkpoints is not None:
+                self._checkpoints.mark_damaged(exc.tset_id, exc.reason)
             self._catalog.pop(exc.tset_id, None)
-            if cp is not None:
-                self._bad_versions.add((exc.tset_id, cp.version))
-            self._damaged.add(exc.tset_id)
             self.status = "idle"
             self._say(f"{exc.reason}; persisted TSet {exc.label!r} will be recomputed")
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
@@ -401,13 +395,9 @@ class JobMaster:
         n = len(workers)
         version = None
         if plan.action == "persist":
-            if self._store is None:
+            if self._checkpoints is None:
                 raise JobFailedError("persist() needs a checkpoint store; this job has none")
-            # One listing gives the next version and whether retention can find
-            # anything to delete after the commit (see _collect).
-            folders = self._store.version_folders(self.job_id, materialize_id)
-            self._folders[materialize_id] = folders
-            version = max(folders, default=-1) + 1
+            version = self._checkpoints.next_version(materialize_id)
         outputs: dict[int, list[list[Any]]] = {}
         metas: dict[Any, int] = {}
         final = plan.final
@@ -475,16 +465,17 @@ class JobMaster:
             return info
         return (info, *self._log.unseen(cursor))
 
+    def _persisted(self) -> list[str]:
+        return [] if self._checkpoints is None else self._checkpoints.in_use()
+
     def _restore(self, tset_id: str) -> dict[str, Any] | None:
-        if tset_id in self._persisted:
-            cp = self._persisted[tset_id]
-        elif self._store is None or not self.config.get("twister2.checkpointing.enable", True):
+        if self._checkpoints is None:
             return None
-        else:
-            cp = self._find_valid(tset_id)
-            if cp is None:
-                return None
-            self._persisted[tset_id] = cp
+        known = self._checkpoints.using(tset_id)
+        cp = self._checkpoints.restore(tset_id)
+        if cp is None:
+            return None
+        if known is None:
             self._catalog[tset_id] = {"label": cp.meta.get("label", tset_id), "storage": "store",
                                       "parallelism": len(cp.parts),
                                       "keyed": bool(cp.meta.get("keyed", False))}
@@ -494,68 +485,25 @@ class JobMaster:
         self._emit(TSetRestored(storage="store", **info))
         return info
 
-    def _find_valid(self, tset_id: str) -> Any:
-        """The newest committed version whose every part checks out; a version
-        that does not is reported to the watcher and never read."""
-        from twister_nb.storage import CheckpointCorruptError
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            versions = self._store.versions(self.job_id, tset_id)
-            found = None
-            for version in reversed(versions):
-                if (tset_id, version) in self._bad_versions:
-                    continue  # damaged when it was read; already reported
-                cp = self._store.checkpoint(self.job_id, tset_id, version)
-                if cp is None:
-                    continue
-                try:
-                    if self.config.get("twister2.checkpointing.verify_on_restore", False):
-                        self._store.verify(cp)
-                except CheckpointCorruptError as exc:
-                    warnings.warn(f"checkpoint {tset_id} version {version} is invalid: {exc}")
-                    continue
-                found = cp
-                break
-        if caught:
-            self._damaged.add(tset_id)
-        for message in dict.fromkeys(str(w.message) for w in caught):
-            self._say(f"{message}; it will be recomputed" if found is None else message)
-        return found
-
     def _checkpoint(self, tset_id: str) -> Any:
-        """The checkpoint a task reads for a persisted input. One this JobMaster
-        forgot (a ``release`` of an older handle can run after a new handle's
-        restore: the actor runs calls concurrently) is looked up in the store
-        again; one that is not there is lost, and the driver recomputes it."""
-        cp = self._persisted.get(tset_id)
-        if cp is None and self._store is not None:
-            cp = self._find_valid(tset_id)
-            if cp is not None:
-                self._persisted[tset_id] = cp
-        if cp is None:
+        """The checkpoint a task reads for a persisted input (see
+        :meth:`CheckpointManager.for_read`)."""
+        if self._checkpoints is None:
             raise CheckpointLostError(tset_id, tset_id,
                                       "no valid committed checkpoint of it is in the store")
-        return cp
+        return self._checkpoints.for_read(tset_id)
 
     def _commit(self, tset_id: str, version: int, stage: StagePlan,
                 metas: list[dict[str, Any]], action: int, keyed: bool) -> None:
-        parts = sorted((m["part"] for m in metas), key=lambda part: part.part_index)
-        assert [p.part_index for p in parts] == list(range(stage.parallelism)), parts
+        assert self._checkpoints is not None
+        parts = [m["part"] for m in metas]
+        assert sorted(p.part_index for p in parts) == list(range(stage.parallelism)), parts
         started = time.time()
         meta = {"label": stage.label, "parallelism": stage.parallelism, "action": action,
                 "keyed": keyed}
-        if not self._store.commit(self.job_id, tset_id, version, parts, meta):
-            self._say(f"version {version} of {stage.label!r} was committed by another "
-                      "writer; using it")
-        cp = self._store.checkpoint(self.job_id, tset_id, version)
-        if cp is None:
-            raise JobFailedError(f"checkpoint {tset_id!r} version {version} did not validate "
-                                 "right after its commit")
-        self._persisted[tset_id] = cp
+        cp = self._checkpoints.commit(tset_id, version, parts, meta)
         self._catalog[tset_id] = {"label": stage.label, "storage": "store",
                                   "parallelism": stage.parallelism, "keyed": keyed}
-        self._collect(tset_id)
         size = sum(p.size for p in cp.parts)
         write_seconds = max((m.get("write_seconds", 0.0) for m in metas), default=0.0)
         self._emit(CheckpointCommitted(tset_id=tset_id, label=stage.label, version=version,
@@ -566,21 +514,6 @@ class JobMaster:
             persisted[tset_id] = {"label": stage.label, "version": version, "bytes": size,
                                   "committed": time.time()}
             self._save_record(persisted=persisted)
-
-    def _collect(self, tset_id: str) -> None:
-        """Apply the retention, unless it cannot delete anything (one listing and
-        manifest reads saved per commit). It can when there are more version folders
-        than it keeps, a folder without a manifest (a failed or abandoned write,
-        deleted once old), or a committed version a restore found damaged. A damaged
-        version no restore looked at is left until newer versions push it out; a
-        restore would skip it."""
-        keep = max(1, int(self.config.get("twister2.checkpointing.retention", 2) or 2))
-        before = self._folders.pop(tset_id, None)
-        if (before is not None and len(before) + 1 <= keep and all(before.values())
-                and tset_id not in self._damaged):
-            return
-        self._store.gc(self.job_id, tset_id, keep=keep)
-        self._damaged.discard(tset_id)
 
     def _owner(self, tset_id: str, partition: int) -> int:
         try:
@@ -634,7 +567,8 @@ class JobMaster:
 
     def release(self, tset_id: str) -> None:
         """Drop a cached TSet from every worker that holds it."""
-        self._persisted.pop(tset_id, None)
+        if self._checkpoints is not None:
+            self._checkpoints.forget(tset_id)
         self._catalog.pop(tset_id, None)
         where = self._locations.pop(tset_id, None)
         if where is None:
