@@ -13,6 +13,7 @@ import pytest
 import ray
 
 from twister_nb.errors import UserFunctionError
+from twister_nb.events import ActionEnded, ActionStarted, OutputPrinted, TaskFinished
 
 LINE = re.compile(r"^\[worker-(\d+)\] (\w+) (\d+)$")
 
@@ -27,8 +28,8 @@ def _lines(text: str, tag: str) -> Counter:
     return found
 
 
-def _watch(env) -> list[dict]:
-    seen: list[dict] = []
+def _watch(env) -> list:
+    seen: list = []
     env._executor.listeners.append(seen.append)
     return seen
 
@@ -44,16 +45,16 @@ def test_short_action_prints_every_line_once(fresh_env, capsys):
     for _ in range(5):  # several actions, each over before the driver's first poll
         assert fresh_env.parallelize_list(list(range(40)), 4).map(shout).collect() == list(range(40))
         # the action's own events came with its outcome: its end is already seen
-        ends = [e["action"] for e in seen if e["kind"] == "action" and e["state"] == "done"]
+        ends = [e.action for e in seen if isinstance(e, ActionEnded) and e.state == "done"]
         assert ends[-1] == ray.get(fresh_env._executor.master.info.remote())["actions"]
         found = _lines(capsys.readouterr().out, "short")
         assert found == Counter(range(40)), found
     for _ in range(3):  # silent and short: no call after the outcome, which brought them
         assert fresh_env.parallelize_list(list(range(8)), 4).map(lambda x: -x).collect() == [
             -x for x in range(8)]
-        ends = [e["action"] for e in seen if e["kind"] == "action" and e["state"] == "done"]
+        ends = [e.action for e in seen if isinstance(e, ActionEnded) and e.state == "done"]
         assert ends[-1] == ray.get(fresh_env._executor.master.info.remote())["actions"]
-    seqs = [e["seq"] for e in seen]
+    seqs = [e.seq for e in seen]
     assert seqs == sorted(set(seqs)), "an event was delivered twice or out of order"
 
 
@@ -71,11 +72,12 @@ def test_long_action_streams_every_line_once(fresh_env, capsys):
     assert time.perf_counter() - started > 2 * fresh_env._executor._poll
     found = _lines(capsys.readouterr().out, "slow")
     assert found == Counter(range(40)), found
-    seqs = [e["seq"] for e in seen]
+    seqs = [e.seq for e in seen]
     assert seqs == sorted(set(seqs)), "an event was delivered twice or out of order"
     # nothing of the action was left behind for a later poll
     events, _ = ray.get(fresh_env._executor.master.events.remote(fresh_env._executor._cursor))
-    assert not [e for e in events if e["kind"] in ("output", "task", "action")], events
+    assert not [e for e in events if isinstance(
+        e, (OutputPrinted, TaskFinished, ActionStarted, ActionEnded))], events
 
 
 def test_lines_printed_as_a_task_ends_stay_with_their_action(fresh_env, capsys):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from notebook_helpers import run_seed
+from twister_nb.events import Event
 
 
 class TestingShell(InteractiveShell):
@@ -50,17 +51,17 @@ def magics(ip):
 
 
 @pytest.fixture(scope="session")
-def job_events(ray_cluster) -> dict[str, list[dict[str, Any]]]:
+def job_events(ray_cluster) -> dict[str, list[Event]]:
     """Events of real actions, by scenario: ``seed`` (the tutorial: persist,
     then reduce + for_each), ``error`` (a map that raises), ``restored`` (the
     second cache() of a cached TSet)."""
     from twister_nb import TSetEnvironment
 
     env = TSetEnvironment(name="nb-events", resources=[{"instances": 4}])
-    recorded: list[dict[str, Any]] = []
+    recorded: list[Event] = []
     env._executor.listeners.append(recorded.append)
 
-    def take() -> list[dict[str, Any]]:
+    def take() -> list[Event]:
         out = list(recorded)
         recorded.clear()
         return out

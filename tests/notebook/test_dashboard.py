@@ -11,6 +11,7 @@ pytest.importorskip("ipywidgets")
 
 from traitlets import TraitError
 
+from twister_nb.events import OutputPrinted, TaskFinished
 from twister_nb.notebook.dashboard import JobDashboard
 
 
@@ -72,7 +73,7 @@ def test_static_html_shows_the_final_state(job_events):
 
 def test_output_lines_are_bounded(job_events):
     dash = JobDashboard(max_output_lines=2)
-    dash.feed({"kind": "output", "lines": ["a", "b", "c"]})
+    dash.feed(OutputPrinted(lines=("a", "b", "c")))
     assert dash.output == ["b", "c"] and dash.output_dropped == 1
     dash.max_output_lines = 1
     assert dash.output == ["c"]
@@ -91,7 +92,7 @@ def test_cancel_button(job_events):
     dash = JobDashboard("job-1", on_cancel=lambda: calls.append(1))
     assert dash._cancel.disabled  # nothing runs yet
     events = job_events["seed"]
-    first_task = next(i for i, e in enumerate(events) if e["kind"] == "task")
+    first_task = next(i for i, e in enumerate(events) if isinstance(e, TaskFinished))
     for event in events[:first_task]:
         dash.feed(event)
     assert dash.status == "running" and not dash._cancel.disabled

@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+from twister_nb.events import (ActionEnded, ActionStarted, ErrorRaised, OutputPrinted,
+                               StageSummary, TaskFinished, WorkersStarted)
 from twister_nb.notebook.progress import JobProgress, render_html
 
 
@@ -62,8 +64,8 @@ def test_restored_events(job_events):
 
 
 def test_output_is_bounded():
-    events = [{"kind": "output", "lines": [f"[worker-0] line {i}" for i in range(5)]},
-              {"kind": "output", "lines": ["[worker-1] last"]}]
+    events = [OutputPrinted(lines=tuple(f"[worker-0] line {i}" for i in range(5))),
+              OutputPrinted(lines=("[worker-1] last",))]
     p = _fed(events, max_output_lines=3)
     assert list(p.output) == ["[worker-0] line 3", "[worker-0] line 4", "[worker-1] last"]
     assert p.output_dropped == 3
@@ -76,7 +78,7 @@ def test_subscribers_get_the_changed_fields(job_events):
     p = JobProgress()
     changes = []
     p.subscribe(changes.append)
-    p.feed(next(e for e in job_events["seed"] if e["kind"] == "workers"))
+    p.feed(next(e for e in job_events["seed"] if isinstance(e, WorkersStarted)))
     assert changes == [{"workers": 2}]
 
 
@@ -97,10 +99,10 @@ def test_listen_from_sync_and_async_sources(job_events):
 def test_feed_from_threads(job_events):
     events = job_events["seed"]
     p = JobProgress()
-    start = next(i for i, e in enumerate(events) if e["kind"] == "task")
+    start = next(i for i, e in enumerate(events) if isinstance(e, TaskFinished))
     for e in events[:start]:
         p.feed(e)
-    tasks = [e for e in events[start:] if e["kind"] == "task" and e["action"] == 1]
+    tasks = [e for e in events[start:] if isinstance(e, TaskFinished) and e.action == 1]
     threads = [threading.Thread(target=p.feed, args=(e,)) for e in tasks]
     for t in threads:
         t.start()
@@ -111,17 +113,17 @@ def test_feed_from_threads(job_events):
 
 def test_finish_and_cancel():
     p = JobProgress()
-    p.feed({"kind": "action", "action": 1, "state": "running", "action_kind": "run",
-            "stages": [{"index": 0, "label": "map", "tset_id": "map-1", "parallelism": 2,
-                        "output": "run", "tsets": [("map", "map-1")]}], "time": 10.0})
+    p.feed(ActionStarted(action=1, action_kind="run", time=10.0, stages=(
+        StageSummary(index=0, label="map", tset_id="map-1", parallelism=2, output="run",
+                     tsets=(("map", "map-1"),)),)))
     p.request_cancel()
     assert p.cancel_requested
-    p.feed({"kind": "error", "action": 1, "message": "job 'x' failed: the action was cancelled",
-            "time": 11.0})
-    p.feed({"kind": "action", "action": 1, "state": "failed", "seconds": 1.0, "time": 11.0})
+    p.feed(ErrorRaised(action=1, message="job 'x' failed: the action was cancelled",
+                       time=11.0))
+    p.feed(ActionEnded(action=1, state="failed", seconds=1.0, time=11.0))
     assert p.status == "cancelled" and p.elapsed == 1.0
     q = JobProgress()
-    q.feed({"kind": "action", "action": 1, "state": "running", "stages": [], "time": 1.0})
+    q.feed(ActionStarted(action=1, stages=(), time=1.0))
     q.finish()  # the watcher stopped while the action ran
     assert q.status == "failed"
     with pytest.raises(ValueError, match="status"):

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from twister_nb.events import ErrorRaised, Event
 from twister_nb.notebook.progress import JobProgress
 from twister_nb.notebook.session import NotebookSession
 from twister_nb.tset import environment as _environment
@@ -130,7 +131,7 @@ class OfflineExecutor:
     has no job yet. It never touches Ray."""
 
     def __init__(self) -> None:
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[Event], None]] = []
 
     def banner_fields(self) -> dict[str, str]:
         return {"Cluster Type": "none (dry run)", "Runtime": f"Python {platform.python_version()}"}
@@ -337,11 +338,11 @@ def run_cell(session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
     return run, value
 
 
-def _main_thread_only(listener: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+def _main_thread_only(listener: Callable[[Event], None]) -> Callable[[Event], None]:
     """A listener that stays quiet off the main thread: a background cell's
     output goes to its dashboard, never printed from a thread into a random cell."""
 
-    def quiet_off_main(event: dict[str, Any]) -> None:
+    def quiet_off_main(event: Event) -> None:
         if threading.current_thread() is threading.main_thread():
             listener(event)
 
@@ -385,8 +386,8 @@ def _run_in_background(run: CellRun, env: TSetEnvironment, cell: str,
         except BaseException as exc:  # noqa: BLE001 - kept for run.wait() and the dashboard
             run.error = exc
             if not any(e.get("message") == str(exc) for e in progress.errors):
-                progress.feed({"kind": "error", "message": f"{type(exc).__name__}: {exc}",
-                               "traceback": "".join(traceback.format_exception(exc))})
+                progress.feed(ErrorRaised(message=f"{type(exc).__name__}: {exc}",
+                                          traceback="".join(traceback.format_exception(exc))))
         finally:
             if listeners is not None:
                 for i, listener in quieted:

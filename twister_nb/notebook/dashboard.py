@@ -37,6 +37,7 @@ from traitlets import (
     validate,
 )
 
+from twister_nb.events import Event
 from twister_nb.notebook.progress import (
     FIELDS,
     JOB_STATUSES,
@@ -122,13 +123,13 @@ class JobDashboard(widgets.VBox):
 
     # ------------------------------------------------------------------ state source
 
-    def feed(self, event: dict[str, Any]) -> None:
+    def feed(self, event: Event) -> None:
         """Fold one JobMaster event in (use the dashboard as an executor listener)."""
         self.progress.feed(event)
 
     __call__ = feed
 
-    async def listen(self, events: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]) -> None:
+    async def listen(self, events: Iterable[Event] | AsyncIterable[Event]) -> None:
         """Feed every event of ``events`` (sync or async)."""
         await self.progress.listen(events)
 

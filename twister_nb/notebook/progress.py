@@ -1,8 +1,9 @@
 """Job events to dashboard state: the state source, apart from any drawing.
 
-The JobMaster emits events (``action``, ``stage``, ``task``, ``output``,
-``error``, ``checkpoint``, ``restored``, ``workers`` ...); the kernel's executor
-hands each one to its listeners. :class:`JobProgress` folds them into plain,
+The JobMaster emits events (the dataclasses of :mod:`twister_nb.events`:
+actions started and ended, stages submitted, tasks finished, output, errors,
+checkpoints, restored data, workers); the kernel's executor hands each one to
+its listeners. :class:`JobProgress` folds them into plain,
 JSON-able state -- status, elapsed time, per-stage tasks done of total and
 records in/out, per-TSet status, workers, errors, the last output lines --
 and tells its subscribers which fields changed. The widget in
@@ -23,12 +24,15 @@ from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
+from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, ErrorRaised,
+                               Event, OutputPrinted, StageSubmitted, TaskFinished, TSetRestored,
+                               WorkersStarted)
+
 __all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
 JOB_STATUSES = ("idle", "running", "done", "failed", "cancelled")
 FIELDS = ("job_id", "job_name", "status", "elapsed", "workers", "stages", "errors", "output",
           "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested")
-_META = ("kind", "seq", "time")
 _MATERIALIZED = "materialized"
 
 Subscriber = Callable[[dict[str, Any]], None]
@@ -111,13 +115,14 @@ class JobProgress:
         for callback in list(self._subscribers):
             callback(values)
 
-    def feed(self, event: dict[str, Any]) -> None:
-        """Fold one JobMaster event into the state (the executor's listener)."""
+    def feed(self, event: Event) -> None:
+        """Fold one JobMaster event into the state (the executor's listener).
+        Kinds the dashboard does not show are ignored."""
         with self._lock:
-            handler = getattr(self, f"_on_{event.get('kind')}", None)
-            changed = set(handler(event)) if handler is not None else set()
-            when = event.get("time")
-            if isinstance(when, (int, float)) and self._started is not None:
+            handler = _HANDLERS.get(type(event))
+            changed = set(handler(self, event)) if handler is not None else set()
+            when = event.time
+            if self._started is not None:
                 elapsed = max(self.elapsed, when - self._started)
                 if elapsed != self.elapsed:
                     self.elapsed = elapsed
@@ -126,7 +131,7 @@ class JobProgress:
 
     __call__ = feed  # a JobProgress is itself an executor listener
 
-    async def listen(self, events: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]) -> None:
+    async def listen(self, events: Iterable[Event] | AsyncIterable[Event]) -> None:
         """Feed every event of ``events`` (sync or async), yielding to the event
         loop between them, until it ends."""
         if hasattr(events, "__aiter__"):
@@ -169,28 +174,29 @@ class JobProgress:
                 continue
             self.tset_status[ident] = state
 
-    def _on_action(self, event: dict[str, Any]) -> Iterable[str]:
-        action = event.get("action", 0)
-        state = event.get("state")
-        if state == "running":
-            if self._started is None:
-                self._started = event.get("time")
-            self.cancel_requested = False  # a cancel ends one action (the JobMaster's rule)
-            self._actions[action] = "running"
-            for summary in event.get("stages", ()):
-                tsets = [tuple(t) for t in summary.get("tsets", ())]
-                stage = {
-                    "action": action, "action_kind": event.get("action_kind", ""),
-                    "index": summary["index"], "label": summary.get("label", ""),
-                    "tset_id": summary.get("tset_id", ""), "output": summary.get("output", ""),
-                    "tsets": [t[0] for t in tsets], "tset_ids": [t[1] for t in tsets],
-                    "tasks": summary.get("parallelism", 0), "done": 0, "records_in": 0,
-                    "records_out": 0, "seconds": 0.0, "state": "pending",
-                }
-                self._stages[(action, stage["index"])] = stage
-                self._set_tsets(stage, "pending")
-            self.status = "running"
-            return ("status", "stages", "tset_status", "cancel_requested")
+    def _on_action_started(self, event: ActionStarted) -> Iterable[str]:
+        action = event.action
+        if self._started is None:
+            self._started = event.time
+        self.cancel_requested = False  # a cancel ends one action (the JobMaster's rule)
+        self._actions[action] = "running"
+        for summary in event.stages:
+            stage = {
+                "action": action, "action_kind": event.action_kind,
+                "index": summary.index, "label": summary.label,
+                "tset_id": summary.tset_id, "output": summary.output,
+                "tsets": [t[0] for t in summary.tsets], "tset_ids": [t[1] for t in summary.tsets],
+                "tasks": summary.parallelism, "done": 0, "records_in": 0,
+                "records_out": 0, "seconds": 0.0, "state": "pending",
+            }
+            self._stages[(action, stage["index"])] = stage
+            self._set_tsets(stage, "pending")
+        self.status = "running"
+        return ("status", "stages", "tset_status", "cancel_requested")
+
+    def _on_action_ended(self, event: ActionEnded) -> Iterable[str]:
+        action = event.action
+        state = event.state
         self._actions[action] = state
         if state == "failed":
             unfinished = [s for (a, _), s in sorted(self._stages.items())
@@ -206,24 +212,24 @@ class JobProgress:
             self.status = "done" if self.status == "running" else self.status
         return ("status", "stages", "tset_status")
 
-    def _on_stage(self, event: dict[str, Any]) -> Iterable[str]:
-        stage = self._stages.get((event.get("action", 0), event.get("stage")))
+    def _on_stage(self, event: StageSubmitted) -> Iterable[str]:
+        stage = self._stages.get((event.action, event.stage))
         if stage is None:
             return ()
-        stage["tasks"] = event.get("tasks", stage["tasks"])
+        stage["tasks"] = event.tasks
         if stage["state"] == "pending":
             stage["state"] = "running"
             self._set_tsets(stage, "running")
         return ("stages", "tset_status")
 
-    def _on_task(self, event: dict[str, Any]) -> Iterable[str]:
-        stage = self._stages.get((event.get("action", 0), event.get("stage")))
+    def _on_task(self, event: TaskFinished) -> Iterable[str]:
+        stage = self._stages.get((event.action, event.stage))
         if stage is None:
             return ()
         stage["done"] += 1
-        stage["records_in"] += int(event.get("records_in", 0))
-        stage["records_out"] += int(event.get("records_out", 0))
-        stage["seconds"] += float(event.get("seconds", 0.0))
+        stage["records_in"] += int(event.records_in)
+        stage["records_out"] += int(event.records_out)
+        stage["seconds"] += float(event.seconds)
         if stage["done"] >= stage["tasks"] and stage["state"] != "failed":
             stage["state"] = "done"
             self._set_tsets(stage, "done")
@@ -232,25 +238,25 @@ class JobProgress:
             self._set_tsets(stage, "running")
         return ("stages", "tset_status")
 
-    def _on_output(self, event: dict[str, Any]) -> Iterable[str]:
-        lines = [str(line) for line in event.get("lines", ())]
+    def _on_output(self, event: OutputPrinted) -> Iterable[str]:
+        lines = [str(line) for line in event.lines]
         overflow = len(self.output) + len(lines) - (self.output.maxlen or 0)
         if overflow > 0:
             self.output_dropped += overflow
         self.output.extend(lines)
         return ("output", "output_dropped") if overflow > 0 else ("output",)
 
-    def _on_error(self, event: dict[str, Any]) -> Iterable[str]:
-        message = str(event.get("message", ""))
-        error = {"action": event.get("action"), "message": message,
-                 "summary": _summary(message), "tset": event.get("tset"),
-                 "tset_id": event.get("tset_id"), "partition": event.get("partition"),
-                 "worker": event.get("worker"), "traceback": event.get("traceback") or ""}
+    def _on_error(self, event: ErrorRaised) -> Iterable[str]:
+        message = str(event.message)
+        error = {"action": event.action, "message": message,
+                 "summary": _summary(message), "tset": event.tset,
+                 "tset_id": event.tset_id, "partition": event.partition,
+                 "worker": event.worker, "traceback": event.traceback or ""}
         self.errors.append(error)
         changed = ["errors"]
-        ident, label = event.get("tset_id"), event.get("tset")
+        ident, label = event.tset_id, event.tset
         for (action, _), stage in sorted(self._stages.items()):
-            if action != event.get("action") or stage["state"] == "done":
+            if action != event.action or stage["state"] == "done":
                 continue
             if (ident and ident in stage["tset_ids"]) or (label and label in stage["tsets"]):
                 stage["state"] = "failed"
@@ -259,21 +265,41 @@ class JobProgress:
                 break
         return changed
 
-    def _on_checkpoint(self, event: dict[str, Any]) -> Iterable[str]:
-        self.checkpoints.append({k: v for k, v in event.items() if k not in _META})
+    def _on_checkpoint(self, event: CheckpointCommitted) -> Iterable[str]:
+        self.checkpoints.append(_fields(event))
         return ("checkpoints",)
 
-    def _on_restored(self, event: dict[str, Any]) -> Iterable[str]:
-        ident = event.get("tset_id", "")
-        self.restored.append({"storage": "", **{k: v for k, v in event.items() if k not in _META}})
+    def _on_restored(self, event: TSetRestored) -> Iterable[str]:
+        ident = event.tset_id
+        # what was found in memory has no version or size: those are left out
+        self.restored.append({k: v for k, v in _fields(event).items() if v is not None})
         self.tset_status[ident] = "restored"
         if self.status == "idle":
             self.status = "done"
         return ("restored", "tset_status", "status")
 
-    def _on_workers(self, event: dict[str, Any]) -> Iterable[str]:
-        self.workers = int(event.get("count", self.workers))
+    def _on_workers(self, event: WorkersStarted) -> Iterable[str]:
+        self.workers = int(event.count)
         return ("workers",)
+
+
+#: Which handler folds which kind of event; kinds not listed change nothing shown.
+_HANDLERS: dict[type[Event], Callable[[JobProgress, Any], Iterable[str]]] = {
+    ActionStarted: JobProgress._on_action_started,
+    ActionEnded: JobProgress._on_action_ended,
+    StageSubmitted: JobProgress._on_stage,
+    TaskFinished: JobProgress._on_task,
+    OutputPrinted: JobProgress._on_output,
+    ErrorRaised: JobProgress._on_error,
+    CheckpointCommitted: JobProgress._on_checkpoint,
+    TSetRestored: JobProgress._on_restored,
+    WorkersStarted: JobProgress._on_workers,
+}
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    """An event's own fields (not ``seq`` and ``time``), as the state keeps them."""
+    return {k: v for k, v in event.to_dict().items() if k not in ("kind", "seq", "time")}
 
 
 def _summary(message: str) -> str:

@@ -135,3 +135,92 @@ class Plan:
     @property
     def final(self) -> StagePlan:
         return self.stages[-1]
+
+
+# --------------------------------------------------------------------------- task wire
+#
+# What the JobMaster tells a Worker about one task besides the program: where the
+# result goes and how to get each materialized input. Small frozen dataclasses
+# (they were tagged tuples), built by the scheduler and read by the worker.
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """Where a task's result goes; the subclasses say which way."""
+
+
+@dataclass(frozen=True)
+class SendOutput(TaskOutput):
+    """Send it to the next stage's exchange (the task returns one bucket per output)."""
+
+
+@dataclass(frozen=True)
+class ReturnOutput(TaskOutput):
+    """Return the partition (``collect``, ``partitions``): the driver reads its ref."""
+
+
+@dataclass(frozen=True)
+class DiscardOutput(TaskOutput):
+    """Keep nothing (``run``: the steps' effects, e.g. ``for_each``, are the point)."""
+
+
+@dataclass(frozen=True)
+class CacheOutput(TaskOutput):
+    """Keep the partition in the worker's memory as a partition of ``tset_id``."""
+
+    tset_id: str
+
+
+@dataclass(frozen=True)
+class PersistOutput(TaskOutput):
+    """Write the partition as a part of version ``version`` of ``tset_id`` to the store."""
+
+    tset_id: str
+    version: int
+
+
+def task_output(stage: StagePlan, action: str, final: bool, materialize_id: str | None = None,
+                version: int | None = None) -> TaskOutput:
+    """The output of every task of ``stage`` in an action of kind ``action``.
+
+    >>> s = StagePlan(index=0, label="m", tset_id="m-1", parallelism=2, output="persist")
+    >>> task_output(s, "persist", True, "m-1", 3)
+    PersistOutput(tset_id='m-1', version=3)
+    """
+    if final and action == "cache":
+        assert materialize_id is not None, stage
+        return CacheOutput(materialize_id)
+    if final and action == "persist":
+        assert materialize_id is not None and version is not None, (materialize_id, version)
+        return PersistOutput(materialize_id, version)
+    if stage.output == "exchange":
+        return SendOutput()
+    if stage.output in ("collect", "partitions"):
+        return ReturnOutput()
+    return DiscardOutput()
+
+
+@dataclass(frozen=True)
+class MaterializedRead:
+    """How a task gets one materialized input partition; the subclasses say which way."""
+
+
+@dataclass(frozen=True)
+class StoreRead(MaterializedRead):
+    """Read part ``partition`` of a committed checkpoint (the store's ``Checkpoint``)."""
+
+    checkpoint: Any
+    partition: int
+
+
+@dataclass(frozen=True)
+class LocalRead(MaterializedRead):
+    """The partition is cached on the worker that runs the task."""
+
+    tset_id: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class FetchedRead(MaterializedRead):
+    """Another worker holds it: its object ref comes next among the task's arguments."""

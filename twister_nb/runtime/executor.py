@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twister_nb.checkpoint import open_store
+from twister_nb.events import CheckpointCommitted, Event, OutputPrinted, TSetRestored
 from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
 from twister_nb.errors import JobFailedError, JobNotFoundError, JobOwnedError
@@ -31,7 +32,7 @@ from twister_nb.tset.ops import LogicalOp, Parallelize
 if TYPE_CHECKING:
     from twister_nb.tset.environment import TSetEnvironment
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[Event], None]
 
 
 def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
@@ -74,18 +75,17 @@ def _program() -> dict[str, Any] | None:
     return {"path": str(script), "args": sys.argv[1:], "cwd": os.getcwd()}
 
 
-def print_output(event: dict[str, Any]) -> None:
+def print_output(event: Event) -> None:
     """Default listener: worker output, restored and written checkpoints, to stdout."""
-    kind = event["kind"]
-    if kind == "output":
-        for line in event["lines"]:
+    if isinstance(event, OutputPrinted):
+        for line in event.lines:
             print(line)
-    elif kind == "restored" and event.get("storage") == "store":
-        print(f"persist(): {event['label']!r} restored from its checkpoint (version "
-              f"{event['version']}, {event['bytes']:,} bytes); nothing recomputed")
-    elif kind == "checkpoint":
-        print(f"persist(): {event['label']!r} checkpointed (version {event['version']}, "
-              f"{event['bytes']:,} bytes, {event['seconds']:.2f} s)")
+    elif isinstance(event, TSetRestored) and event.storage == "store":
+        print(f"persist(): {event.label!r} restored from its checkpoint (version "
+              f"{event.version}, {event.bytes:,} bytes); nothing recomputed")
+    elif isinstance(event, CheckpointCommitted):
+        print(f"persist(): {event.label!r} checkpointed (version {event.version}, "
+              f"{event.bytes:,} bytes, {event.seconds:.2f} s)")
     else:
         return
     sys.stdout.flush()
@@ -165,7 +165,7 @@ class RayExecutor:
 
         self._deliver(*ray.get(self._master.events.remote(self._cursor, self._token)))
 
-    def _deliver(self, events: list[dict[str, Any]], cursor: int) -> None:
+    def _deliver(self, events: list[Event], cursor: int) -> None:
         """Hand the events this driver has not seen yet to the listeners, once
         each. Every answer holds all events from a cursor this driver had already
         reached up to ``cursor``, so the ones before ``self._cursor`` were delivered
@@ -175,7 +175,7 @@ class RayExecutor:
             seen = self._cursor
             self._cursor = max(seen, cursor)
             for event in events:
-                if event["seq"] >= seen:
+                if event.seq >= seen:
                     for listener in self.listeners:
                         listener(event)
 

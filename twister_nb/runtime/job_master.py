@@ -1,19 +1,26 @@
-"""JobMaster: one detached, named Ray actor per job that drives its execution.
+"""JobMaster: one detached, named Ray actor per job, the face of its parts.
 
 The kernel (or the CLI) submits a :class:`~twister_nb.plan.physical.Plan` and
-watches; the JobMaster starts the job's Worker actors, submits every task of
-every stage at once in producer-first order (Ray starts each task when the
-object refs it reads are ready, and a worker runs its tasks in submission
-order, so no task waits on one queued behind it), tracks progress, and keeps
-an event log that any watcher reads from its own cursor. Data never passes
-through the JobMaster: it holds object refs only.
+watches. The JobMaster itself only keeps the order of actions (one at a time,
+their outcomes for a driver that attaches mid-action, the job's status and
+catalog) and delegates the rest to plain parts, each with its own reason to
+change and its own tests:
 
-The job record (``jobs/<id>/job.json``) is written by a background thread,
-newest record only, so a commit or a status change never waits for it; it is
-flushed at :meth:`JobMaster.shutdown` and by :meth:`JobMaster.flush_record`.
-Nothing restores from it: a checkpoint is its manifest.
+* :class:`~twister_nb.runtime.job_record.JobRecord` -- the job record in the
+  store (written coalesced by a thread; nothing restores from it) and the
+  job's store lease;
+* :class:`~twister_nb.runtime.event_log.EventLog` -- the events every watcher
+  reads from its own cursor (the one place events are emitted);
+* :class:`~twister_nb.runtime.drivers.DriverSeat` -- which driver owns the job;
+* :class:`~twister_nb.runtime.scheduler.Scheduler` -- the workers, where
+  partitions live, and running the stages;
+* :class:`~twister_nb.checkpoint.manager.CheckpointManager` -- which
+  checkpoint is restored, committed, retired or known damaged.
 
-A plain class, wrapped with ``ray.remote`` by :func:`master_handle`.
+Data never passes through the JobMaster: it holds object refs only. Its public
+methods are the actor's remote API (the driver's executor and the job
+operations call them). A plain class, wrapped with ``ray.remote`` by
+:func:`twister_nb.runtime.executor.new_master`.
 """
 
 from __future__ import annotations
@@ -23,23 +30,29 @@ import socket
 import threading
 import time
 import traceback
-import warnings
 from typing import Any
 
-from twister_nb.plan.physical import Plan, StagePlan
-from twister_nb.errors import JobFailedError, JobOwnedError, UserFunctionError
-from twister_nb.errors import CheckpointLostError
+from twister_nb.checkpoint.manager import CheckpointManager
+from twister_nb.errors import CheckpointLostError, JobFailedError, JobOwnedError, UserFunctionError
+from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
+                               ErrorRaised, Event, OutputPrinted, StageSummary, TSetReleased,
+                               TSetRestored)
+from twister_nb.plan.physical import Plan, StagePlan, TaskOutput, task_output
+from twister_nb.runtime.drivers import DriverSeat
+from twister_nb.runtime.event_log import EventLog
+from twister_nb.runtime.job_record import LEASE_TTL, JobRecord
+from twister_nb.runtime.scheduler import Scheduler, stage_outputs_of
+
+__all__ = ["ACTOR_PREFIX", "LEASE_TTL", "JobMaster"]
 
 ACTOR_PREFIX = "twister_nb.job."
-_MAX_EVENTS = 20000
-#: Seconds a job's store lease and a driver's attachment last without renewal.
-LEASE_TTL = 15.0
-#: Programs smaller than this are sent with every task instead of through the object store.
-_INLINE_PROGRAM = 64 * 1024
+#: Outcomes kept for drivers that attach mid-action (the newest actions').
+_KEPT_RESULTS = 8
 
 
 class JobMaster:
-    """Drives one job: workers, stages, progress, events."""
+    """Drives one job: actions in order, over its record, events, drivers,
+    scheduler and checkpoints."""
 
     def __init__(self, job_id: str, name: str, config: dict[str, Any], max_workers: int,
                  store: Any = None, program: dict[str, Any] | None = None,
@@ -47,127 +60,25 @@ class JobMaster:
         self.job_id = job_id
         self.name = name
         self.config = config
-        self.max_workers = max(1, max_workers)
         self.created = time.time()
         self.status = "idle"
-        self._store = store
-        self._workers: list[Any] = []
-        self._locations: dict[str, dict[int, int]] = {}
-        self._persisted: dict[str, Any] = {}
+        self._log = EventLog()
+        self._seat = DriverSeat(LEASE_TTL)
+        self._scheduler = Scheduler(job_id, config, max_workers, store, self._emit, ACTOR_PREFIX)
+        #: What this job restores, commits and retires (None: the job has no store).
+        self._checkpoints = (None if store is None else
+                             CheckpointManager(store, job_id, config, report=self._say))
+        self._record = JobRecord(store, job_id, report=self._say)
         #: What a re-attached driver can get handles to: tset_id -> label, storage, ...
         self._catalog: dict[str, dict[str, Any]] = {}
         #: Outcomes of the latest actions, for a driver that attaches mid-action.
         self._results: dict[int, tuple[str, Any]] = {}
         self._running: dict[str, Any] | None = None
-        self._events: list[dict[str, Any]] = []
-        self._first_seq = 0
-        self._events_lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self._cancel = threading.Event()
         self._actions = 0
-        self._driver: dict[str, Any] | None = None
-        self._closed = threading.Event()
-        self._lease = None
-        self._record: dict[str, Any] = {}
-        #: The record writer: ``_record_gen`` counts changes, ``_record_done`` is the
-        #: newest change written (or that failed to write); both under ``_record_cv``.
-        self._record_cv = threading.Condition()
-        self._record_gen = 0
-        self._record_done = 0
-        self._record_thread: threading.Thread | None = None
-        self._record_write = threading.Lock()
-        #: Per driver token: the cursor it last asked events from (all before it seen).
-        self._acked: dict[str, int] = {}
-        #: Per persisted TSet: {version folder: committed} before this action's version.
-        self._folders: dict[str, dict[int, bool]] = {}
-        #: TSets in which a restore found a damaged committed version (gc deletes it).
-        self._damaged: set[str] = set()
-        #: Committed versions found damaged when read: (tset_id, version), never restored.
-        self._bad_versions: set[tuple[str, int]] = set()
-        if store is not None:
-            self._start_record(program or {}, cluster_address)
+        self._record.open(name, self.created, config, program, cluster_address)
 
-    # ------------------------------------------------------------------ record and lease
-
-    def _start_record(self, program: dict[str, Any], cluster_address: str) -> None:
-        """Claim the job in the store (one owner per job across clusters) and
-        write its record; keep the lease alive from a background thread."""
-        owner = f"JobMaster of {self.job_id} on Ray cluster {cluster_address or 'unknown'}"
-        self._lease = self._store.acquire_lease(self.job_id, owner, LEASE_TTL)
-        previous = self._store.read_job(self.job_id) or {}
-        self._record = {
-            **previous,
-            "job_id": self.job_id,
-            "name": self.name,
-            "created": previous.get("created", self.created),
-            "attached": time.time(),
-            "program": program or previous.get("program"),
-            "config": {k: v for k, v in self.config.items() if "secret" not in k},
-            "status": "running",
-            "persisted": previous.get("persisted", {}),
-            "restarts": previous.get("restarts", -1) + 1,
-        }
-        self._store.write_job(self.job_id, self._record)
-        threading.Thread(target=self._renew_lease, name="lease", daemon=True).start()
-        self._record_thread = threading.Thread(target=self._write_records, name="job-record",
-                                               daemon=True)
-        self._record_thread.start()
-
-    def _renew_lease(self) -> None:
-        failing = False
-        while not self._closed.wait(LEASE_TTL / 3):
-            try:
-                self._lease = self._store.renew_lease(self._lease)
-                failing = False
-            except Exception as exc:  # noqa: BLE001 - reported once; retried while the job lives
-                if not failing:
-                    self._emit("output", lines=[f"[job-master] cannot renew the job's store "
-                                                f"lease: {exc}"])
-                failing = True
-                try:
-                    self._lease = self._store.acquire_lease(self.job_id, self._lease.owner,
-                                                            LEASE_TTL)
-                except Exception:  # noqa: BLE001 - still unreachable or held: try again later
-                    pass
-
-    def _save_record(self, **changes: Any) -> None:
-        """Change the job record; the writer thread stores it soon (coalesced:
-        a burst of changes is one write of the newest record)."""
-        if self._store is None:
-            return
-        with self._record_cv:
-            self._record.update(changes)
-            self._record_gen += 1
-            self._record_cv.notify_all()
-
-    def _write_records(self) -> None:
-        """The record writer thread: whenever the record changed, write its newest
-        state; it ends once the job is closed and nothing is left to write."""
-        while True:
-            with self._record_cv:
-                while self._record_done >= self._record_gen:
-                    if self._closed.is_set():
-                        return
-                    self._record_cv.wait(1.0)
-            self._write_record()
-
-    def _write_record(self) -> None:
-        """Write the newest record (one writer at a time, so never an older one
-        over a newer one). A failure is reported to the watcher; the next change
-        writes the whole record again."""
-        with self._record_write:
-            with self._record_cv:
-                gen = self._record_gen
-                if self._record_done >= gen:
-                    return
-                record = dict(self._record)  # its values are replaced, never edited in place
-            try:
-                self._store.write_job(self.job_id, record)
-            except Exception as exc:  # noqa: BLE001 - the job goes on; the watcher is told
-                self._emit("output", lines=[f"[job-master] could not update the job record: {exc}"])
-            with self._record_cv:
-                self._record_done = gen
-                self._record_cv.notify_all()
+    # ------------------------------------------------------------------ record
 
     def flush_record(self, timeout: float | None = None) -> bool:
         """Wait until every change made so far to the job record is written (or
@@ -175,138 +86,79 @@ class JobMaster:
 
         Call it before reading ``jobs/<id>/job.json`` of a live job that must be current.
         """
-        if self._store is None:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._record_cv:
-            target = self._record_gen
-        while True:
-            thread = self._record_thread
-            if thread is None or not thread.is_alive():
-                self._write_record()  # no writer thread (any more): write it here
-            with self._record_cv:
-                if self._record_done >= target:
-                    return True
-                left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
-                if left <= 0:
-                    return False
-                self._record_cv.wait(left)
+        return self._record.flush(timeout)
 
     # ------------------------------------------------------------------ drivers
 
     def attach(self, token: str, host: str, pid: int, force: bool = False) -> dict[str, Any]:
         """Make the calling driver the job's owner. Refused (``ok: False``, with the
         holder) while another driver that is still heartbeating owns it."""
-        current = self._driver
-        now = time.time()
-        if (current is not None and current["token"] != token and not force
-                and now - current["seen"] < LEASE_TTL):
-            return {"ok": False, "holder": {k: current[k] for k in ("host", "pid", "since")}}
-        self._driver = {"token": token, "host": host, "pid": pid, "seen": now, "since": now}
-        self._acked = {}
-        self._emit("attached", host=host, pid=pid)
-        return {"ok": True, "status": self.status, "persisted": sorted(self._persisted)}
+        holder = self._seat.take(token, host, pid, force)
+        if holder is not None:
+            return {"ok": False, "holder": holder}
+        self._log.forget()
+        self._emit(DriverAttached(host=host, pid=pid))
+        return {"ok": True, "status": self.status, "persisted": self._persisted()}
 
     def heartbeat(self, token: str) -> bool:
         """A driver says it is alive; False if another driver took over."""
-        if self._driver is None or self._driver["token"] != token:
-            return False
-        self._driver["seen"] = time.time()
-        return True
+        return self._seat.heartbeat(token)
 
     def detach(self, token: str) -> None:
-        if self._driver is not None and self._driver["token"] == token:
-            self._driver = None
-        self._acked.pop(token, None)
+        """The driver ``token`` leaves the job (which goes on running)."""
+        self._seat.leave(token)
+        self._log.forget(token)
 
     # ------------------------------------------------------------------ events
 
-    def _emit(self, kind: str, **fields: Any) -> None:
-        with self._events_lock:
-            seq = self._first_seq + len(self._events)
-            self._events.append({"seq": seq, "kind": kind, "time": time.time(), **fields})
-            if len(self._events) > _MAX_EVENTS:
-                drop = len(self._events) - _MAX_EVENTS
-                del self._events[:drop]
-                self._first_seq += drop
+    def _emit(self, event: Event) -> None:
+        self._log.emit(event)
 
-    def events(self, cursor: int = 0, token: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def _say(self, line: str) -> None:
+        """Tell the watcher something, as a ``[job-master]`` output line."""
+        self._emit(OutputPrinted(lines=(f"[job-master] {line}",)))
+
+    def events(self, cursor: int = 0, token: str | None = None) -> tuple[list[Event], int]:
         """Events from ``cursor`` on, and the cursor to ask with next time.
 
         A driver passes its ``token``: asking from ``cursor`` says it has seen every
         event before it, so :meth:`execute` returns it only the newer ones.
         """
-        if token is not None and self._driver is not None and self._driver["token"] == token:
-            self._acked[token] = max(cursor, self._acked.get(token, 0))
-        with self._events_lock:
-            start = max(0, cursor - self._first_seq)
-            out = self._events[start:]
-            return out, self._first_seq + len(self._events)
-
-    def _events_since(self, cursor: int, token: str | None = None
-                      ) -> tuple[list[dict[str, Any]], int]:
-        """What a driver that asked from ``cursor`` (and polled since) has not seen
-        yet: events from the newer of ``cursor`` and its last poll's cursor. It may
-        get the events of its last poll again; it drops them by their ``seq``."""
-        if token is not None:
-            cursor = max(cursor, self._acked.get(token, 0))
-        with self._events_lock:
-            start = max(0, cursor - self._first_seq)
-            return self._events[start:], self._first_seq + len(self._events)
+        if token is not None and self._seat.held_by(token):
+            self._log.ack(token, cursor)
+        return self._log.since(cursor)
 
     def worker_output(self, lines: list[str]) -> None:
-        self._emit("output", lines=lines)
+        """Lines a worker's user functions printed while a task runs."""
+        self._emit(OutputPrinted(lines=tuple(lines)))
 
     def info(self) -> dict[str, Any]:
+        """The job's state now: status, workers, cached and persisted TSets, driver."""
         return {"job_id": self.job_id, "name": self.name, "status": self.status,
-                "created": self.created, "workers": len(self._workers),
-                "cached": {k: len(v) for k, v in self._locations.items()},
-                "persisted": sorted(self._persisted), "actions": self._actions,
+                "created": self.created, "workers": self._scheduler.workers,
+                "cached": self._scheduler.placement.cached(),
+                "persisted": self._persisted(), "actions": self._actions,
                 "pid": os.getpid(), "host": socket.gethostname(),
-                "driver": None if self._driver is None else
-                {k: self._driver[k] for k in ("host", "pid", "since")}}
+                "driver": self._seat.holder()}
 
-    # ------------------------------------------------------------------ workers
-
-    def _ensure_workers(self, wanted: int) -> None:
-        import ray
-
-        from twister_nb.runtime.worker import Worker
-
-        wanted = min(self.max_workers, max(1, wanted))
-        if len(self._workers) >= wanted:
-            return
-        me = ray.get_runtime_context().current_actor
-        remote_worker = ray.remote(Worker)
-        cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
-        new = [
-            remote_worker.options(num_cpus=cpus, scheduling_strategy="SPREAD", max_restarts=-1,
-                                  name=f"{ACTOR_PREFIX}{self.job_id}.worker-{i}").remote(
-                i, self.job_id, self.config, me, self._store)
-            for i in range(len(self._workers), wanted)
-        ]
-        ray.get([w.ping.remote() for w in new])
-        self._workers.extend(new)
-        self._emit("workers", count=len(self._workers))
-
-    # ------------------------------------------------------------------ running
+    # ------------------------------------------------------------------ reading
 
     def has(self, tset_id: str) -> bool:
-        return tset_id in self._locations
+        """Whether the workers hold the cached TSet ``tset_id``."""
+        return self._scheduler.placement.holds(tset_id)
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         """The cached and persisted TSets this job holds, for a re-attached driver.
 
         A restarted job (a new JobMaster) also offers the checkpoints its record
         lists, restored on the way (a pointer: sizes are checked, not data read)."""
-        if self._store is not None and self.config.get("twister2.checkpointing.enable", True):
+        if self._checkpoints is not None and self._checkpoints.enabled:
             for tset_id in self._record.get("persisted", {}):
                 if tset_id not in self._catalog:
                     try:
                         self._restore(tset_id)
                     except Exception as exc:  # noqa: BLE001 - listed without it, and said why
-                        self._emit("output", lines=[f"[job-master] checkpoint {tset_id} "
-                                                    f"cannot be restored: {exc}"])
+                        self._say(f"checkpoint {tset_id} cannot be restored: {exc}")
         return {k: dict(v) for k, v in self._catalog.items()}
 
     def running(self) -> dict[str, Any] | None:
@@ -323,9 +175,11 @@ class JobMaster:
             time.sleep(0.05)
         return self._results[action]
 
+    # ------------------------------------------------------------------ running
+
     def cancel(self) -> None:
         """Stop the running action: queued tasks are cancelled."""
-        self._cancel.set()
+        self._scheduler.cancel()
 
     def execute(self, plan: Plan, materialize_id: str | None = None,
                 token: str | None = None, cursor: int | None = None) -> Any:
@@ -342,22 +196,22 @@ class JobMaster:
         outcome = self._execute(plan, materialize_id, token)
         if cursor is None:
             return outcome
-        return (outcome, *self._events_since(cursor, token))
+        return (outcome, *self._log.unseen(cursor, token))
 
     def _execute(self, plan: Plan, materialize_id: str | None,
                  token: str | None) -> tuple[str, Any]:
-        if token is not None and (self._driver is None or self._driver["token"] != token):
-            holder = self._driver or {}
+        if token is not None and not self._seat.held_by(token):
+            holder = self._seat.holder() or {}
             return "error", JobOwnedError(
                 f"job {self.job_id!r} is now attached to another process "
                 f"(pid {holder.get('pid')} on {holder.get('host')}); attach again to use it")
         with self._run_lock:
-            if materialize_id is not None and materialize_id in self._locations:
-                self._emit("restored", tset_id=materialize_id, storage="memory")
+            if materialize_id is not None and self._scheduler.placement.holds(materialize_id):
+                self._emit(TSetRestored(tset_id=materialize_id, storage="memory"))
                 return "ok", None
             if plan.action == "persist" and self._restore(materialize_id) is not None:
                 return "ok", None
-            self._cancel.clear()
+            self._scheduler.reset_cancel()
             self._actions += 1
             self.status = "running"
             action = self._actions
@@ -367,122 +221,71 @@ class JobMaster:
             outcome = self._run_action(plan, materialize_id, action, started)
             self._running = None
             self._results[action] = outcome
-            for old in [a for a in self._results if a <= action - 8]:
+            for old in [a for a in self._results if a <= action - _KEPT_RESULTS]:
                 del self._results[old]
             return outcome
 
     def _run_action(self, plan: Plan, materialize_id: str | None, action: int,
                     started: float) -> tuple[str, Any]:
-        self._emit("action", action=action, state="running", action_kind=plan.action,
-                   stages=[_stage_summary(s) for s in plan.stages])
+        """Run one action and turn its end into events, status and an outcome."""
+        self._emit(ActionStarted(action=action, action_kind=plan.action,
+                                 stages=tuple(_stage_summary(s) for s in plan.stages)))
         try:
             value = self._submit(plan, materialize_id, action)
         except CheckpointLostError as exc:
             # Not a failure of the job: the driver recomputes the TSet and runs
             # the action again. This version is never offered again.
-            cp = self._persisted.pop(exc.tset_id, None)
+            if self._checkpoints is not None:
+                self._checkpoints.mark_damaged(exc.tset_id, exc.reason)
             self._catalog.pop(exc.tset_id, None)
-            if cp is not None:
-                self._bad_versions.add((exc.tset_id, cp.version))
-            self._damaged.add(exc.tset_id)
             self.status = "idle"
-            self._emit("output", lines=[f"[job-master] {exc.reason}; persisted TSet "
-                                        f"{exc.label!r} will be recomputed"])
-            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            self._say(f"{exc.reason}; persisted TSet {exc.label!r} will be recomputed")
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", exc
         except UserFunctionError as exc:
             self.status = "failed"
-            self._save_record(status="failed", error=str(exc))
-            self._emit("error", action=action, message=str(exc), tset=exc.tset, tset_id=exc.tset_id,
-                       partition=exc.partition, worker=exc.worker)
-            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            self._record.update(status="failed", error=str(exc))
+            self._emit(ErrorRaised(action=action, message=str(exc), tset=exc.tset,
+                                   tset_id=exc.tset_id, partition=exc.partition,
+                                   worker=exc.worker))
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", exc
         except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
             self.status = "failed"
-            self._save_record(status="failed", error=f"{type(exc).__name__}: {exc}")
+            self._record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             err = JobFailedError(f"job {self.job_id!r} failed: {type(exc).__name__}: {exc}")
-            self._emit("error", action=action, message=str(err),
-                       traceback=traceback.format_exc())
-            self._emit("action", action=action, state="failed", seconds=time.time() - started)
+            self._emit(ErrorRaised(action=action, message=str(err),
+                                   traceback=traceback.format_exc()))
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", err
         self.status = "idle"
         if self._record.get("status") != "running":
-            self._save_record(status="running", error=None)
-        self._emit("action", action=action, state="done", seconds=time.time() - started)
+            self._record.update(status="running", error=None)
+        self._emit(ActionEnded(action=action, state="done", seconds=time.time() - started))
         return "ok", value
 
     def _submit(self, plan: Plan, materialize_id: str | None, action: int) -> Any:
-        import ray
-
-        self._ensure_workers(max(s.parallelism for s in plan.stages))
-        workers = self._workers
-        n = len(workers)
+        """Run the plan's stages, then keep what the action made (cache, persist)."""
         version = None
         if plan.action == "persist":
-            if self._store is None:
+            if self._checkpoints is None:
                 raise JobFailedError("persist() needs a checkpoint store; this job has none")
-            # One listing gives the next version and whether retention can find
-            # anything to delete after the commit (see _collect).
-            folders = self._store.version_folders(self.job_id, materialize_id)
-            self._folders[materialize_id] = folders
-            version = max(folders, default=-1) + 1
-        outputs: dict[int, list[list[Any]]] = {}
-        metas: dict[Any, int] = {}
+            version = self._checkpoints.next_version(materialize_id)
         final = plan.final
-        for stage in plan.stages:
-            # Small programs travel inside the task (Ray inlines small arguments);
-            # a large one (parallelize_list data) once through the object store.
-            holder: Any = (stage.program if len(stage.program) < _INLINE_PROGRAM
-                           else [ray.put(stage.program)])
-            key = f"{action}.{stage.index}.{id(stage)}"
-            is_final = stage is final
-            if is_final and plan.action == "cache":
-                out_spec: tuple[Any, ...] = ("cache", materialize_id)
-            elif is_final and plan.action == "persist":
-                out_spec = ("persist", materialize_id, version)
-            else:
-                out_spec = (stage.output,)
-            stage_outs = []
-            for p in range(stage.parallelism):
-                w = p % n
-                args: list[Any] = []
-                counts = []
-                for ei in stage.exchange_inputs:
-                    producer = outputs[ei.stage]
-                    bucket = p if ei.partitioned else 0
-                    args.extend(task_outs[bucket] for task_outs in producer)
-                    counts.append(len(producer))
-                mat: list[tuple[Any, ...]] = []
-                for mi in stage.materialized_inputs:
-                    q = mi.partition_for(p)
-                    if mi.storage == "store":
-                        mat.append(("store", self._checkpoint(mi.tset_id), q))
-                        continue
-                    owner = self._owner(mi.tset_id, q)
-                    if owner == w:
-                        mat.append(("local", mi.tset_id, q))
-                    else:
-                        mat.append(("ref",))
-                        args.append(workers[owner].get_partition.remote(mi.tset_id, q))
-                refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
-                    key, holder, p, counts, mat, out_spec, *args)
-                if stage.num_outputs == 0:
-                    refs = [refs]
-                metas[refs[0]] = stage.index
-                stage_outs.append(list(refs[1:]))
-            outputs[stage.index] = stage_outs
-            self._emit("stage", action=action, stage=stage.index, state="submitted",
-                       tasks=stage.parallelism)
-        results = self._wait(metas, action)
+
+        def output_for(stage: StagePlan) -> TaskOutput:
+            return task_output(stage, plan.action, stage is final, materialize_id, version)
+
+        outputs, results = self._scheduler.run(plan, action, output_for, self._checkpoint)
         if plan.action == "cache" and materialize_id is not None:
-            self._locations[materialize_id] = {p: p % n for p in range(final.parallelism)}
+            self._scheduler.hold(materialize_id, final.parallelism)
             self._catalog[materialize_id] = {"label": final.label, "storage": "memory",
                                               "parallelism": final.parallelism,
                                               "keyed": plan.keyed}
         if plan.action == "persist":
             self._commit(materialize_id, version, final, results[final.index], action, plan.keyed)
         if plan.action in ("collect", "partitions"):
-            return [outs[0] for outs in outputs[final.index]]
+            return stage_outputs_of(outputs, final)
         return None
 
     # ------------------------------------------------------------------ checkpoints
@@ -498,198 +301,74 @@ class JobMaster:
         info = self._restore(tset_id)
         if cursor is None:
             return info
-        return (info, *self._events_since(cursor))
+        return (info, *self._log.unseen(cursor))
+
+    def _persisted(self) -> list[str]:
+        return [] if self._checkpoints is None else self._checkpoints.in_use()
 
     def _restore(self, tset_id: str) -> dict[str, Any] | None:
-        if tset_id in self._persisted:
-            cp = self._persisted[tset_id]
-        elif self._store is None or not self.config.get("twister2.checkpointing.enable", True):
+        if self._checkpoints is None:
             return None
-        else:
-            cp = self._find_valid(tset_id)
-            if cp is None:
-                return None
-            self._persisted[tset_id] = cp
+        known = self._checkpoints.using(tset_id)
+        cp = self._checkpoints.restore(tset_id)
+        if cp is None:
+            return None
+        if known is None:
             self._catalog[tset_id] = {"label": cp.meta.get("label", tset_id), "storage": "store",
                                       "parallelism": len(cp.parts),
                                       "keyed": bool(cp.meta.get("keyed", False))}
         info = {"tset_id": tset_id, "label": cp.meta.get("label", tset_id),
                 "version": cp.version, "parts": len(cp.parts),
                 "bytes": sum(p.size for p in cp.parts)}
-        self._emit("restored", storage="store", **info)
+        self._emit(TSetRestored(storage="store", **info))
         return info
 
-    def _find_valid(self, tset_id: str) -> Any:
-        """The newest committed version whose every part checks out; a version
-        that does not is reported to the watcher and never read."""
-        from twister_nb.storage import CheckpointCorruptError
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            versions = self._store.versions(self.job_id, tset_id)
-            found = None
-            for version in reversed(versions):
-                if (tset_id, version) in self._bad_versions:
-                    continue  # damaged when it was read; already reported
-                cp = self._store.checkpoint(self.job_id, tset_id, version)
-                if cp is None:
-                    continue
-                try:
-                    if self.config.get("twister2.checkpointing.verify_on_restore", False):
-                        self._store.verify(cp)
-                except CheckpointCorruptError as exc:
-                    warnings.warn(f"checkpoint {tset_id} version {version} is invalid: {exc}")
-                    continue
-                found = cp
-                break
-        if caught:
-            self._damaged.add(tset_id)
-        for message in dict.fromkeys(str(w.message) for w in caught):
-            self._emit("output", lines=[f"[job-master] {message}; it will be recomputed"
-                                        if found is None else f"[job-master] {message}"])
-        return found
-
     def _checkpoint(self, tset_id: str) -> Any:
-        """The checkpoint a task reads for a persisted input. One this JobMaster
-        forgot (a ``release`` of an older handle can run after a new handle's
-        restore: the actor runs calls concurrently) is looked up in the store
-        again; one that is not there is lost, and the driver recomputes it."""
-        cp = self._persisted.get(tset_id)
-        if cp is None and self._store is not None:
-            cp = self._find_valid(tset_id)
-            if cp is not None:
-                self._persisted[tset_id] = cp
-        if cp is None:
+        """The checkpoint a task reads for a persisted input (see
+        :meth:`CheckpointManager.for_read`)."""
+        if self._checkpoints is None:
             raise CheckpointLostError(tset_id, tset_id,
                                       "no valid committed checkpoint of it is in the store")
-        return cp
+        return self._checkpoints.for_read(tset_id)
 
     def _commit(self, tset_id: str, version: int, stage: StagePlan,
                 metas: list[dict[str, Any]], action: int, keyed: bool) -> None:
-        parts = sorted((m["part"] for m in metas), key=lambda part: part.part_index)
-        assert [p.part_index for p in parts] == list(range(stage.parallelism)), parts
+        assert self._checkpoints is not None
+        parts = [m["part"] for m in metas]
+        assert sorted(p.part_index for p in parts) == list(range(stage.parallelism)), parts
         started = time.time()
         meta = {"label": stage.label, "parallelism": stage.parallelism, "action": action,
                 "keyed": keyed}
-        if not self._store.commit(self.job_id, tset_id, version, parts, meta):
-            self._emit("output", lines=[f"[job-master] version {version} of {stage.label!r} "
-                                        "was committed by another writer; using it"])
-        cp = self._store.checkpoint(self.job_id, tset_id, version)
-        if cp is None:
-            raise JobFailedError(f"checkpoint {tset_id!r} version {version} did not validate "
-                                 "right after its commit")
-        self._persisted[tset_id] = cp
+        cp = self._checkpoints.commit(tset_id, version, parts, meta)
         self._catalog[tset_id] = {"label": stage.label, "storage": "store",
                                   "parallelism": stage.parallelism, "keyed": keyed}
-        self._collect(tset_id)
         size = sum(p.size for p in cp.parts)
         write_seconds = max((m.get("write_seconds", 0.0) for m in metas), default=0.0)
-        self._emit("checkpoint", tset_id=tset_id, label=stage.label, version=version,
-                   bytes=size, seconds=time.time() - started + write_seconds,
-                   where=self._store.uri)
-        with self._record_cv:
-            persisted = dict(self._record.get("persisted", {}))
-            persisted[tset_id] = {"label": stage.label, "version": version, "bytes": size,
-                                  "committed": time.time()}
-            self._save_record(persisted=persisted)
-
-    def _collect(self, tset_id: str) -> None:
-        """Apply the retention, unless it cannot delete anything (one listing and
-        manifest reads saved per commit). It can when there are more version folders
-        than it keeps, a folder without a manifest (a failed or abandoned write,
-        deleted once old), or a committed version a restore found damaged. A damaged
-        version no restore looked at is left until newer versions push it out; a
-        restore would skip it."""
-        keep = max(1, int(self.config.get("twister2.checkpointing.retention", 2) or 2))
-        before = self._folders.pop(tset_id, None)
-        if (before is not None and len(before) + 1 <= keep and all(before.values())
-                and tset_id not in self._damaged):
-            return
-        self._store.gc(self.job_id, tset_id, keep=keep)
-        self._damaged.discard(tset_id)
-
-    def _owner(self, tset_id: str, partition: int) -> int:
-        try:
-            return self._locations[tset_id][partition]
-        except KeyError:
-            raise JobFailedError(
-                f"cached TSet {tset_id!r} (partition {partition}) is no longer held by the "
-                "workers; it was released or its worker was lost. Cache it again."
-            ) from None
-
-    def _wait(self, metas: dict[Any, int], action: int) -> dict[int, list[dict[str, Any]]]:
-        import ray
-
-        pending = list(metas)
-        results: dict[int, list[dict[str, Any]]] = {}
-        first_error: tuple[int, BaseException] | None = None
-        while pending:
-            if self._cancel.is_set():
-                for ref in pending:
-                    ray.cancel(ref)
-                raise JobFailedError("the action was cancelled")
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.05)
-            if not ready:
-                continue
-            for ref in ready:
-                stage = metas[ref]
-                try:
-                    meta = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    cause = exc.cause if isinstance(exc.cause, Exception) else exc
-                    if first_error is None or stage < first_error[0]:
-                        first_error = (stage, cause)
-                    continue
-                except ray.exceptions.RayError as exc:
-                    if first_error is None:
-                        first_error = (stage, JobFailedError(
-                            f"a worker of job {self.job_id!r} was lost: {type(exc).__name__}: {exc}"))
-                    continue
-                if meta["lines"]:
-                    self._emit("output", lines=meta.pop("lines"))
-                else:
-                    meta.pop("lines")
-                results.setdefault(stage, []).append(meta)
-                self._emit("task", action=action, stage=stage,
-                           **{k: v for k, v in meta.items() if k != "part"})
-        if first_error is not None:
-            raise first_error[1]
-        return results
+        self._emit(CheckpointCommitted(tset_id=tset_id, label=stage.label, version=version,
+                                       bytes=size, seconds=time.time() - started + write_seconds,
+                                       where=self._checkpoints.store.uri))
+        self._record.add_persisted(tset_id, {"label": stage.label, "version": version,
+                                             "bytes": size, "committed": time.time()})
 
     # ------------------------------------------------------------------ memory
 
     def release(self, tset_id: str) -> None:
         """Drop a cached TSet from every worker that holds it."""
-        self._persisted.pop(tset_id, None)
+        if self._checkpoints is not None:
+            self._checkpoints.forget(tset_id)
         self._catalog.pop(tset_id, None)
-        where = self._locations.pop(tset_id, None)
-        if where is None:
-            return
-        for w in sorted(set(where.values())):
-            self._workers[w].release.remote(tset_id)
-        self._emit("released", tset_id=tset_id)
+        if self._scheduler.release(tset_id):
+            self._emit(TSetReleased(tset_id=tset_id))
 
     def shutdown(self, status: str = "finished") -> None:
         """Record the job's end, free its lease, kill the workers (the driver
         kills this actor next)."""
-        import ray
-
         self.status = "closed"
-        self._save_record(status=status, ended=time.time())
-        self._closed.set()
-        self.flush_record()
-        if self._lease is not None:
-            try:
-                self._store.release_lease(self._lease)
-            except Exception:  # noqa: BLE001 - it expires by itself
-                pass
-        for w in self._workers:
-            ray.kill(w)
-        self._workers = []
-        self._locations.clear()
+        self._record.close(status)
+        self._scheduler.shutdown()
 
 
-def _stage_summary(stage: StagePlan) -> dict[str, Any]:
-    return {"index": stage.index, "label": stage.label, "tset_id": stage.tset_id,
-            "parallelism": stage.parallelism, "output": stage.output,
-            "tsets": stage.tsets}
+def _stage_summary(stage: StagePlan) -> StageSummary:
+    return StageSummary(index=stage.index, label=stage.label, tset_id=stage.tset_id,
+                        parallelism=stage.parallelism, output=stage.output,
+                        tsets=tuple((label, ident) for label, ident in stage.tsets))

@@ -17,6 +17,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
+                                      ReturnOutput, SendOutput, StoreRead, TaskOutput)
 from twister_nb.runtime.task import TaskEnv, run_program, send
 from twister_nb.errors import CheckpointLostError
 
@@ -114,13 +116,14 @@ class Worker:
             self._shipped.clear()
 
     def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
-                 materialized: list[tuple[Any, ...]], output: tuple[Any, ...], *args: Any) -> Any:
+                 materialized: list[MaterializedRead], output: TaskOutput, *args: Any) -> Any:
         """Run one stage's program on one partition.
 
         ``args`` holds, in order, the exchange buckets (``exchange_counts[i]``
         of them for input i) and the fetched materialized partitions (one per
-        ``("ref",)`` entry of ``materialized``; ``("local", id, q)`` entries
-        are read from this worker's memory).
+        :class:`~twister_nb.plan.physical.FetchedRead` of ``materialized``; a
+        ``LocalRead`` is read from this worker's memory, a ``StoreRead`` from
+        the store).
         """
         started = time.perf_counter()
         # A fresh copy per task: each parallel instance owns its functions' state.
@@ -131,23 +134,22 @@ class Worker:
             exchange_inputs.append(list(args[pos:pos + count]))
             pos += count
         mat_values = []
-        for entry in materialized:
-            if entry[0] == "local":
-                mat_values.append(self._cache[(entry[1], entry[2])])
-            elif entry[0] == "store":  # a persisted partition, read (memory-mapped) on demand
-                mat_values.append(_as_list(self._read_persisted(entry[1], entry[2])))
+        for read in materialized:
+            if isinstance(read, LocalRead):
+                mat_values.append(self._cache[(read.tset_id, read.partition)])
+            elif isinstance(read, StoreRead):  # a persisted partition, read (memory-mapped) on demand
+                mat_values.append(_as_list(self._read_persisted(read.checkpoint, read.partition)))
             else:
                 mat_values.append(args[pos])
                 pos += 1
         env = TaskEnv(worker_id=self.index, index=partition, config=self.config,
                       exchange_inputs=exchange_inputs, materialized=mat_values)
         stream = _LineStream(f"[worker-{self.index}] ", self._ship)
-        kind = output[0]
         buckets: list[list[Any]] = []
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
                 out, records_in = run_program(program, env)
-                if kind == "exchange":  # reduce and partition functions print too
+                if isinstance(output, SendOutput):  # reduce and partition functions print too
                     buckets = send(program, env, out)
             except BaseException:
                 self._ship(stream.finish())  # what it printed before failing
@@ -157,16 +159,16 @@ class Worker:
         meta = {"partition": partition, "worker": self.index, "records_in": records_in,
                 "records_out": len(out), "seconds": time.perf_counter() - started,
                 "lines": stream.finish()}
-        if kind == "exchange":
+        if isinstance(output, SendOutput):
             return (meta, *buckets)
-        if kind in ("collect", "partitions"):
+        if isinstance(output, ReturnOutput):
             return meta, out
-        if kind == "cache":
-            self._cache[(output[1], partition)] = out
-        elif kind == "persist":
-            _, tset_id, version = output
+        if isinstance(output, CacheOutput):
+            self._cache[(output.tset_id, partition)] = out
+        elif isinstance(output, PersistOutput):
             write_started = time.perf_counter()
-            meta["part"] = self._store.write_part(self.job_id, tset_id, version, partition, out)
+            meta["part"] = self._store.write_part(self.job_id, output.tset_id, output.version,
+                                                  partition, out)
             meta["write_seconds"] = time.perf_counter() - write_started
         return meta
 

@@ -11,6 +11,7 @@ Layout under the root::
     jobs/<job_id>/leases/lease-<epoch>.json                   job lease, one file per epoch
     jobs/<job_id>/tsets/<tset_id>/<version>/part-<p>-<r>.arrow | .pkl
     jobs/<job_id>/tsets/<tset_id>/<version>/_manifest.json    written last, put-if-absent
+    jobs/<job_id>/tsets/<tset_id>/_damaged/<version>          a version found damaged when read
 
 (``<r>`` is a few random hex digits per write, so that a retried or zombie task can
 never overwrite a part that a manifest already lists.)

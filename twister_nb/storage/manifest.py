@@ -9,6 +9,7 @@ object under a store root, so that the layout is written down in one place::
     <root>/jobs/<job_id>/leases/lease-<epoch>.json
     <root>/jobs/<job_id>/tsets/<tset_id>/<version>/part-<p>-<r>.arrow | part-<p>-<r>.pkl
     <root>/jobs/<job_id>/tsets/<tset_id>/<version>/_manifest.json
+    <root>/jobs/<job_id>/tsets/<tset_id>/_damaged/<version>
 
 ``<p>`` is the partition index (5 digits), ``<r>`` 8 random hex digits per write, so
 that two writers of the same part (a retried task and its zombie) never overwrite each

@@ -48,6 +48,8 @@ from twister_nb.storage.signing import check_key
 __all__ = ["CheckpointStore"]
 
 JOB_RECORD = "job.json"
+#: The folder of a TSet that holds one marker file per version found damaged.
+DAMAGED_DIR = "_damaged"
 
 
 class HashingSink:
@@ -535,6 +537,38 @@ class CheckpointStore(LeaseMixin):
         scan = self._scan_tset(job_id, tset_id)
         return {version: MANIFEST_NAME in files for version, files in sorted(scan.items())}
 
+    # ------------------------------------------------------------------ damaged versions
+
+    def _damaged_marker(self, job_id: str, tset_id: str, version: int) -> str:
+        return f"{self._tset_dir(job_id, tset_id)}/{DAMAGED_DIR}/{check_version(version)}"
+
+    @guard_unreachable
+    def mark_damaged(self, job_id: str, tset_id: str, version: int, reason: str = "") -> bool:
+        """Remember, in the store, that a committed version was found damaged.
+
+        A part can pass the size check of :meth:`checkpoint` and still fail its
+        checksum when read; the version stays committed, so without a durable
+        mark a restarted job would offer it again. The marker
+        (``tsets/<tset_id>/_damaged/<version>``) is written put-if-absent, which
+        works on S3 as well, and is deleted by :meth:`gc` with its version.
+
+        Returns
+        -------
+        bool
+            True if this call wrote the marker, False if it was there already.
+        """
+        data = json.dumps({"version": version, "reason": reason, "time": time.time()}).encode()
+        self._prepare_write()
+        return self._put_if_absent(self._damaged_marker(job_id, tset_id, version), data)
+
+    @guard_unreachable
+    def damaged_versions(self, job_id: str, tset_id: str) -> set[int]:
+        """The versions of a TSet marked by :meth:`mark_damaged` (one listing)."""
+        folder = f"{self._tset_dir(job_id, tset_id)}/{DAMAGED_DIR}"
+        names = (i.path.rsplit("/", 1)[-1] for i in self._list(folder)
+                 if i.type == pafs.FileType.File)
+        return {int(name) for name in names if name.isdigit() and str(int(name)) == name}
+
     def _checked_buffer(self, checkpoint: Checkpoint, part_index: int, verify: bool):
         part = checkpoint.part(part_index)
         buf = self._read_buffer(part.path)
@@ -686,6 +720,8 @@ class CheckpointStore(LeaseMixin):
                     continue
             elif age <= grace_s:
                 continue
+            # The mark first: a later version with this number must not inherit it.
+            self._delete_file(self._damaged_marker(job_id, tset_id, version))
             self._delete_dir(vdir)
             deleted.append(version)
         return sorted(deleted)

@@ -1,0 +1,166 @@
+"""The JobMaster's plain parts, without Ray: the job record writer, the driver
+seat and the scheduler's placement and task inputs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from twister_nb.errors import JobFailedError
+from twister_nb.plan.physical import (CacheOutput, DiscardOutput, ExchangeInput, FetchedRead,
+                                      LocalRead, MaterializedInput, PersistOutput, ReturnOutput,
+                                      SendOutput, StagePlan, StoreRead, task_output)
+from twister_nb.runtime.drivers import DriverSeat
+from twister_nb.runtime.job_record import JobRecord
+from twister_nb.runtime.scheduler import Placement, task_inputs
+from twister_nb.storage import CheckpointStore
+
+
+class SlowStore:
+    """Stands in for the store: counts record writes, each taking a while."""
+
+    def __init__(self, delay: float = 0.05, fail: bool = False) -> None:
+        self.delay = delay
+        self.fail = fail
+        self.writes: list[dict] = []
+        self.released = []
+        self.lock = threading.Lock()
+
+    def acquire_lease(self, job_id, owner, ttl):
+        return f"lease of {owner}"
+
+    def renew_lease(self, lease):
+        return lease
+
+    def release_lease(self, lease):
+        self.released.append(lease)
+
+    def read_job(self, job_id):
+        return {"created": 1.0, "restarts": 0, "persisted": {"old": {}}, "program": {"p": 1}}
+
+    def write_job(self, job_id, record):
+        time.sleep(self.delay)
+        if self.fail and self.writes:
+            raise OSError("the store is down")
+        with self.lock:
+            self.writes.append(record)
+
+
+def test_record_open_counts_a_restart_and_keeps_what_it_had():
+    store = SlowStore(delay=0)
+    record = JobRecord(store, "job-1")
+    record.open("name", 5.0, {"a": 1, "s3.secret_key": "x"}, None, "127.0.0.1:1")
+    first = store.writes[0]
+    assert first["restarts"] == 1 and first["created"] == 1.0 and first["program"] == {"p": 1}
+    assert first["config"] == {"a": 1} and first["status"] == "running"
+    record.close("finished")
+    assert store.writes[-1]["status"] == "finished"
+    assert store.released == ["lease of JobMaster of job-1 on Ray cluster 127.0.0.1:1"]
+
+
+def test_record_writer_coalesces_a_burst_into_few_writes():
+    store = SlowStore(delay=0.05)
+    record = JobRecord(store, "job-1")
+    record.open("name", 0.0, {})
+    for i in range(50):
+        record.update(step=i)
+    record.add_persisted("t-1", {"version": 0})
+    assert record.flush(timeout=10) is True
+    assert store.writes[-1]["step"] == 49
+    assert store.writes[-1]["persisted"] == {"old": {}, "t-1": {"version": 0}}
+    assert len(store.writes) <= 4, len(store.writes)  # the opening write and a few coalesced
+    record.close("finished")
+
+
+def test_record_write_failure_is_reported_and_flush_still_returns():
+    store = SlowStore(delay=0, fail=True)
+    said: list[str] = []
+    record = JobRecord(store, "job-1", report=said.append)
+    record.open("name", 0.0, {})
+    record.update(status="failed")
+    assert record.flush(timeout=10) is True
+    assert said and "could not update the job record" in said[0]
+    record.close("failed")
+
+
+def test_record_without_a_store_is_a_no_op():
+    record = JobRecord(None, "job-1")
+    record.open("name", 0.0, {})
+    record.update(status="failed")
+    assert record.get("status") is None and record.flush() is True
+    record.close("finished")
+
+
+def test_record_on_a_real_store(tmp_path):
+    store = CheckpointStore.from_uri((tmp_path / "s").as_uri(), signing_key=b"k" * 32)
+    record = JobRecord(store, "job-1")
+    record.open("name", 0.0, {"x": 1})
+    record.add_persisted("t-1", {"version": 3})
+    assert record.flush(10)
+    assert store.read_job("job-1")["persisted"] == {"t-1": {"version": 3}}
+    record.close("finished")
+    assert store.read_job("job-1")["status"] == "finished"
+
+
+def test_driver_seat_one_live_driver_at_a_time():
+    now = [100.0]
+    seat = DriverSeat(ttl=15.0, clock=lambda: now[0])
+    assert seat.take("a", "h", 1) is None
+    assert seat.take("b", "h", 2) == {"host": "h", "pid": 1, "since": 100.0}
+    assert seat.take("b", "h", 2, force=True) is None and seat.held_by("b")
+    assert seat.heartbeat("a") is False
+    now[0] += 10
+    assert seat.heartbeat("b") is True
+    now[0] += 14
+    assert seat.take("c", "h", 3) is not None  # b heartbeat 14 s ago: still live
+    now[0] += 2
+    assert seat.take("c", "h", 3) is None  # silent for 16 s: taken over
+    seat.leave("b")  # not the holder: nothing changes
+    assert seat.holder()["pid"] == 3
+    seat.leave("c")
+    assert seat.holder() is None
+
+
+def _stage(**kw) -> StagePlan:
+    base = dict(index=1, label="s", tset_id="s-1", parallelism=4, output="collect")
+    return StagePlan(**{**base, **kw})
+
+
+def test_placement_round_robin_and_owners():
+    placement = Placement()
+    assert [placement.worker_for(p, 3) for p in range(5)] == [0, 1, 2, 0, 1]
+    placement.hold("c-1", parallelism=4, workers=2)
+    assert placement.holds("c-1") and placement.owner("c-1", 3) == 1
+    assert placement.cached() == {"c-1": 4}
+    assert placement.drop("c-1") == [0, 1] and placement.drop("c-1") == []
+    with pytest.raises(JobFailedError, match="no longer held"):
+        placement.owner("c-1", 0)
+
+
+def test_task_inputs_local_fetched_store_and_exchange():
+    placement = Placement()
+    placement.hold("cached", parallelism=4, workers=2)
+    stage = _stage(exchange_inputs=[ExchangeInput(stage=0, partitioned=True),
+                                    ExchangeInput(stage=0, partitioned=False)],
+                   materialized_inputs=[MaterializedInput("cached", 4),
+                                        MaterializedInput("bcast", 1, storage="memory"),
+                                        MaterializedInput("stored", 4, storage="store")])
+    placement.hold("bcast", parallelism=1, workers=2)
+    outputs = {0: [["r0b0", "r0b1"], ["r1b0", "r1b1"]]}
+    counts, reads, buckets, fetches = task_inputs(stage, 1, 1, outputs, placement,
+                                                  checkpoint_for=lambda t: f"cp of {t}")
+    assert counts == [2, 2]
+    assert buckets == ["r0b1", "r1b1", "r0b0", "r1b0"]  # its own bucket, then the shared one
+    assert reads == [LocalRead("cached", 1), FetchedRead(), StoreRead("cp of stored", 1)]
+    assert fetches == [(0, "bcast", 0)]
+
+
+def test_task_outputs_by_stage_and_action():
+    assert task_output(_stage(output="exchange"), "collect", False) == SendOutput()
+    assert task_output(_stage(output="collect"), "collect", True) == ReturnOutput()
+    assert task_output(_stage(output="partitions"), "partitions", True) == ReturnOutput()
+    assert task_output(_stage(output="run"), "run", True) == DiscardOutput()
+    assert task_output(_stage(output="cache"), "cache", True, "c-1") == CacheOutput("c-1")
+    assert task_output(_stage(output="persist"), "persist", True, "p-1", 2) == PersistOutput("p-1", 2)

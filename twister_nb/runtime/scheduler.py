@@ -1,0 +1,307 @@
+"""The scheduler: a job's Worker actors, where partitions live, and running stages.
+
+The JobMaster decides *what* an action runs (a plan, its output, the checkpoint
+it reads); this module decides *where*: it starts the job's workers (by default
+as many as the cluster's CPUs, never more than the largest parallelism),
+places partition ``p`` on worker ``p % n`` (so a cached partition's reader runs
+where it is), submits every task of every stage at once in producer-first order
+(Ray starts each task when the refs it reads are ready, and a worker runs its
+tasks in submission order, so no task waits on one queued behind it), and waits
+for them, turning their metadata into events.
+
+:class:`Placement` and :func:`task_inputs` are plain Python, tested without a
+cluster; :class:`Scheduler` is the part that talks to Ray.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from twister_nb.errors import JobFailedError
+from twister_nb.events import Event, OutputPrinted, StageSubmitted, TaskFinished, WorkersStarted
+from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
+                                      StoreRead, TaskOutput)
+
+#: Programs smaller than this are sent with every task instead of through the object store.
+INLINE_PROGRAM = 64 * 1024
+
+#: ``outputs[stage][task]``: the refs a producer task returned (one per bucket).
+StageOutputs = dict[int, list[list[Any]]]
+
+
+class Placement:
+    """Which worker runs each task, and which holds each cached partition.
+
+    >>> placement = Placement()
+    >>> placement.hold("t-1", parallelism=3, workers=2)
+    >>> placement.owner("t-1", 2), placement.cached()
+    (0, {'t-1': 3})
+    """
+
+    def __init__(self) -> None:
+        self._where: dict[str, dict[int, int]] = {}
+
+    @staticmethod
+    def worker_for(partition: int, workers: int) -> int:
+        """The worker that runs the task of ``partition`` (and keeps what it caches)."""
+        return partition % workers
+
+    def hold(self, tset_id: str, parallelism: int, workers: int) -> None:
+        """A cache action left ``tset_id``'s partitions on the workers that made them."""
+        self._where[tset_id] = {p: self.worker_for(p, workers) for p in range(parallelism)}
+
+    def holds(self, tset_id: str) -> bool:
+        return tset_id in self._where
+
+    def owner(self, tset_id: str, partition: int) -> int:
+        """The worker holding a cached partition.
+
+        Raises
+        ------
+        JobFailedError
+            If no worker holds it (released, or its worker was lost).
+        """
+        try:
+            return self._where[tset_id][partition]
+        except KeyError:
+            raise JobFailedError(
+                f"cached TSet {tset_id!r} (partition {partition}) is no longer held by the "
+                "workers; it was released or its worker was lost. Cache it again."
+            ) from None
+
+    def drop(self, tset_id: str) -> list[int]:
+        """Forget ``tset_id``; the workers that held a partition of it, sorted."""
+        return sorted(set(self._where.pop(tset_id, {}).values()))
+
+    def cached(self) -> dict[str, int]:
+        """Partitions held per cached TSet."""
+        return {k: len(v) for k, v in self._where.items()}
+
+    def clear(self) -> None:
+        self._where.clear()
+
+
+def task_inputs(stage: StagePlan, partition: int, worker: int, outputs: StageOutputs,
+                placement: Placement, checkpoint_for: Callable[[str], Any]
+                ) -> tuple[list[int], list[MaterializedRead], list[Any], list[tuple[int, str, int]]]:
+    """What the task of ``partition`` reads, as the worker's ``run_task`` takes it.
+
+    Returns
+    -------
+    counts : list of int
+        How many exchange buckets each exchange input brings.
+    reads : list of MaterializedRead
+        One per materialized input, in order.
+    buckets : list
+        The producers' refs, for every exchange input in order.
+    fetches : list of (worker, tset_id, partition)
+        Cached partitions held by another worker, in the order of the
+        :class:`FetchedRead` entries; their refs follow the buckets.
+    """
+    counts: list[int] = []
+    buckets: list[Any] = []
+    for ei in stage.exchange_inputs:
+        producer = outputs[ei.stage]
+        bucket = partition if ei.partitioned else 0
+        buckets.extend(task_outs[bucket] for task_outs in producer)
+        counts.append(len(producer))
+    reads: list[MaterializedRead] = []
+    fetches: list[tuple[int, str, int]] = []
+    for mi in stage.materialized_inputs:
+        q = mi.partition_for(partition)
+        if mi.storage == "store":
+            reads.append(StoreRead(checkpoint_for(mi.tset_id), q))
+            continue
+        owner = placement.owner(mi.tset_id, q)
+        if owner == worker:
+            reads.append(LocalRead(mi.tset_id, q))
+        else:
+            reads.append(FetchedRead())
+            fetches.append((owner, mi.tset_id, q))
+    return counts, reads, buckets, fetches
+
+
+class Scheduler:
+    """Starts a job's workers, runs the stages of its actions on them, and
+    keeps the cached partitions' places.
+
+    Parameters
+    ----------
+    job_id : str
+        Names the workers (``twister_nb.job.<job_id>.worker-<i>``).
+    config : mapping
+        The job's configuration (``runtime.worker_cpus``), handed to the workers.
+    max_workers : int
+        The most workers the job starts.
+    store : CheckpointStore or None
+        Where the workers write and read persisted parts.
+    emit : callable
+        Takes the events of the run (workers started, stages submitted, tasks
+        finished, the lines workers printed).
+    actor_prefix : str
+        The JobMaster's actor name prefix, which the workers' names share.
+    """
+
+    def __init__(self, job_id: str, config: Mapping[str, Any], max_workers: int, store: Any,
+                 emit: Callable[[Event], Any], actor_prefix: str) -> None:
+        self.job_id = job_id
+        self.config = config
+        self.max_workers = max(1, max_workers)
+        self.placement = Placement()
+        self._store = store
+        self._emit = emit
+        self._prefix = actor_prefix
+        self._workers: list[Any] = []
+        self._cancel = threading.Event()
+
+    @property
+    def workers(self) -> int:
+        """How many workers the job has now."""
+        return len(self._workers)
+
+    def ensure_workers(self, wanted: int) -> None:
+        """Start workers until there are ``wanted`` (at most ``max_workers``)."""
+        import ray
+
+        from twister_nb.runtime.worker import Worker
+
+        wanted = min(self.max_workers, max(1, wanted))
+        if len(self._workers) >= wanted:
+            return
+        me = ray.get_runtime_context().current_actor
+        remote_worker = ray.remote(Worker)
+        cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
+        new = [
+            remote_worker.options(num_cpus=cpus, scheduling_strategy="SPREAD", max_restarts=-1,
+                                  name=f"{self._prefix}{self.job_id}.worker-{i}").remote(
+                i, self.job_id, dict(self.config), me, self._store)
+            for i in range(len(self._workers), wanted)
+        ]
+        ray.get([w.ping.remote() for w in new])
+        self._workers.extend(new)
+        self._emit(WorkersStarted(count=len(self._workers)))
+
+    # ------------------------------------------------------------------ running
+
+    def reset_cancel(self) -> None:
+        """A new action starts: a cancel asked for before it does not stop it."""
+        self._cancel.clear()
+
+    def cancel(self) -> None:
+        """Stop the running action: its queued tasks are cancelled."""
+        self._cancel.set()
+
+    def run(self, plan: Plan, action: int, output_for: Callable[[StagePlan], TaskOutput],
+            checkpoint_for: Callable[[str], Any]
+            ) -> tuple[StageOutputs, dict[int, list[dict[str, Any]]]]:
+        """Run every stage of ``plan`` (action number ``action``) and wait for it.
+
+        Returns the refs each task returned besides its metadata, and the
+        metadata of every task by stage.
+
+        Raises
+        ------
+        Exception
+            The first failure of the earliest failing stage (a user function's
+            :class:`UserFunctionError`, a lost checkpoint, a lost worker).
+        """
+        import ray
+
+        self.ensure_workers(max(s.parallelism for s in plan.stages))
+        workers = self._workers
+        n = len(workers)
+        outputs: StageOutputs = {}
+        metas: dict[Any, int] = {}
+        for stage in plan.stages:
+            # Small programs travel inside the task (Ray inlines small arguments);
+            # a large one (parallelize_list data) once through the object store.
+            holder: Any = (stage.program if len(stage.program) < INLINE_PROGRAM
+                           else [ray.put(stage.program)])
+            key = f"{action}.{stage.index}.{id(stage)}"
+            out_spec = output_for(stage)
+            stage_outs = []
+            for p in range(stage.parallelism):
+                w = self.placement.worker_for(p, n)
+                counts, reads, args, fetches = task_inputs(stage, p, w, outputs, self.placement,
+                                                           checkpoint_for)
+                args.extend(workers[owner].get_partition.remote(tset_id, q)
+                            for owner, tset_id, q in fetches)
+                refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
+                    key, holder, p, counts, reads, out_spec, *args)
+                if stage.num_outputs == 0:
+                    refs = [refs]
+                metas[refs[0]] = stage.index
+                stage_outs.append(list(refs[1:]))
+            outputs[stage.index] = stage_outs
+            self._emit(StageSubmitted(action=action, stage=stage.index, tasks=stage.parallelism))
+        return outputs, self._wait(metas, action)
+
+    def _wait(self, metas: dict[Any, int], action: int) -> dict[int, list[dict[str, Any]]]:
+        """Wait for every task (``metas``: metadata ref -> stage), emitting its
+        lines and its end as it finishes; cancel the rest when asked to."""
+        import ray
+
+        pending = list(metas)
+        results: dict[int, list[dict[str, Any]]] = {}
+        first_error: tuple[int, BaseException] | None = None
+        while pending:
+            if self._cancel.is_set():
+                for ref in pending:
+                    ray.cancel(ref)
+                raise JobFailedError("the action was cancelled")
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.05)
+            if not ready:
+                continue
+            for ref in ready:
+                stage = metas[ref]
+                try:
+                    meta = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if isinstance(exc.cause, Exception) else exc
+                    if first_error is None or stage < first_error[0]:
+                        first_error = (stage, cause)
+                    continue
+                except ray.exceptions.RayError as exc:
+                    if first_error is None:
+                        first_error = (stage, JobFailedError(
+                            f"a worker of job {self.job_id!r} was lost: {type(exc).__name__}: {exc}"))
+                    continue
+                lines = meta.pop("lines")
+                if lines:
+                    self._emit(OutputPrinted(lines=tuple(lines)))
+                results.setdefault(stage, []).append(meta)
+                self._emit(TaskFinished(action=action, stage=stage,
+                                        **{k: v for k, v in meta.items() if k != "part"}))
+        if first_error is not None:
+            raise first_error[1]
+        return results
+
+    # ------------------------------------------------------------------ memory
+
+    def hold(self, tset_id: str, parallelism: int) -> None:
+        """A cache action's partitions stay where they were made."""
+        self.placement.hold(tset_id, parallelism, len(self._workers))
+
+    def release(self, tset_id: str) -> bool:
+        """Drop a cached TSet from every worker that holds it; False if none did."""
+        if not self.placement.holds(tset_id):
+            return False
+        for w in self.placement.drop(tset_id):
+            self._workers[w].release.remote(tset_id)
+        return True
+
+    def shutdown(self) -> None:
+        """Kill the workers (and forget what they held)."""
+        import ray
+
+        for w in self._workers:
+            ray.kill(w)
+        self._workers = []
+        self.placement.clear()
+
+
+def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
+    """The one ref each task of ``stage`` returned (``collect``, ``partitions``)."""
+    return [outs[0] for outs in outputs[stage.index]]
