@@ -206,6 +206,7 @@ _ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}"
 SCHEMA: dict[str, Key] = {
     "job.name": Key(str, pattern=_ID, hint="letters, digits, '.', '_' or '-' (e.g. my-job)"),
     "job.parallelism": Key(int, minimum=1),
+    "twister2.job.idle_timeout": Key(*_NUMBER, minimum=0),
     "notebook.graph.engine": Key(str, choices=("auto", "graphviz", "text")),
     "ray.address": Key(str, pattern=r"local|(ray://)?[^\s:]+:\d+",
                        hint="local, or host:port of an existing cluster"),

@@ -7,8 +7,6 @@ failed write behind (a temp file, or the parts of the failed version).
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +14,6 @@ import pytest
 from storage_helpers import KEY, raw_files
 
 from twister_nb.storage import CheckpointStore, StoreWriteError
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 2 MiB tmpfs, mounted for this test and unmounted after it (needs root)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_full_disk_names_the_part_and_leaves_nothing(tiny_disk: Path):

@@ -185,6 +185,16 @@ class CheckpointManager:
         self._folders[tset_id] = folders
         return max(folders, default=-1) + 1
 
+    def discard(self, tset_id: str, version: int) -> None:
+        """Delete what a failed ``persist()`` wrote of ``version`` (never a committed
+        version), so a full disk is not left fuller; a failure to delete is reported."""
+        self._folders.pop(tset_id, None)
+        try:
+            self.store.discard_uncommitted(self.job_id, tset_id, version)
+        except Exception as exc:  # noqa: BLE001 - gc deletes it later; the watcher is told
+            self._report(f"could not delete the parts of failed version {version} of "
+                         f"{tset_id}: {exc}")
+
     def commit(self, tset_id: str, version: int, parts: Sequence[PartInfo],
                meta: Mapping[str, Any]) -> Checkpoint:
         """Commit ``version`` of ``tset_id`` from its written ``parts``, use it,

@@ -57,6 +57,27 @@ class DriverSeat:
         self._ttl = ttl
         self._clock = clock
         self._driver: Driver | None = None
+        #: The last sign of any driver (seated, heartbeat, left); the seat's creation.
+        self._last_seen = clock()
+
+    def unattended_for(self) -> float:
+        """Seconds since the job last had a live driver (0 while one heartbeats).
+
+        >>> now = [100.0]
+        >>> seat = DriverSeat(ttl=15.0, clock=lambda: now[0])
+        >>> now[0] = 130.0; seat.unattended_for()
+        30.0
+        >>> _ = seat.take("a", "host", 1); now[0] = 140.0; seat.unattended_for()
+        0.0
+        >>> now[0] = 200.0; seat.unattended_for()  # no heartbeat since 130
+        70.0
+        """
+        now = self._clock()
+        if self._driver is not None:
+            self._last_seen = max(self._last_seen, self._driver.seen)
+            if now - self._driver.seen < self._ttl:
+                return 0.0
+        return now - self._last_seen
 
     def take(self, token: str, host: str, pid: int, force: bool = False) -> dict[str, Any] | None:
         """Seat the driver ``token``. Returns None when it got the seat, else the
@@ -80,6 +101,7 @@ class DriverSeat:
         """Driver ``token`` leaves (if it holds the seat)."""
         if self.held_by(token):
             self._driver = None
+            self._last_seen = self._clock()
 
     def held_by(self, token: str) -> bool:
         return self._driver is not None and self._driver.token == token

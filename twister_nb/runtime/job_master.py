@@ -42,6 +42,7 @@ from twister_nb.runtime.drivers import DriverSeat
 from twister_nb.runtime.event_log import EventLog
 from twister_nb.runtime.job_record import LEASE_TTL, JobRecord
 from twister_nb.runtime.scheduler import Scheduler, stage_outputs_of
+from twister_nb.storage import StoreWriteError
 
 __all__ = ["ACTOR_PREFIX", "LEASE_TTL", "JobMaster"]
 
@@ -76,7 +77,41 @@ class JobMaster:
         self._running: dict[str, Any] | None = None
         self._run_lock = threading.Lock()
         self._actions = 0
+        self._last_action_end = time.time()
         self._record.open(name, self.created, config, program, cluster_address)
+        idle_limit = float(config.get("twister2.job.idle_timeout") or 0)
+        if idle_limit > 0:
+            threading.Thread(target=self._stop_when_idle, args=(idle_limit,), name="idle",
+                             daemon=True).start()
+
+    # ------------------------------------------------------------------ idle limit
+
+    def idle_for(self) -> float:
+        """Seconds the job has had neither a live driver nor a running action."""
+        if self._running is not None:
+            return 0.0
+        return min(self._seat.unattended_for(), time.time() - self._last_action_end)
+
+    def _stop_when_idle(self, limit: float) -> None:
+        """A job whose driver died keeps its workers (~480 MB) until someone
+        attaches; past ``twister2.job.idle_timeout`` it writes its record
+        (``stopped``, and why), frees its workers and lease, and ends itself.
+        Its checkpoints stay: restart or attach it by ID later."""
+        import ray
+
+        while True:
+            time.sleep(min(30.0, max(0.2, limit / 5)))
+            if self.status == "closed":
+                return
+            idle = self.idle_for()
+            if idle >= limit:
+                break
+        self._say(f"idle for {idle:.0f} s without a driver or a running action "
+                  f"(twister2.job.idle_timeout: {limit:g}); stopping, its checkpoints kept")
+        self._record.update(stopped_reason=f"idle for {idle:.0f} s without a driver "
+                                           f"(twister2.job.idle_timeout: {limit:g} s)")
+        self.shutdown(status="stopped")
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     # ------------------------------------------------------------------ record
 
@@ -220,6 +255,7 @@ class JobMaster:
                              "label": plan.final.label}
             outcome = self._run_action(plan, materialize_id, action, started)
             self._running = None
+            self._last_action_end = time.time()
             self._results[action] = outcome
             for old in [a for a in self._results if a <= action - _KEPT_RESULTS]:
                 del self._results[old]
@@ -253,14 +289,16 @@ class JobMaster:
         except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
             self.status = "failed"
             self._record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            err = JobFailedError(f"job {self.job_id!r} failed: {type(exc).__name__}: {exc}")
+            what = (f"persist() of {plan.final.label!r}" if isinstance(exc, StoreWriteError)
+                    else f"job {self.job_id!r}")
+            err = JobFailedError(f"{what} failed: {type(exc).__name__}: {exc}")
             self._emit(ErrorRaised(action=action, message=str(err),
                                    traceback=traceback.format_exc()))
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", err
         self.status = "idle"
-        if self._record.get("status") != "running":
-            self._record.update(status="running", error=None)
+        if self._record.get("status") != "running" or self._record.get("error") is not None:
+            self._record.update(status="running", error=None)  # a success clears a failure
         self._emit(ActionEnded(action=action, state="done", seconds=time.time() - started))
         return "ok", value
 
@@ -276,7 +314,12 @@ class JobMaster:
         def output_for(stage: StagePlan) -> TaskOutput:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
-        outputs, results = self._scheduler.run(plan, action, output_for, self._checkpoint)
+        try:
+            outputs, results = self._scheduler.run(plan, action, output_for, self._checkpoint)
+        except BaseException:
+            if version is not None:  # what the failed attempt wrote takes no space
+                self._checkpoints.discard(materialize_id, version)
+            raise
         if plan.action == "cache" and materialize_id is not None:
             self._scheduler.hold(materialize_id, final.parallelism)
             self._catalog[materialize_id] = {"label": final.label, "storage": "memory",
@@ -360,9 +403,17 @@ class JobMaster:
         if self._scheduler.release(tset_id):
             self._emit(TSetReleased(tset_id=tset_id))
 
-    def shutdown(self, status: str = "finished") -> None:
+    def shutdown(self, status: str | None = None) -> None:
         """Record the job's end, free its lease, kill the workers (the driver
-        kills this actor next)."""
+        kills this actor next).
+
+        ``status`` defaults to the truth: ``failed`` (its error kept) if the
+        job's last action failed and none succeeded since, else ``finished``.
+        """
+        if self.status == "closed":
+            return
+        if status is None:
+            status = "failed" if self._record.get("status") == "failed" else "finished"
         self.status = "closed"
         self._record.close(status)
         self._scheduler.shutdown()

@@ -1,0 +1,108 @@
+"""Job states are true: a failed job is recorded failed (and a restart that succeeds
+clears it), a job whose driver was SIGKILLed stops after its idle limit, and a
+persist() that fills the disk names the TSet and the path and leaves nothing behind.
+Each is caused for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from twister_nb import TSetEnvironment
+from twister_nb.errors import JobFailedError, UserFunctionError
+
+
+def _record(job_store, job_id):
+    return job_store.open().read_job(job_id)
+
+
+def _fails(x):
+    raise ValueError(f"bad record {x}")
+
+
+@pytest.mark.slow
+def test_failed_job_is_failed_and_a_successful_restart_clears_it(ray_cluster, job_store):
+    env = TSetEnvironment(name="states", resources=[{"instances": 2}], config=job_store.config)
+    with pytest.raises(UserFunctionError):
+        env.parallelize_list([1, 2, 3], 2).map(_fails).collect()
+    env.close()
+    record = _record(job_store, env.job_id)
+    assert record["status"] == "failed", record
+    assert "bad record" in record["error"]
+
+    again = TSetEnvironment(name="states", config=job_store.config, job_id=env.job_id)
+    try:
+        assert again.parallelize_list([1, 2, 3], 2).map(lambda x: x * 2).collect() == [2, 4, 6]
+    finally:
+        again.close()
+    record = _record(job_store, env.job_id)
+    assert record["status"] == "finished", record
+    assert record.get("error") is None
+    assert record["restarts"] == 1
+
+
+DRIVER = textwrap.dedent("""
+    import json, os, signal, sys
+    from twister_nb import TSetEnvironment
+    env = TSetEnvironment(name="orphan", resources=[{"instances": 2}],
+                          config=json.loads(sys.argv[1]))
+    assert env.parallelize_list(list(range(10)), 2).collect() == list(range(10))
+    print("JOB", env.job_id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the driver dies; its job stays behind
+""")
+
+
+@pytest.mark.slow
+def test_a_job_whose_driver_was_killed_stops_after_its_idle_limit(ray_cluster, job_store):
+    import ray
+
+    from twister_nb.runtime.job_master import ACTOR_PREFIX
+
+    config = {**job_store.config, "twister2.job.idle_timeout": 3}
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(config)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr
+    job_id = done.stdout.split("JOB ", 1)[1].split()[0]
+
+    def live_actors() -> list[str]:
+        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith(ACTOR_PREFIX + job_id)]
+
+    assert live_actors(), "the job outlives its driver"
+    deadline = time.monotonic() + 90  # 15 s driver lease + 3 s limit + checks
+    while live_actors() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert live_actors() == [], "the JobMaster and its workers are gone"
+    record = _record(job_store, job_id)
+    assert record["status"] == "stopped", record
+    assert "idle" in record["stopped_reason"] and "idle_timeout" in record["stopped_reason"]
+
+
+@pytest.mark.slow
+def test_disk_full_during_persist_names_the_tset_and_leaves_nothing(ray_cluster, tiny_disk):
+    import numpy as np
+
+    env = TSetEnvironment(name="full", resources=[{"instances": 2}],
+                          config={"twister2.checkpointing.store": tiny_disk.as_uri()})
+    try:
+        big = env.parallelize_array(np.arange(600_000, dtype=np.int64), 4)  # 4 x 1.2 MB
+        with pytest.raises(JobFailedError) as info:
+            big.map_batches(lambda b: b + 1).set_name("too-big").persist()
+        first = str(info.value).splitlines()[0]
+        assert first.startswith("persist() of 'too-big' failed: StoreWriteError"), first
+        assert str(tiny_disk) in first and "No space left on device" in first
+        assert "twister2.checkpointing.store" in first, "what to do"
+        parts = [os.path.join(d, f) for d, _, files in os.walk(tiny_disk) for f in files
+                 if f.startswith(("part-", ".part-"))]
+        assert parts == [], f"the failed attempt left {parts}"
+        # the job goes on: a small persist fits now that nothing was left behind
+        small = env.parallelize_list(list(range(100)), 2).persist()
+        assert small.collect() == list(range(100))
+    finally:
+        env.close()
