@@ -31,7 +31,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import linecache
-import os
 import platform
 import threading
 import time
@@ -42,8 +41,7 @@ from typing import Any
 
 from twister_nb.notebook.progress import JobProgress
 from twister_nb.notebook.session import NotebookSession
-from twister_nb.tset import environment as _environment
-from twister_nb.tset.environment import BANNER_DONE_VAR, TSetEnvironment
+from twister_nb.tset.environment import TSetEnvironment
 from twister_nb.tset.ops import LogicalOp
 from twister_nb.tset.tset import TLink, TSet
 
@@ -146,6 +144,12 @@ class OfflineExecutor:
     def close(self) -> None:
         pass
 
+    def cancel(self) -> bool:
+        return False  # it never runs an action
+
+    def info(self) -> dict[str, Any]:
+        return {"status": "offline", "workers": 0, "cached": {}, "persisted": []}
+
 
 class _Recorder:
     """Stands in for a job's executor while a cell runs."""
@@ -178,19 +182,9 @@ class _Recorder:
 
 def offline_environment(name: str | None = None, parallelism: int | None = None) -> TSetEnvironment:
     """A job that builds graphs but never runs (no cluster, no banner)."""
-    previous = _environment._executor_factory
-    banner = os.environ.get(BANNER_DONE_VAR)
-    _environment.register_executor(lambda env, **kwargs: OfflineExecutor())
-    os.environ[BANNER_DONE_VAR] = "1"
-    try:
-        resources = [{"instances": parallelism}] if parallelism else None
-        return TSetEnvironment(name=name, resources=resources)
-    finally:
-        _environment.register_executor(previous)  # type: ignore[arg-type]
-        if banner is None:
-            os.environ.pop(BANNER_DONE_VAR, None)
-        else:
-            os.environ[BANNER_DONE_VAR] = banner
+    resources = [{"instances": parallelism}] if parallelism else None
+    return TSetEnvironment(name=name, resources=resources, executor=OfflineExecutor(),
+                           banner=False)
 
 
 # --------------------------------------------------------------------------- namespace
