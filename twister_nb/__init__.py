@@ -17,10 +17,10 @@ from twister_nb.tset import (
     TSetEnvironment,
     Twister2Environment,
 )
-from twister_nb.tset.environment import set_default_executor
+from twister_nb.tset.environment import Executor, set_default_executor
 
 
-def _ray_executor(env: TSetEnvironment, *, attach_only: bool = False):  # noqa: ANN202
+def _ray_executor(env: TSetEnvironment, *, attach_only: bool = False) -> Executor:
     """The default executor of a job: the Ray runtime's. The API layer never
     imports the runtime (the runtime imports it); the package root wires it in
     here, and imports it (and Ray) only when the first job starts."""

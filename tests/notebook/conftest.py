@@ -58,7 +58,7 @@ def job_events(ray_cluster) -> dict[str, list[dict[str, Any]]]:
 
     env = TSetEnvironment(name="nb-events", resources=[{"instances": 4}])
     recorded: list[dict[str, Any]] = []
-    env._executor.listeners.append(recorded.append)
+    env.subscribe(recorded.append)
 
     def take() -> list[dict[str, Any]]:
         out = list(recorded)

@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from twister_nb import config as _config
 from twister_nb.errors import CheckpointLostError
@@ -43,8 +43,8 @@ from twister_nb.tset.tset import (
     check_picklable,
 )
 
-__all__ = ["TSetEnvironment", "Twister2Environment", "Executor", "ExecutorFactory",
-           "ActionHook", "Listener", "set_default_executor"]
+__all__ = ["ActionHook", "Executor", "ExecutorFactory", "Listener", "TSetEnvironment",
+           "Twister2Environment", "set_default_executor"]
 
 #: Environment variables through which ``twister-nb submit``/``restart`` hand a
 #: program its job; not configuration, so they bypass :mod:`twister_nb.config`.
@@ -121,7 +121,7 @@ def set_default_executor(factory: ExecutorFactory) -> None:
     _default_factory = factory
 
 
-def _make_executor(env: "TSetEnvironment", given: Union[Executor, ExecutorFactory, None],
+def _make_executor(env: TSetEnvironment, given: Executor | ExecutorFactory | None,
                    attach_only: bool) -> Executor:
     """``given`` itself if it is an executor (it has ``execute`` and is not a
     class), else the result of calling it, or of the default factory, as a factory."""
@@ -203,7 +203,7 @@ class TSetEnvironment:
 
     def __init__(self, name: str | None = None, resources: list[dict[str, Any]] | None = None,
                  config: Mapping[str, Any] | None = None, job_id: str | None = None, *,
-                 executor: Union[Executor, ExecutorFactory, None] = None,
+                 executor: Executor | ExecutorFactory | None = None,
                  banner: bool | None = None) -> None:
         self._overrides = dict(config or {})
         self.config: dict[str, Any] = _config.load(self._overrides)
@@ -381,7 +381,8 @@ class TSetEnvironment:
         self._materialize_pending(root)
         for attempt in range(_MAX_RECOVERIES + 1):
             try:
-                if not all([hook(action, root) for hook in list(self._hooks)]):
+                # A list, not a generator: every hook sees the action, even after a skip.
+                if not all([hook(action, root) for hook in list(self._hooks)]):  # noqa: C419
                     return None  # a hook skipped it (a dry run)
                 return self._executor.execute(root, action, materialize_id=materialize_id)
             except CheckpointLostError as exc:
