@@ -17,7 +17,7 @@ from twister_nb.tset import (
     TSetEnvironment,
     Twister2Environment,
 )
-from twister_nb.tset.environment import Executor, set_default_executor
+from twister_nb.tset.executor import Executor, set_default_executor
 
 
 def _ray_executor(env: TSetEnvironment, *, attach_only: bool = False) -> Executor:

@@ -8,11 +8,15 @@ arguments and format what it returns. A job this process drives is reached
 through its :class:`~twister_nb.tset.environment.TSetEnvironment` instead
 (``env.info()``, ``env.cancel()``, ``env.subscribe(listener)``).
 
-Layer: between the front ends and the runtime. It imports the API
-(:mod:`twister_nb.tset`), :mod:`twister_nb.config` and the store at module
-level, and the runtime (which imports Ray) only inside methods, so importing
-it, as the CLI does to print its help, imports no Ray. The JobMaster's remote
+Layer: between the front ends and the runtime (front ends -> ``jobs`` ->
+``runtime``, ``tset``, ``checkpoint``; nothing below imports it). At module
+level it imports only :mod:`twister_nb.config` and :mod:`twister_nb.errors`;
+the API, the store and the runtime (which imports Ray) inside methods, so
+importing it, as the CLI does to print its help, imports no Ray. The JobMaster's remote
 methods are called in :mod:`twister_nb.runtime.jobs`, never here.
+
+It is one module over ~400 lines because it is one class, the whole surface
+three front ends share; about half of it is the docstrings they are written from.
 
 No method starts a cluster except :meth:`JobClient.cluster_start` and
 :meth:`JobClient.close` (which attaches to the job): with the local head down,

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from twister_nb.tset.environment import Listener, TSetEnvironment
+from twister_nb.tset.environment import TSetEnvironment
+from twister_nb.tset.executor import Listener
 from twister_nb.tset.ops import LogicalOp
 
 __all__ = ["DATA_ACTIONS", "ActionRecorder", "DryRunStop", "OfflineExecutor",

@@ -1,11 +1,10 @@
 """``TSetEnvironment``: one job, the factory of its sources, the door to its executor.
 
 The API layer builds graphs and never imports Ray: actions are handed to an
-:class:`Executor`. A caller passes one in (``TSetEnvironment(executor=...)``:
-a unit test's recorder, the notebook's offline executor of a dry run);
-otherwise the environment makes the default one, the Ray runtime, whose
-factory the package root sets once with :func:`set_default_executor` (a
-callable: this module never imports the runtime, which imports it).
+:class:`~twister_nb.tset.executor.Executor`. A caller passes one in
+(``TSetEnvironment(executor=...)``: a unit test's recorder, the notebook's
+offline executor of a dry run); otherwise the environment makes the default
+one, the Ray runtime (see :mod:`twister_nb.tset.executor`).
 
 Front ends never reach the executor: the environment is their door to the
 job (:meth:`TSetEnvironment.cancel`, :meth:`~TSetEnvironment.info`,
@@ -25,11 +24,12 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from twister_nb import config as _config
 from twister_nb.errors import CheckpointLostError
 from twister_nb.tset import ops
+from twister_nb.tset.executor import ActionHook, Executor, ExecutorFactory, Listener, make_executor
 from twister_nb.tset.functions import Functions
 from twister_nb.tset.identity import tset_id
 from twister_nb.tset.signature import convention
@@ -43,8 +43,7 @@ from twister_nb.tset.tset import (
     check_picklable,
 )
 
-__all__ = ["ActionHook", "Executor", "ExecutorFactory", "Listener", "TSetEnvironment",
-           "Twister2Environment", "set_default_executor"]
+__all__ = ["TSetEnvironment", "Twister2Environment"]
 
 #: Environment variables through which ``twister-nb submit``/``restart`` hand a
 #: program its job; not configuration, so they bypass :mod:`twister_nb.config`.
@@ -55,83 +54,6 @@ BANNER_DONE_VAR = "TWISTER_NB__BANNER_PRINTED"
 
 #: How many damaged checkpoints one action recovers from before giving up.
 _MAX_RECOVERIES = 8
-
-
-#: A watcher of a job's events. Events are the JobMaster's, handed over as
-#: they are: this layer does not read them.
-Listener = Callable[[Any], None]
-
-#: Called with ``(action, root)`` before each action of the job runs (see
-#: :meth:`TSetEnvironment.add_action_hook`): True lets it run, False skips it
-#: (the action then returns None), an exception stops it.
-ActionHook = Callable[[str, ops.LogicalOp], bool]
-
-
-class Executor(Protocol):
-    """What runs a job's actions (the Ray runtime implements it)."""
-
-    #: Called with every event of the job, in order; the environment's
-    #: :meth:`~TSetEnvironment.subscribe` adds to it.
-    listeners: list[Listener]
-
-    def banner_fields(self) -> dict[str, str]:
-        """``Cluster Type``/``Runtime`` lines of the job banner."""
-
-    def execute(self, root: ops.LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
-        """Run the graph up to ``root``; ``action`` is ``run``, ``collect``,
-        ``partitions``, ``cache`` or ``persist``."""
-
-    def release(self, tset_id: str) -> None:
-        """Free the cached data of ``tset_id``."""
-
-    def close(self) -> None:
-        """End the job and free its workers."""
-
-    def cancel(self) -> bool:
-        """Ask the job to stop its running action; False if this executor runs none."""
-
-    def info(self) -> dict[str, Any]:
-        """The job's live state: name, status, workers, cached and persisted TSets."""
-
-    def catalog(self) -> dict[str, dict[str, Any]]:
-        """The job's cached and persisted TSets: id -> label, storage, parallelism, keyed."""
-
-    def running(self) -> dict[str, Any] | None:
-        """The action running now, if any."""
-
-    def wait_running(self, timeout: float | None = None) -> Any:
-        """The running action's value, once it ends."""
-
-
-#: Makes the executor of ``env``: ``factory(env, attach_only=...)``; with
-#: ``attach_only`` the job must exist already (live or recorded).
-ExecutorFactory = Callable[..., Executor]
-
-_default_factory: ExecutorFactory | None = None
-
-
-def set_default_executor(factory: ExecutorFactory) -> None:
-    """Set what makes a job's executor when ``TSetEnvironment(executor=None)``.
-
-    The package root calls it once with the Ray runtime's factory, so this
-    layer needs no import of the runtime (which imports this layer). Code that
-    wants another executor passes it to the environment instead of calling this.
-    """
-    global _default_factory
-    _default_factory = factory
-
-
-def _make_executor(env: TSetEnvironment, given: Executor | ExecutorFactory | None,
-                   attach_only: bool) -> Executor:
-    """``given`` itself if it is an executor (it has ``execute`` and is not a
-    class), else the result of calling it, or of the default factory, as a factory."""
-    if given is not None and not isinstance(given, type) and hasattr(given, "execute"):
-        return given  # type: ignore[return-value]
-    factory = given if given is not None else _default_factory
-    if factory is None:
-        raise RuntimeError("no executor: pass TSetEnvironment(executor=...), or import "
-                           "twister_nb, which sets the Ray runtime as the default")
-    return factory(env, attach_only=attach_only)
 
 
 def format_banner(name: str, job_id: str, fields: Mapping[str, str]) -> str:
@@ -219,7 +141,7 @@ class TSetEnvironment:
         self._closed = False
         self._hooks: list[ActionHook] = []
         # An explicit job_id attaches: it must name a live or recorded job.
-        self._executor = _make_executor(self, executor, attach_only=job_id is not None)
+        self._executor = make_executor(self, executor, attach_only=job_id is not None)
         if "ipykernel" not in sys.modules:
             # A script's job ends with the script; a notebook's outlives its kernel.
             atexit.register(self.close)
