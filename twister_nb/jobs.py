@@ -446,10 +446,7 @@ class JobClient:
         False if none was running. This process's Ray driver, if it has one,
         is shut down first: it goes with the head, and so do the head's jobs."""
         from twister_nb.runtime import cluster
+        from twister_nb.runtime.jobs import disconnect
 
-        if "ray" in sys.modules:
-            import ray
-
-            if ray.is_initialized():
-                ray.shutdown()
+        disconnect()
         return cluster.stop_local()

@@ -25,6 +25,17 @@ def connect_if_running(config: Mapping[str, Any] | None = None) -> bool:
     return True
 
 
+def disconnect() -> None:
+    """End this process's Ray driver, if it has one (before its cluster stops)."""
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
 def _master(job_id: str, config: Mapping[str, Any] | None) -> Any:
     """The live JobMaster actor of ``job_id``, or None (never starts a cluster)."""
     if not connect_if_running(config):
