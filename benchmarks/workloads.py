@@ -359,7 +359,7 @@ def _tnb_worker_pids(env: Any) -> list[int]:
 
     from twister_nb.runtime.job_master import ACTOR_PREFIX
 
-    info = ray.get(env._executor.master.info.remote())
+    info = env.info()
     pids = []
     for i in range(info["workers"]):
         actor = ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}",
@@ -646,7 +646,7 @@ def _restart_case(b: Bench, mb: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 persisted = source.persist()
                 seconds = time.perf_counter() - started
-                info = ray_get(env2._executor.master.info.remote())
+                info = env2.info()
                 value = (persisted.map(uf.array_sum).reduce(uf.add).collect()[0],
                          info["actions"])
                 del persisted

@@ -17,11 +17,19 @@ from twister_nb.tset import (
     TSetEnvironment,
     Twister2Environment,
 )
-from twister_nb.tset.environment import register_executor
+from twister_nb.tset.executor import Executor, set_default_executor
 
-# The API layer never imports Ray; the runtime is wired in here, imported on
-# the first job.
-register_executor("twister_nb.runtime.executor:RayExecutor")
+
+def _ray_executor(env: TSetEnvironment, *, attach_only: bool = False) -> Executor:
+    """The default executor of a job: the Ray runtime's. The API layer never
+    imports the runtime (the runtime imports it); the package root wires it in
+    here, and imports it (and Ray) only when the first job starts."""
+    from twister_nb.runtime.executor import RayExecutor
+
+    return RayExecutor(env, attach_only=attach_only)
+
+
+set_default_executor(_ray_executor)
 
 __version__ = "0.1.0"
 

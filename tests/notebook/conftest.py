@@ -59,7 +59,7 @@ def job_events(ray_cluster) -> dict[str, list[Event]]:
 
     env = TSetEnvironment(name="nb-events", resources=[{"instances": 4}])
     recorded: list[Event] = []
-    env._executor.listeners.append(recorded.append)
+    env.subscribe(recorded.append)
 
     def take() -> list[Event]:
         out = list(recorded)

@@ -38,10 +38,10 @@ class RecordingExecutor:
 
 
 @pytest.fixture
-def offline_env(monkeypatch):
+def offline_env():
     from twister_nb.tset import environment
 
-    monkeypatch.setattr(environment, "_executor_factory", RecordingExecutor)
-    env = environment.TSetEnvironment(name="unit", resources=[{"instances": 4}])
+    env = environment.TSetEnvironment(name="unit", resources=[{"instances": 4}],
+                                      executor=RecordingExecutor)
     yield env
     env.close()

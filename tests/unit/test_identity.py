@@ -17,8 +17,7 @@ PROGRAM = textwrap.dedent("""
         def banner_fields(self): return {}
         def close(self): pass
 
-    environment._executor_factory = Stub
-    env = environment.TSetEnvironment(name="x", resources=[{"instances": 4}])
+    env = environment.TSetEnvironment(name="x", resources=[{"instances": 4}], executor=Stub)
 
     class IntSource(SourceFunc):
         def __init__(self):

@@ -4,15 +4,17 @@ A cell runs with the notebook's job (see :mod:`~twister_nb.notebook.session`)
 bound to ``env`` in the namespace. :func:`run_cell`:
 
 1. gets the job (``--job-id``/``--name`` may switch to another one),
-2. swaps the job's executor for a :class:`_Recorder` for the length of the
-   cell. The recorder notes the root of every action (the graph view draws
-   them, with the TSets the cell assigned), shows the dashboard at the first
-   action and forwards to the real executor; in a dry run it forwards nothing,
+2. for the length of the cell, adds an
+   :class:`~twister_nb.notebook.recorder.ActionRecorder` to the job's action
+   hooks and subscribes the dashboard's state source to the job's events. The
+   recorder notes the root of every action (the graph view draws them, with
+   the TSets the cell assigned) and shows the dashboard at the first action;
+   in a dry run it lets nothing run,
 3. runs the cell's code in the namespace and returns its last expression's
-   value, as a cell would,
-4. draws the graph of what the cell built: the TSet values of the namespace
-   that the cell assigned or renamed, and the actions' roots, coloured by the
-   status the dashboard's state source kept.
+   value, as a cell would (``--background``: in a thread, the same way),
+4. finishes the run and draws the graph of what the cell built: the TSet
+   values of the namespace that the cell assigned or renamed, and the
+   actions' roots, coloured by the status the dashboard's state source kept.
 
 **Dry runs** (``--dry-run``) record instead of executing. Actions that return
 nothing to the kernel (``for_each``, ``sink``, ``cache``, ``persist``) are
@@ -29,29 +31,30 @@ transformations and tracebacks.
 from __future__ import annotations
 
 import ast
-import contextlib
 import linecache
-import os
-import platform
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb.events import ErrorRaised, Event
 from twister_nb.notebook.progress import JobProgress
+from twister_nb.notebook.recorder import (
+    ActionRecorder,
+    DryRunStop,
+    OfflineExecutor,
+    offline_environment,
+)
 from twister_nb.notebook.session import NotebookSession
-from twister_nb.tset import environment as _environment
-from twister_nb.tset.environment import BANNER_DONE_VAR, TSetEnvironment
 from twister_nb.tset.ops import LogicalOp
 from twister_nb.tset.tset import TLink, TSet
 
-__all__ = ["CellOptions", "CellRun", "changed_tsets", "offline_environment", "run_cell"]
-
-#: Actions whose result the cell's code reads: a dry run cannot go past them.
-DATA_ACTIONS = ("collect", "partitions")
+# OfflineExecutor and offline_environment live in recorder.py; named here too
+# because the cell is where a dry run's offline job comes from.
+__all__ = ["CellOptions", "CellRun", "OfflineExecutor", "changed_tsets", "offline_environment",
+           "run_cell"]
 
 
 @dataclass
@@ -92,18 +95,19 @@ class CellRun:
     error: BaseException | None = None
     #: The cell's value (a background cell sets it when it ends).
     value: Any = None
-    _thread: threading.Thread | None = field(default=None, repr=False)
+    #: The thread of a ``--background`` cell (None for a cell run in the foreground).
+    thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:
         """Whether the cell has finished (always, unless it runs in the background)."""
-        return self._thread is None or not self._thread.is_alive()
+        return self.thread is None or not self.thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> Any:
         """Wait for a ``--background`` cell; return its value or raise its error."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+        if self.thread is not None:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
                 raise TimeoutError(f"the background cell of job {self.job_id!r} is still running")
         if self.error is not None:
             raise self.error
@@ -122,83 +126,11 @@ class CellRun:
                 f"actions={[a for a, _ in self.actions]})")
 
 
-class _DryRunStop(Exception):
-    """Raised by a dry run's recorder at the first action that returns data."""
-
-
-class OfflineExecutor:
-    """The executor of a job that must not run: a dry run's when the notebook
-    has no job yet. It never touches Ray."""
-
-    def __init__(self) -> None:
-        self.listeners: list[Callable[[Event], None]] = []
-
-    def banner_fields(self) -> dict[str, str]:
-        return {"Cluster Type": "none (dry run)", "Runtime": f"Python {platform.python_version()}"}
-
-    def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
-        raise RuntimeError(
-            f"{root.label!r} belongs to the offline job of a %%twister2 --dry-run cell, which "
-            "cannot run actions; run the cell again without --dry-run")
-
-    def release(self, tset_id: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Recorder:
-    """Stands in for a job's executor while a cell runs."""
-
-    def __init__(self, inner: Any, dry_run: bool, on_first_action: Callable[[], None]) -> None:
-        self._inner = inner
-        self._dry_run = dry_run
-        self._on_first_action = on_first_action
-        self.actions: list[tuple[str, LogicalOp]] = []
-        #: Set for a background cell: actions of other threads (cells run while
-        #: it works) pass straight through.
-        self.thread: int | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
-        __tracebackhide__ = True
-        if self.thread is not None and threading.get_ident() != self.thread:
-            return self._inner.execute(root, action, materialize_id=materialize_id)
-        self.actions.append((action, root))
-        if self._dry_run:
-            if action in DATA_ACTIONS:
-                raise _DryRunStop(action)
-            return None
-        if len(self.actions) == 1:
-            self._on_first_action()
-        return self._inner.execute(root, action, materialize_id=materialize_id)
-
-
-def offline_environment(name: str | None = None, parallelism: int | None = None) -> TSetEnvironment:
-    """A job that builds graphs but never runs (no cluster, no banner)."""
-    previous = _environment._executor_factory
-    banner = os.environ.get(BANNER_DONE_VAR)
-    _environment.register_executor(lambda env, **kwargs: OfflineExecutor())
-    os.environ[BANNER_DONE_VAR] = "1"
-    try:
-        resources = [{"instances": parallelism}] if parallelism else None
-        return TSetEnvironment(name=name, resources=resources)
-    finally:
-        _environment.register_executor(previous)  # type: ignore[arg-type]
-        if banner is None:
-            os.environ.pop(BANNER_DONE_VAR, None)
-        else:
-            os.environ[BANNER_DONE_VAR] = banner
-
-
 # --------------------------------------------------------------------------- namespace
 
 
 def _tset_state(value: Any) -> tuple[int, int]:
-    return (id(value), id(value._op))
+    return (id(value), id(value.op))
 
 
 def tset_values(ns: MutableMapping[str, Any]) -> dict[str, tuple[int, int]]:
@@ -236,26 +168,6 @@ def execute_code(cell: str, ns: MutableMapping[str, Any], shell: Any = None) -> 
     return None
 
 
-@contextlib.contextmanager
-def _swapped(env: TSetEnvironment, recorder: _Recorder, listener: Any,
-             parallelism: int | None) -> Iterator[None]:
-    executor = env._executor
-    listeners = getattr(executor, "listeners", None)
-    default = env.default_parallelism
-    env._executor = recorder  # type: ignore[assignment]
-    if listeners is not None:
-        listeners.append(listener)
-    if parallelism:
-        env.default_parallelism = parallelism
-    try:
-        yield
-    finally:
-        env._executor = executor
-        env.default_parallelism = default
-        if listeners is not None and listener in listeners:
-            listeners.remove(listener)
-
-
 def _default_display(obj: Any, **kwargs: Any) -> Any:
     try:
         from IPython.display import display
@@ -265,77 +177,21 @@ def _default_display(obj: Any, **kwargs: Any) -> Any:
     return display(obj, **kwargs)
 
 
-def cancel_action(env: TSetEnvironment) -> bool:
-    """Ask the job's JobMaster to stop its running action; False if it has none."""
-    executor = env._executor
-    master = getattr(executor, "master", None)
-    if master is None:
-        return False
-    master.cancel.remote()
-    return True
-
-
 def run_cell(session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
              options: CellOptions | None = None, *, shell: Any = None,
              display: Callable[..., Any] | None = None) -> tuple[CellRun, Any]:
-    """Run a ``%%twister2`` cell; returns the run record and the cell's value.
+    """Run a ``%%twister2`` cell; returns the run record and the cell's value
+    (a ``--background`` cell returns at once, its record as its value).
 
     The cell's own exceptions propagate (after the dashboard and the graph are
     finished and the run is recorded in ``session.last``).
     """
     __tracebackhide__ = True
-    opts = options or CellOptions()
-    show = display or _default_display
-    if opts.dry_run and session.current(job_id=opts.job_id, name=opts.name) is None:
-        env = offline_environment(opts.name)  # a dry run starts no job
-    else:
-        env = session.job(job_id=opts.job_id, name=opts.name)
-    ns["env"] = env
-    progress = JobProgress(env.job_id, env.name, opts.output_lines)
-    last = session.last
-    if last is not None and last.job_id == env.job_id and last.progress is not None:
-        progress.workers = last.progress.workers  # a job announces its workers once
-    run = CellRun(job_id=env.job_id, job_name=env.name, dry_run=opts.dry_run, progress=progress)
-    handle: list[Any] = []
-
-    def show_dashboard() -> None:
-        if not opts.dashboard:
-            return
-        try:
-            from twister_nb.notebook.dashboard import JobDashboard
-        except ImportError as exc:  # the job runs anyway; say how to get the dashboard
-            print(f"(no job dashboard: {exc}; `pip install ipywidgets` shows it)")
-            return
-        run.dashboard = JobDashboard(on_cancel=lambda: cancel_action(env), progress=progress)
-        handle.append(show(run.dashboard, display_id=True))
-
-    recorder = _Recorder(env._executor, opts.dry_run, show_dashboard)
-    before = tset_values(ns)
-    started = time.perf_counter()
-    value = None
-    if opts.background and not opts.dry_run:
-        return _run_in_background(run, env, cell, ns, opts, recorder, progress, before, started,
-                                  session, show, show_dashboard, handle)
-    try:
-        with _swapped(env, recorder, progress, opts.parallelism):
-            value = execute_code(cell, ns, shell)
-    except _DryRunStop as stop:
-        print(f"dry run: stopped at the first {stop.args[0]!r} action (its data would be read "
-              "by the code after it); the graph shows what was built until then")
-    except BaseException as exc:
-        run.error = exc
-        raise
-    finally:
-        run.seconds = time.perf_counter() - started
-        run.actions = recorder.actions
-        run.tsets = changed_tsets(before, ns)
-        _finish(run, progress, opts, handle)
-        session.last = run
-        if opts.output_var:
-            ns[opts.output_var] = run
-        if opts.graph and (run.tsets or run.actions):
-            _show_graph(run, opts, show)
-    return run, value
+    runner = _CellRunner(session, cell, ns, options or CellOptions(), shell,
+                         display or _default_display)
+    if runner.opts.background and not runner.opts.dry_run:
+        return runner.start_background()
+    return runner.run()
 
 
 def _main_thread_only(listener: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -349,64 +205,137 @@ def _main_thread_only(listener: Callable[[Event], None]) -> Callable[[Event], No
     return quiet_off_main
 
 
-def _run_in_background(run: CellRun, env: TSetEnvironment, cell: str,
-                       ns: MutableMapping[str, Any], opts: CellOptions, recorder: _Recorder,
-                       progress: JobProgress, before: dict[str, tuple[int, int]],
-                       started: float, session: NotebookSession, show: Callable[..., Any],
-                       show_dashboard: Callable[[], None],
-                       handle: list[Any]) -> tuple[CellRun, Any]:
-    """``--background``: the dashboard now, the cell in a thread, the kernel free.
+class _CellRunner:
+    """One cell, run in the foreground (:meth:`run`) or in a thread
+    (:meth:`start_background`): the same job, hooks, code and finish."""
 
-    The thread only sets widget traits (the dashboard, and an HTML widget for
-    the graph): output printed from a thread would land in whichever cell runs.
-    """
-    show_dashboard()
-    graph_box = None
-    if opts.graph:
+    def __init__(self, session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
+                 opts: CellOptions, shell: Any, show: Callable[..., Any]) -> None:
+        self.session, self.cell, self.ns, self.opts, self.shell, self.show = (
+            session, cell, ns, opts, shell, show)
+        if opts.dry_run and session.current(job_id=opts.job_id, name=opts.name) is None:
+            env = offline_environment(opts.name)  # a dry run starts no job
+        else:
+            env = session.job(job_id=opts.job_id, name=opts.name)
+        ns["env"] = self.env = env
+        self.progress = JobProgress(env.job_id, env.name, opts.output_lines)
+        last = session.last
+        if last is not None and last.job_id == env.job_id and last.progress is not None:
+            self.progress.workers = last.progress.workers  # a job announces its workers once
+        self.run_record = CellRun(job_id=env.job_id, job_name=env.name, dry_run=opts.dry_run,
+                                  progress=self.progress)
+        self.recorder = ActionRecorder(opts.dry_run, self.show_dashboard)
+        #: The dashboard's display handle, to show its final state in the saved notebook.
+        self.handle: Any = None
+        self.before = tset_values(ns)
+        self.started = time.perf_counter()
+
+    def show_dashboard(self) -> None:
+        if not self.opts.dashboard:
+            return
         try:
-            import ipywidgets
+            from twister_nb.notebook.dashboard import JobDashboard
+        except ImportError as exc:  # the job runs anyway; say how to get the dashboard
+            print(f"(no job dashboard: {exc}; `pip install ipywidgets` shows it)")
+            return
+        run = self.run_record
+        run.dashboard = JobDashboard(on_cancel=self.env.cancel, progress=self.progress)
+        self.handle = self.show(run.dashboard, display_id=True)
 
-            graph_box = ipywidgets.HTML(value="<i>the graph is drawn when the cell ends</i>")
-            show(graph_box)
-        except ImportError:
-            graph_box = None
-    executor = env._executor
-    listeners = getattr(executor, "listeners", None)
-    quieted: list[tuple[int, Any]] = []
-    if listeners is not None:
-        for i, listener in enumerate(listeners):
-            listeners[i] = _main_thread_only(listener)
-            quieted.append((i, listener))
-
-    def body() -> None:
-        recorder.thread = threading.get_ident()
+    def _execute(self, shell: Any) -> Any:
+        """The cell's code, with its recorder hooked and its progress subscribed."""
+        __tracebackhide__ = True
+        env = self.env
+        default = env.default_parallelism
+        env.add_action_hook(self.recorder)
+        env.subscribe(self.progress)
+        if self.opts.parallelism:
+            env.default_parallelism = self.opts.parallelism
         try:
-            with _swapped(env, recorder, progress, opts.parallelism):
-                run.value = execute_code(cell, ns, None)
-        except BaseException as exc:  # noqa: BLE001 - kept for run.wait() and the dashboard
-            run.error = exc
-            if not any(e.get("message") == str(exc) for e in progress.errors):
-                progress.feed(ErrorRaised(message=f"{type(exc).__name__}: {exc}",
-                                          traceback="".join(traceback.format_exception(exc))))
+            return execute_code(self.cell, self.ns, shell)
         finally:
-            if listeners is not None:
+            env.remove_action_hook(self.recorder)
+            env.unsubscribe(self.progress)
+            env.default_parallelism = default
+
+    def _finish(self, update_display: bool) -> None:
+        run = self.run_record
+        run.seconds = time.perf_counter() - self.started
+        run.actions = self.recorder.actions
+        run.tsets = changed_tsets(self.before, self.ns)
+        _finish(run, self.progress, self.opts, self.handle if update_display else None)
+
+    def _publish(self) -> None:
+        """Make the run the session's last one, and bind it for ``-o VAR``."""
+        self.session.last = self.run_record
+        if self.opts.output_var:
+            self.ns[self.opts.output_var] = self.run_record
+
+    def run(self) -> tuple[CellRun, Any]:
+        """Run the cell here; its exceptions propagate once the run is finished."""
+        __tracebackhide__ = True
+        run, opts = self.run_record, self.opts
+        value = None
+        try:
+            value = self._execute(self.shell)
+        except DryRunStop as stop:
+            print(f"dry run: stopped at the first {stop.args[0]!r} action (its data would be read "
+                  "by the code after it); the graph shows what was built until then")
+        except BaseException as exc:
+            run.error = exc
+            raise
+        finally:
+            self._finish(update_display=True)
+            self._publish()
+            if opts.graph and (run.tsets or run.actions):
+                _show_graph(run, opts, self.show)
+        return run, value
+
+    def start_background(self) -> tuple[CellRun, Any]:
+        """``--background``: the dashboard now, the cell in a thread, the kernel free.
+
+        The thread only sets widget traits (the dashboard, and an HTML widget for
+        the graph): output printed from a thread would land in whichever cell runs.
+        """
+        run, opts, progress = self.run_record, self.opts, self.progress
+        self.show_dashboard()
+        graph_box = None
+        if opts.graph:
+            try:
+                import ipywidgets
+
+                graph_box = ipywidgets.HTML(value="<i>the graph is drawn when the cell ends</i>")
+                self.show(graph_box)
+            except ImportError:
+                graph_box = None
+        listeners = self.env.listeners
+        quieted = list(enumerate(listeners))
+        for i, listener in quieted:
+            listeners[i] = _main_thread_only(listener)
+
+        def body() -> None:
+            self.recorder.thread = threading.get_ident()
+            try:
+                run.value = self._execute(None)
+            except BaseException as exc:  # noqa: BLE001 - kept for run.wait() and the dashboard
+                run.error = exc
+                if not any(e.get("message") == str(exc) for e in progress.errors):
+                    progress.feed(ErrorRaised(message=f"{type(exc).__name__}: {exc}",
+                                              traceback="".join(traceback.format_exception(exc))))
+            finally:
                 for i, listener in quieted:
                     if i < len(listeners):
                         listeners[i] = listener
-            run.seconds = time.perf_counter() - started
-            run.actions = recorder.actions
-            run.tsets = changed_tsets(before, ns)
-            _finish(run, progress, opts, [])
-            if graph_box is not None and (run.tsets or run.actions):
-                _draw_into(graph_box, run, opts)
+                self._finish(update_display=False)  # a thread does not redraw the output
+                if graph_box is not None and (run.tsets or run.actions):
+                    _draw_into(graph_box, run, opts)
 
-    thread = threading.Thread(target=body, name=f"twister2-background-{env.job_id}", daemon=True)
-    run._thread = thread
-    session.last = run
-    if opts.output_var:
-        ns[opts.output_var] = run
-    thread.start()
-    return run, run
+        thread = threading.Thread(target=body, name=f"twister2-background-{self.env.job_id}",
+                                  daemon=True)
+        run.thread = thread
+        self._publish()
+        thread.start()
+        return run, run
 
 
 def _draw_into(box: Any, run: CellRun, opts: CellOptions) -> None:
@@ -437,7 +366,9 @@ def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any]) -> No
         show(run.graph)
 
 
-def _finish(run: CellRun, progress: JobProgress, opts: CellOptions, handle: list[Any]) -> None:
+def _finish(run: CellRun, progress: JobProgress, opts: CellOptions, handle: Any) -> None:
+    """Set the run's final status (and the dashboard's), and show the final
+    state through ``handle``, the dashboard's display handle, if given."""
     if opts.dry_run:
         run.status = "dry-run"
         return
@@ -452,5 +383,5 @@ def _finish(run: CellRun, progress: JobProgress, opts: CellOptions, handle: list
         run.status = "cancelled" if progress.status == "cancelled" else "failed"
     else:
         run.status = progress.status if run.actions else "idle"
-    if handle and hasattr(handle[0], "update"):
-        handle[0].update(run.dashboard)  # the saved notebook's HTML shows the final state
+    if handle is not None and hasattr(handle, "update"):
+        handle.update(run.dashboard)  # the saved notebook's HTML shows the final state

@@ -4,7 +4,9 @@
 cancel [JOB_ID] | close | restart JOB_ID | clear JOB_ID``. :func:`parse_command`
 parses a command line into ``(name, arguments)``; :func:`run_command` runs it.
 Each command is a function usable without IPython; they return what the
-magic shows (a table, a picture) or a line to print.
+magic shows (a table, a picture) or a line to print. They only parse and
+format: the work is :class:`~twister_nb.jobs.JobClient`'s (the CLI's too) or,
+for the notebook's own job, its environment's.
 """
 
 from __future__ import annotations
@@ -14,18 +16,16 @@ import datetime
 import html
 import keyword
 import shlex
-import subprocess
-import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import yaml
 
 from twister_nb import config as _config
-from twister_nb.notebook.cell import cancel_action
+from twister_nb.errors import JobNotFoundError
+from twister_nb.jobs import JobClient, JobRunningError, NoProgramError
 from twister_nb.notebook.errors import UsageError
-from twister_nb.notebook.session import NotebookSession, live_master
-from twister_nb.runtime.jobs import all_jobs, connect_if_running
+from twister_nb.notebook.session import NotebookSession
 from twister_nb.tset.tset import TLink, TSet
 
 __all__ = ["COMMANDS", "ConfigView", "JobTable", "parse_command", "run_command"]
@@ -102,37 +102,28 @@ def run_command(line: str | Sequence[str], session: NotebookSession, ns: Mutable
 # --------------------------------------------------------------------------- cluster
 
 
-def _local(config: Mapping[str, Any] | None = None) -> bool:
-    return str(_config.get("ray.address", "local", config)) == "local"
-
-
 def cmd_cluster(args: argparse.Namespace, session: NotebookSession, **_: Any) -> str:
-    from twister_nb.runtime import cluster
-
-    if args.action != "status" and not _local():
+    client = JobClient()
+    if args.action != "status" and not client.local_cluster:
         address = _config.get("ray.address")
         raise UsageError(f"%twister2 cluster {args.action}: config ray.address is {address!r}, a "
                          "cluster twister_nb does not own; it manages only the local head "
                          "(ray.address: local)", "state")
     if args.action == "start":
-        state = cluster.start_local()
-        return f"local Ray head running at {state['address']} (PID {state['pid']})"
+        head = client.cluster_start()
+        return f"local Ray head running at {head.address} (PID {head.pid})"
     if args.action == "stop":
-        if "ray" in sys.modules:
-            import ray
-
-            if ray.is_initialized():
-                ray.shutdown()  # this kernel's driver goes with the head
-        session.forget()  # its jobs end with the head
-        stopped = cluster.stop_local()
+        session.forget()  # its jobs end with the head (and this kernel's driver too)
+        stopped = client.cluster_stop()
         return "local Ray head stopped" if stopped else "no local Ray head was running"
-    if not _local():
-        return f"remote cluster at {_config.get('ray.address')!r}"
-    state = cluster.local_status()
-    if state is None:
+    status = client.cluster_status()
+    if not status.local:
+        return f"remote cluster at {status.address!r}"
+    if status.head is None:
         return "no local Ray head is running (it starts with the first job, or %twister2 cluster start)"
-    started = datetime.datetime.fromtimestamp(state["started"]).strftime("%Y-%m-%d %H:%M:%S")
-    return f"local Ray head running at {state['address']} (PID {state['pid']}, since {started})"
+    started = datetime.datetime.fromtimestamp(status.head.started).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"local Ray head running at {status.head.address} (PID {status.head.pid}, "
+            f"since {started})")
 
 
 # --------------------------------------------------------------------------- jobs
@@ -180,16 +171,14 @@ class JobTable:
 
 
 def cmd_jobs(args: argparse.Namespace, session: NotebookSession, **_: Any) -> JobTable:
-    return JobTable(all_jobs(), getattr(session.env, "job_id", None))
+    return JobTable(JobClient().jobs(), getattr(session.env, "job_id", None))
 
 
 def cmd_attach(args: argparse.Namespace, session: NotebookSession,
                ns: MutableMapping[str, Any], **_: Any) -> str:
     env = session.job(job_id=args.job_id)
     ns["env"] = env
-    import ray  # only now: importing Ray before the cluster connects breaks its token auth
-
-    info = ray.get(env._executor.master.info.remote(), timeout=30)
+    info = env.info()
     persisted, cached = len(info.get("persisted") or ()), len(info.get("cached") or {})
     return (f"attached to job {env.job_id!r} ({env.name}): {persisted} persisted and {cached} "
             "cached TSets; re-run the cells: persist() of a committed TSet returns at once")
@@ -201,12 +190,9 @@ def cmd_cancel(args: argparse.Namespace, session: NotebookSession, **_: Any) -> 
         raise UsageError("%twister2 cancel: the notebook has no job yet; give one: "
                          "%twister2 cancel JOB_ID", "state")
     env = session.current(job_id=job_id)
-    if env is None or not cancel_action(env):
-        master = live_master(job_id) if connect_if_running() else None
-        if master is None:
-            raise UsageError(f"%twister2 cancel: job {job_id!r} is not running; %twister2 jobs "
-                             "lists the live ones", "not_found")
-        master.cancel.remote()
+    if (env is None or not env.cancel()) and not JobClient().cancel(job_id):
+        raise UsageError(f"%twister2 cancel: job {job_id!r} is not running; %twister2 jobs "
+                         "lists the live ones", "not_found")
     return f"asked job {job_id!r} to cancel its running action"
 
 
@@ -223,47 +209,39 @@ def cmd_close(args: argparse.Namespace, session: NotebookSession,
 def cmd_restart(args: argparse.Namespace, session: NotebookSession, **_: Any) -> None:
     """Re-run a submitted program with its job ID (``twister-nb restart``), its
     output streamed into the cell. A notebook's job has no program: its cells are."""
-    from twister_nb.checkpoint import open_store
-
+    client = JobClient()
     job_id = args.job_id
-    record = open_store().read_job(job_id)
-    if record is None:
+    try:
+        client.program(job_id)
+    except JobNotFoundError:
         raise UsageError(f"%twister2 restart: no job {job_id!r} in the store; %twister2 jobs "
-                         "lists them", "not_found")
-    if not (record.get("program") or {}).get("path"):
+                         "lists them", "not_found") from None
+    except NoProgramError:
         raise UsageError(f"%twister2 restart: job {job_id!r} was not submitted as a program (a "
                          f"notebook's program is its cells): %twister2 attach {job_id} and re-run "
-                         "them; committed persists are skipped", "state")
+                         "them; committed persists are skipped", "state") from None
     if session.current(job_id=job_id) is not None:
         raise UsageError(f"%twister2 restart: {job_id!r} is the notebook's job; "
                          "%twister2 close it first", "state")
-    command = [sys.executable, "-m", "twister_nb.cli", "restart", job_id]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          bufsize=1) as proc:
-        try:
-            for line in proc.stdout:  # type: ignore[union-attr]
-                print(line, end="", flush=True)
-        except KeyboardInterrupt:
-            proc.terminate()
-            raise
-    if proc.returncode:
-        raise RuntimeError(f"twister-nb restart {job_id} exited with code {proc.returncode}; "
+    code = client.restart(job_id, on_line=lambda line: print(line, end="", flush=True))
+    if code:
+        raise RuntimeError(f"twister-nb restart {job_id} exited with code {code}; "
                            "its output is above")
 
 
 def cmd_clear(args: argparse.Namespace, session: NotebookSession, **_: Any) -> str:
-    from twister_nb.checkpoint import open_store
-
     job_id = args.job_id
     if session.current(job_id=job_id) is not None:
         raise UsageError(f"%twister2 clear: {job_id!r} is the notebook's job; "
                          "%twister2 close it first", "state")
-    if connect_if_running() and live_master(job_id) is not None:
+    try:
+        JobClient().clear(job_id)
+    except JobRunningError:
         raise UsageError(f"%twister2 clear: job {job_id!r} is running; close it first "
-                         f"(%twister2 attach {job_id}, then %twister2 close)", "state")
-    if not open_store().clear_job(job_id):
+                         f"(%twister2 attach {job_id}, then %twister2 close)", "state") from None
+    except JobNotFoundError:
         raise UsageError(f"%twister2 clear: the store has nothing of job {job_id!r}; "
-                         "%twister2 jobs lists the jobs", "not_found")
+                         "%twister2 jobs lists the jobs", "not_found") from None
     return f"job {job_id!r} cleared: its record and checkpoints are deleted from the store"
 
 

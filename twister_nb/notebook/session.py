@@ -10,50 +10,25 @@ from them, so switching back reuses them (a job has one driver at a time).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twister_nb import config as _config
 from twister_nb.notebook.errors import UsageError
 from twister_nb.tset.environment import TSetEnvironment
 
 if TYPE_CHECKING:
     from twister_nb.notebook.cell import CellRun
 
-__all__ = ["NotebookSession", "job_name", "live_master", "open_job"]
-
-
-def live_master(job_id: str, config: Mapping[str, Any] | None = None) -> Any:
-    """The live JobMaster of ``job_id`` on the job cluster, or None. Connects
-    to the cluster (starting the local head if it is not running)."""
-    from twister_nb.runtime import cluster
-    from twister_nb.runtime.executor import live_master as find
-
-    values = _config.load(config)
-    cluster.connect(values)
-    return find(job_id, values)
-
-
-def job_name(job_id: str, config: Mapping[str, Any] | None = None) -> str | None:
-    """The name of a live or recorded job, or None if there is no such job."""
-    master = live_master(job_id, config)  # connects first: Ray must not be imported before
-    if master is not None:
-        import ray
-
-        return ray.get(master.info.remote(), timeout=30).get("name")
-    from twister_nb.checkpoint import open_store
-
-    record = open_store(_config.load(config)).read_job(job_id)
-    return None if record is None else record.get("name")
+__all__ = ["NotebookSession", "open_job"]
 
 
 def open_job(job_id: str | None = None, name: str | None = None) -> TSetEnvironment:
     """A new job, or (with ``job_id``) the live or recorded job with that ID.
     The runtime's refusals become one-line :class:`UsageError`s."""
     from twister_nb.errors import JobNotFoundError, JobOwnedError
+    from twister_nb.jobs import JobClient
 
     if job_id is not None:
-        name = job_name(job_id) or name
+        name = JobClient().name(job_id) or name
     try:
         return TSetEnvironment(name=name, job_id=job_id)
     except JobNotFoundError as exc:
@@ -76,7 +51,7 @@ class NotebookSession:
     def current(self, *, job_id: str | None = None, name: str | None = None) -> TSetEnvironment | None:
         """The notebook's job if it is open and is the one asked for."""
         env = self.env
-        if env is None or env._closed or job_id not in (None, env.job_id):
+        if env is None or env.closed or job_id not in (None, env.job_id):
             return None
         if job_id is None and name not in (None, env.name):
             return None
@@ -88,7 +63,7 @@ class NotebookSession:
         env = self.current(job_id=job_id, name=name)
         if env is None and job_id is not None:
             env = self._opened.get(job_id)
-            if env is not None and env._closed:
+            if env is not None and env.closed:
                 env = None
         if env is None:
             env = open_job(job_id, name)

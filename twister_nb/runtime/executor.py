@@ -1,7 +1,7 @@
 """The driver side of a job: plans actions, hands them to the JobMaster, watches.
 
-This is the :class:`~twister_nb.tset.environment.Executor` the package root
-registers. It runs in the kernel (or a script): it connects to the cluster,
+This is the default :class:`~twister_nb.tset.environment.Executor`, which the
+package root sets. It runs in the kernel (or a script): it connects to the cluster,
 finds or creates the job's detached JobMaster, and for each action submits the
 plan and polls the JobMaster's event log, printing worker output as it comes
 and handing every event to the listeners (the dashboard), until the result is
@@ -158,7 +158,20 @@ class RayExecutor:
 
     @property
     def master(self) -> Any:
+        """The job's JobMaster actor handle (for the runtime layer and tests;
+        front ends go through the environment or :mod:`twister_nb.jobs`)."""
         return self._master
+
+    def info(self) -> dict[str, Any]:
+        """The JobMaster's view of the job (``JobMaster.info``)."""
+        import ray
+
+        return ray.get(self._master.info.remote(), timeout=30)
+
+    def cancel(self) -> bool:
+        """Ask the JobMaster to stop the running action (it does not wait)."""
+        self._master.cancel.remote()
+        return True
 
     def _drain(self) -> None:
         import ray

@@ -1,7 +1,9 @@
-"""The jobs a cluster runs and a store records: one listing for every front end.
+"""The jobs a cluster runs and a store records, reached by job ID.
 
-``twister-nb jobs`` and ``%twister2 jobs`` show the same rows. Listing never
-starts a cluster: with the local head down, nothing is live.
+The runtime half of :mod:`twister_nb.jobs` (which front ends call): this
+module and :mod:`~twister_nb.runtime.executor` are the only ones that call a
+JobMaster's remote methods. Nothing here starts a cluster: with the local head
+down, nothing is live and every function answers at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,83 @@ def connect_if_running(config: Mapping[str, Any] | None = None) -> bool:
         return False
     cluster.connect(config)
     return True
+
+
+def disconnect() -> None:
+    """End this process's Ray driver, if it has one (before its cluster stops)."""
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def _master(job_id: str, config: Mapping[str, Any] | None) -> Any:
+    """The live JobMaster actor of ``job_id``, or None (never starts a cluster)."""
+    if not connect_if_running(config):
+        return None
+    from twister_nb.runtime.executor import live_master
+
+    return live_master(job_id, _config.load(config))
+
+
+def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any]:
+    """``info()`` of a JobMaster; a dying one answers with its status only."""
+    import ray
+
+    try:
+        return ray.get(master.info.remote(), timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - a dying job is listed, not fatal
+        return {"job_id": job_id, "status": f"unreachable ({type(exc).__name__})"}
+
+
+def master_info(job_id: str, config: Mapping[str, Any] | None = None,
+                timeout: float = 30.0) -> dict[str, Any] | None:
+    """``info()`` of the job's live JobMaster, or None if none runs."""
+    master = _master(job_id, config)
+    return None if master is None else _info(job_id, master, timeout)
+
+
+def flush_record(job_id: str, config: Mapping[str, Any] | None = None,
+                 timeout: float = 5.0) -> bool:
+    """Make a live job's record in the store current (its JobMaster writes it
+    in the background). False if no JobMaster runs the job or it did not
+    finish in time; the record is then as it is."""
+    master = _master(job_id, config)
+    if master is None:
+        return False
+    import ray
+
+    try:
+        return bool(ray.get(master.flush_record.remote(timeout), timeout=timeout + 5))
+    except Exception:  # noqa: BLE001 - the record is shown as it is
+        return False
+
+
+def cancel(job_id: str, config: Mapping[str, Any] | None = None) -> bool:
+    """Ask the job's JobMaster to stop its running action (without waiting);
+    False if no JobMaster runs the job."""
+    master = _master(job_id, config)
+    if master is None:
+        return False
+    master.cancel.remote()
+    return True
+
+
+def events(job_id: str, cursor: int = 0,
+           config: Mapping[str, Any] | None = None) -> tuple[list[Any], int] | None:
+    """The job's events from ``cursor`` on and the cursor to ask with next,
+    as its JobMaster keeps them; None if no JobMaster runs the job. Reading
+    them takes nothing from the job's driver (no token: a watcher, not a driver)."""
+    master = _master(job_id, config)
+    if master is None:
+        return None
+    import ray
+
+    found, after = ray.get(master.events.remote(cursor), timeout=30)
+    return list(found), after
 
 
 def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -43,10 +122,10 @@ def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, An
         if ".worker-" in job_id:
             continue
         try:
-            jobs[job_id] = ray.get(ray.get_actor(name, namespace=namespace).info.remote(),
-                                   timeout=10)
-        except Exception as exc:  # noqa: BLE001 - a dying job is listed, not fatal
-            jobs[job_id] = {"job_id": job_id, "status": f"unreachable ({type(exc).__name__})"}
+            master = ray.get_actor(name, namespace=namespace)
+        except ValueError:  # it ended since the listing
+            continue
+        jobs[job_id] = _info(job_id, master, timeout=10)  # listing many: a shorter wait
     return jobs
 
 

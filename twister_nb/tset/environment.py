@@ -1,26 +1,35 @@
 """``TSetEnvironment``: one job, the factory of its sources, the door to its executor.
 
 The API layer builds graphs and never imports Ray: actions are handed to an
-:class:`Executor` that the package root registers (the Ray runtime), and that a
-unit test may replace. Creating an environment starts (or attaches to) its job
-and prints the job banner first, as Twister2 does.
+:class:`~twister_nb.tset.executor.Executor`. A caller passes one in
+(``TSetEnvironment(executor=...)``: a unit test's recorder, the notebook's
+offline executor of a dry run); otherwise the environment makes the default
+one, the Ray runtime (see :mod:`twister_nb.tset.executor`).
+
+Front ends never reach the executor: the environment is their door to the
+job (:meth:`TSetEnvironment.cancel`, :meth:`~TSetEnvironment.info`,
+:meth:`~TSetEnvironment.subscribe` to its events, and
+:meth:`~TSetEnvironment.add_action_hook` to see each action before it runs).
+Creating an environment starts (or attaches to) its job and prints the job
+banner first, as Twister2 does.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
+import contextlib
 import os
 import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from twister_nb import config as _config
 from twister_nb.errors import CheckpointLostError
 from twister_nb.tset import ops
+from twister_nb.tset.executor import ActionHook, Executor, ExecutorFactory, Listener, make_executor
 from twister_nb.tset.functions import Functions
 from twister_nb.tset.identity import tset_id
 from twister_nb.tset.signature import convention
@@ -34,8 +43,7 @@ from twister_nb.tset.tset import (
     check_picklable,
 )
 
-__all__ = ["TSetEnvironment", "Twister2Environment", "Executor",
-           "register_executor"]
+__all__ = ["TSetEnvironment", "Twister2Environment"]
 
 #: Environment variables through which ``twister-nb submit``/``restart`` hand a
 #: program its job; not configuration, so they bypass :mod:`twister_nb.config`.
@@ -46,51 +54,6 @@ BANNER_DONE_VAR = "TWISTER_NB__BANNER_PRINTED"
 
 #: How many damaged checkpoints one action recovers from before giving up.
 _MAX_RECOVERIES = 8
-
-
-class Executor(Protocol):
-    """What runs a job's actions (the Ray runtime implements it)."""
-
-    def banner_fields(self) -> dict[str, str]:
-        """``Cluster Type``/``Runtime`` lines of the job banner."""
-
-    def execute(self, root: ops.LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
-        """Run the graph up to ``root``; ``action`` is ``run``, ``collect``,
-        ``partitions``, ``cache`` or ``persist``."""
-
-    def release(self, tset_id: str) -> None:
-        """Free the cached data of ``tset_id``."""
-
-    def close(self) -> None:
-        """End the job and free its workers."""
-
-    def catalog(self) -> dict[str, dict[str, Any]]:
-        """The job's cached and persisted TSets: id -> label, storage, parallelism, keyed."""
-
-    def running(self) -> dict[str, Any] | None:
-        """The action running now, if any."""
-
-    def wait_running(self, timeout: float | None = None) -> Any:
-        """The running action's value, once it ends."""
-
-
-_executor_factory: str | Callable[["TSetEnvironment"], Executor] | None = None
-
-
-def register_executor(factory: str | Callable[["TSetEnvironment"], Executor]) -> None:
-    """Set what executes jobs: a callable, or ``"module:attr"`` imported on first use."""
-    global _executor_factory
-    _executor_factory = factory
-
-
-def _make_executor(env: "TSetEnvironment", attach_only: bool) -> Executor:
-    factory = _executor_factory
-    if factory is None:
-        raise RuntimeError("no executor registered; import twister_nb, which registers the Ray runtime")
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-    return factory(env, attach_only=attach_only)
 
 
 def format_banner(name: str, job_id: str, fields: Mapping[str, str]) -> str:
@@ -150,10 +113,20 @@ class TSetEnvironment:
         Configuration keys for this job (they win over every other layer).
     job_id : str, optional
         Attach to or restart the job with this ID instead of starting a new one.
+    executor : Executor or callable, optional
+        What runs the job's actions: an executor, or a factory called as
+        ``executor(env, attach_only=...)`` (a class is a factory). Default: the
+        Ray runtime.
+    banner : bool, optional
+        Print the job banner. Default: yes, unless the process that started
+        this one printed it already (``twister-nb submit`` does, before the
+        program runs).
     """
 
     def __init__(self, name: str | None = None, resources: list[dict[str, Any]] | None = None,
-                 config: Mapping[str, Any] | None = None, job_id: str | None = None) -> None:
+                 config: Mapping[str, Any] | None = None, job_id: str | None = None, *,
+                 executor: Executor | ExecutorFactory | None = None,
+                 banner: bool | None = None) -> None:
         self._overrides = dict(config or {})
         self.config: dict[str, Any] = _config.load(self._overrides)
         self.name: str = name or os.environ.get(JOB_NAME_VAR) or self.config.get("job.name", "python-job")
@@ -166,12 +139,13 @@ class TSetEnvironment:
         #: The graph each persisted TSet was computed from, by TSet ID.
         self._lineage: dict[str, ops.LogicalOp] = {}
         self._closed = False
+        self._hooks: list[ActionHook] = []
         # An explicit job_id attaches: it must name a live or recorded job.
-        self._executor = _make_executor(self, attach_only=job_id is not None)
+        self._executor = make_executor(self, executor, attach_only=job_id is not None)
         if "ipykernel" not in sys.modules:
             # A script's job ends with the script; a notebook's outlives its kernel.
             atexit.register(self.close)
-        if not os.environ.get(BANNER_DONE_VAR):
+        if banner if banner is not None else not os.environ.get(BANNER_DONE_VAR):
             print(self.banner(), flush=True)
 
     # ------------------------------------------------------------------ info
@@ -182,6 +156,67 @@ class TSetEnvironment:
 
     def __repr__(self) -> str:
         return f"TSetEnvironment(name={self.name!r}, job_id={self.job_id!r})"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ended this job (for this process)."""
+        return self._closed
+
+    def info(self) -> dict[str, Any]:
+        """The job's live state as its JobMaster tells it: name, status,
+        workers, cached and persisted TSets, actions run, its driver."""
+        return self._executor.info()
+
+    def cancel(self) -> bool:
+        """Ask the job to stop its running action (queued tasks are cancelled,
+        the action raises). False if this job cannot run actions (an offline one)."""
+        return self._executor.cancel()
+
+    # ------------------------------------------------------------------ watching
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The watchers of this job's events, in the order they are called.
+
+        The list itself: :meth:`subscribe` adds to it; a caller that must wrap
+        the watchers for a while (a ``--background`` cell keeps them quiet off
+        the main thread) replaces its items and puts them back.
+        """
+        return self._executor.listeners
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(event)`` with every event of this job from now on:
+        progress, worker output, checkpoints, errors, as the JobMaster emits them
+        (they reach the listener while an action of this process runs or waits)."""
+        self._executor.listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop calling ``listener``; no error if it was not subscribed."""
+        with contextlib.suppress(ValueError):
+            self._executor.listeners.remove(listener)
+
+    @contextlib.contextmanager
+    def subscribed(self, listener: Listener) -> Iterator[None]:
+        """:meth:`subscribe` for the length of a ``with`` block."""
+        self.subscribe(listener)
+        try:
+            yield
+        finally:
+            self.unsubscribe(listener)
+
+    def add_action_hook(self, hook: ActionHook) -> None:
+        """Call ``hook(action, root)`` before each action of this job runs
+        (``action`` is ``run``, ``collect``, ``partitions``, ``cache`` or
+        ``persist``; ``root`` the node it computes). It returns True to let the
+        action run, False to skip it (the action returns None), or raises to
+        stop it. The notebook uses it to record a cell's actions, show the
+        dashboard at the first one, and run nothing in a dry run."""
+        self._hooks.append(hook)
+
+    def remove_action_hook(self, hook: ActionHook) -> None:
+        """Stop calling ``hook``; no error if it was not added."""
+        with contextlib.suppress(ValueError):
+            self._hooks.remove(hook)
 
     # ------------------------------------------------------------------ sources
 
@@ -268,6 +303,9 @@ class TSetEnvironment:
         self._materialize_pending(root)
         for attempt in range(_MAX_RECOVERIES + 1):
             try:
+                # A list, not a generator: every hook sees the action, even after a skip.
+                if not all([hook(action, root) for hook in list(self._hooks)]):  # noqa: C419
+                    return None  # a hook skipped it (a dry run)
                 return self._executor.execute(root, action, materialize_id=materialize_id)
             except CheckpointLostError as exc:
                 lineage = self._lineage.get(exc.tset_id)
