@@ -154,6 +154,44 @@ def clear(job_id: str, yes: bool) -> None:
 
 @main.command()
 @click.argument("job_id")
+def close(job_id: str) -> None:
+    """End a live job whose driver is gone: record its end, free its workers
+    and cached data (its checkpoints stay; `clear` deletes them)."""
+    from twister_nb.errors import JobOwnedError
+
+    try:
+        closed = _client().close(job_id)
+    except JobOwnedError as exc:
+        raise UsageFailure(f"close: {exc}") from None
+    if not closed:
+        raise UsageFailure(f"close: job {job_id!r} is not running; `twister-nb jobs` lists "
+                           "the live ones")
+    click.echo(f"closed job {job_id}: its workers and cached data are freed")
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration: conf/*.yaml defaults < <home>/conf < TWISTER_NB_* variables."""
+
+
+@config_group.command("check")
+def config_check() -> None:
+    """Check every configuration value against its schema; exit 1 naming each wrong key."""
+    from twister_nb import config
+
+    values = config.load()
+    found = config.problems(values)
+    if found:
+        for line in found:
+            click.echo(line, err=True)
+        raise UsageFailure(f"config check: {len(found)} wrong value"
+                           f"{'s' if len(found) > 1 else ''} (above); fix them in "
+                           f"{config.home() / 'conf'} or the TWISTER_NB_* variables")
+    click.echo(f"configuration OK: {len(values)} keys checked")
+
+
+@main.command()
+@click.argument("job_id")
 def restart(job_id: str) -> None:
     """Re-run a job's recorded program with the same ID: every committed
     persist() is restored instead of recomputed."""

@@ -106,3 +106,27 @@ def test_disk_full_during_persist_names_the_tset_and_leaves_nothing(ray_cluster,
         assert small.collect() == list(range(100))
     finally:
         env.close()
+
+
+@pytest.mark.slow
+def test_close_ends_a_job_whose_driver_died(ray_cluster, job_store):
+    """`twister-nb close JOB_ID` from a shell; then `clear` is allowed."""
+    environ = {**os.environ, **job_store.environ}
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(job_store.config)],
+                          capture_output=True, text=True, timeout=300)
+    job_id = done.stdout.split("JOB ", 1)[1].split()[0]
+    cli = [sys.executable, "-m", "twister_nb.cli"]
+    refused = subprocess.run([*cli, "clear", "--yes", job_id], env=environ,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "is running; close it first" in refused.stderr
+    closed = subprocess.run([*cli, "close", job_id], env=environ, capture_output=True,
+                            text=True, timeout=120)
+    assert closed.returncode == 0, closed.stderr
+    assert f"closed job {job_id}" in closed.stdout
+    assert _record(job_store, job_id)["status"] == "finished"
+    cleared = subprocess.run([*cli, "clear", "--yes", job_id], env=environ,
+                             capture_output=True, text=True, timeout=120)
+    assert cleared.returncode == 0, cleared.stderr
+    again = subprocess.run([*cli, "close", job_id], env=environ, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 1 and "is not running" in again.stderr

@@ -56,3 +56,28 @@ def test_bad_values_are_refused_naming_the_key():
         config.validate({"twister2.checkpointing.retention": "abc"})
     with pytest.raises(ValueError):  # a ConfigError is a ValueError too
         config.validate({"ray.num_cpus": 0})
+
+
+def test_a_job_with_a_wrong_value_does_not_start(capsys):
+    """Checked when a job starts, before its banner and before any cluster."""
+    import pytest
+
+    from twister_nb import TSetEnvironment
+    from twister_nb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="job.parallelism: True must be int, not bool"):
+        TSetEnvironment(config={"job.parallelism": True})
+    assert "Job ID" not in capsys.readouterr().out
+
+
+def test_config_check_command(monkeypatch):
+    from click.testing import CliRunner
+
+    from twister_nb.cli import main
+
+    good = CliRunner().invoke(main, ["config", "check"])
+    assert good.exit_code == 0 and "configuration OK" in good.output
+    monkeypatch.setenv("TWISTER_NB_TWISTER2__CHECKPOINTING__RETENTION", "abc")
+    bad = CliRunner().invoke(main, ["config", "check"])
+    assert bad.exit_code == 1
+    assert "twister2.checkpointing.retention: 'abc' must be int, not str" in bad.output

@@ -128,7 +128,8 @@ class TSetEnvironment:
                  executor: Executor | ExecutorFactory | None = None,
                  banner: bool | None = None) -> None:
         self._overrides = dict(config or {})
-        self.config: dict[str, Any] = _config.load(self._overrides)
+        # checked when the job starts: a wrong value is one error naming its key
+        self.config: dict[str, Any] = _config.validate(self._overrides)
         self.name: str = name or os.environ.get(JOB_NAME_VAR) or self.config.get("job.name", "python-job")
         self.job_id: str = job_id or os.environ.get(JOB_ID_VAR) or new_job_id(self.name)
         self.default_parallelism = _default_parallelism(resources, self.config)
