@@ -95,3 +95,20 @@ class CheckpointLostError(TwisterError):
 class ConfigError(TwisterError, ValueError):
     """A configuration value is wrong: the message names the key, the value, where
     it may have come from, and what is expected."""
+
+
+class JobMasterLostError(JobFailedError):
+    """The job's JobMaster actor is gone (killed, its node lost, the cluster
+    restarted). Its committed checkpoints are in the store: attaching to the job
+    by ID rebuilds it from there."""
+
+    def __init__(self, job_id: str, cause: str) -> None:
+        self.job_id = job_id
+        self.cause_text = cause
+        super().__init__(
+            f"the JobMaster of job {job_id!r} is gone ({cause}); its committed checkpoints "
+            f"are in the store: TSetEnvironment(job_id={job_id!r}) (or `%twister2 attach "
+            f"{job_id}`, `twister-nb restart {job_id}`) rebuilds it from there")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.job_id, self.cause_text))

@@ -12,6 +12,7 @@ workers' object refs.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import threading
@@ -24,7 +25,7 @@ from twister_nb.checkpoint import open_store
 from twister_nb.events import CheckpointCommitted, Event, OutputPrinted, TSetRestored
 from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
-from twister_nb.errors import JobFailedError, JobNotFoundError, JobOwnedError
+from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp, Parallelize
@@ -75,6 +76,19 @@ def _program() -> dict[str, Any] | None:
     return {"path": str(script), "args": sys.argv[1:], "cwd": os.getcwd()}
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def ray_error_line(exc: BaseException) -> str:
+    """A Ray error in one line of words: the exception line that ends its
+    message (for an actor whose constructor raised: the user's own error, e.g.
+    ``NotADirectoryError: ...``), without Ray's colour codes."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    cause = next((line for line in reversed(lines)
+                  if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line)), None)
+    return cause or f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def print_output(event: Event) -> None:
     """Default listener: worker output, restored and written checkpoints, to stdout."""
     if isinstance(event, OutputPrinted):
@@ -113,26 +127,35 @@ class RayExecutor:
         try:
             ray.get(master.info.remote())
         except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"job {env.job_id!r} could not start: {exc}") from None
+            raise JobFailedError(f"job {env.job_id!r} could not start: {ray_error_line(exc)}"
+                                 ) from None
         self._token = uuid.uuid4().hex
         self._attach()
-        self._cursor = ray.get(master.events.remote(0))[1]
+        self._cursor = self._ask(master.events.remote(0))[1]
         self._deliver_lock = threading.Lock()
         self.listeners: list[Listener] = [print_output]
         self._poll = float(env.config.get("runtime.poll_interval", 0.1))
         self._stop = threading.Event()
         threading.Thread(target=self._heartbeat, name="twister-nb-heartbeat", daemon=True).start()
 
-    def _attach(self) -> None:
-        """Become the job's driver, taking over from a driver that died here."""
+    def _ask(self, ref: Any, timeout: float | None = None) -> Any:
+        """The answer of a JobMaster call; a JobMaster that is gone is one clear
+        :class:`JobMasterLostError`, never a raw Ray error."""
         import ray
 
+        try:
+            return ray.get(ref, timeout=timeout)
+        except ray.exceptions.RayActorError as exc:
+            raise JobMasterLostError(self._env.job_id, ray_error_line(exc)) from None
+
+    def _attach(self) -> None:
+        """Become the job's driver, taking over from a driver that died here."""
         host, pid = socket.gethostname(), os.getpid()
-        answer = ray.get(self._master.attach.remote(self._token, host, pid))
+        answer = self._ask(self._master.attach.remote(self._token, host, pid))
         if not answer["ok"]:
             holder = answer["holder"]
             if holder["host"] == host and not cluster.pid_alive(holder["pid"]):
-                answer = ray.get(self._master.attach.remote(self._token, host, pid, True))
+                answer = self._ask(self._master.attach.remote(self._token, host, pid, True))
             else:
                 raise JobOwnedError(
                     f"job {self._env.job_id!r} is attached to another process "
@@ -164,9 +187,7 @@ class RayExecutor:
 
     def info(self) -> dict[str, Any]:
         """The JobMaster's view of the job (``JobMaster.info``)."""
-        import ray
-
-        return ray.get(self._master.info.remote(), timeout=30)
+        return self._ask(self._master.info.remote(), timeout=30)
 
     def cancel(self) -> bool:
         """Ask the JobMaster to stop the running action (it does not wait)."""
@@ -174,9 +195,7 @@ class RayExecutor:
         return True
 
     def _drain(self) -> None:
-        import ray
-
-        self._deliver(*ray.get(self._master.events.remote(self._cursor, self._token)))
+        self._deliver(*self._ask(self._master.events.remote(self._cursor, self._token)))
 
     def _deliver(self, events: list[Event], cursor: int) -> None:
         """Hand the events this driver has not seen yet to the listeners, once
@@ -202,8 +221,8 @@ class RayExecutor:
             # other plan is cheap (~0.1 ms) and the JobMaster's execute restores a
             # committed checkpoint itself, which saves this call on a first persist.
             # The answer brings the events (restored, or why not) along: one call.
-            info, events, cursor = ray.get(self._master.restore.remote(materialize_id,
-                                                                       self._cursor))
+            info, events, cursor = self._ask(self._master.restore.remote(materialize_id,
+                                                                         self._cursor))
             self._deliver(events, cursor)
             if info is not None:
                 return None
@@ -226,10 +245,7 @@ class RayExecutor:
             if with_timeout[0]:
                 self._drain()
             raise
-        try:
-            outcome, events, cursor = ray.get(ref)
-        except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"the JobMaster of job {self._env.job_id!r} died: {exc}") from None
+        outcome, events, cursor = self._ask(ref)
         self._deliver(events, cursor)
         return self._value(action, outcome)
 
@@ -250,15 +266,11 @@ class RayExecutor:
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         """The job's cached and persisted TSets: tset_id -> label, storage, parallelism, keyed."""
-        import ray
-
-        return ray.get(self._master.catalog.remote())
+        return self._ask(self._master.catalog.remote())
 
     def running(self) -> dict[str, Any] | None:
         """The action the job runs now (started by this or an earlier driver)."""
-        import ray
-
-        return ray.get(self._master.running.remote())
+        return self._ask(self._master.running.remote())
 
     def wait_running(self, timeout: float | None = None) -> Any:
         """Follow the running action to its end (printing its output) and return
@@ -274,7 +286,7 @@ class RayExecutor:
             self._drain()
             if ready:
                 break
-        outcome = ray.get(ref)
+        outcome = self._ask(ref)
         if outcome is None:
             raise TimeoutError(f"action {running['action']} of job {self._env.job_id!r} "
                                f"is still running after {timeout} s")

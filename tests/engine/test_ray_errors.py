@@ -1,0 +1,44 @@
+"""Ray's errors reach the user as ours, in words: a JobMaster that was killed,
+and a store that cannot be written when a job starts. Both caused for real."""
+
+from __future__ import annotations
+
+import pytest
+
+from twister_nb import TSetEnvironment
+from twister_nb.errors import JobFailedError, JobMasterLostError
+
+
+def test_a_killed_jobmaster_is_one_clear_error_and_attach_rebuilds_it(ray_cluster):
+    import ray
+
+    from twister_nb.runtime.job_master import ACTOR_PREFIX
+
+    env = TSetEnvironment(name="lost", resources=[{"instances": 2}])
+    data = list(range(20))
+    assert env.parallelize_list(data, 2).collect() == data
+    ray.kill(ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb"), no_restart=True)
+    with pytest.raises(JobMasterLostError) as info:
+        env.parallelize_list(data, 2).map(lambda x: x + 1).collect()
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message, message
+    assert f"TSetEnvironment(job_id={env.job_id!r})" in message
+    assert isinstance(info.value, JobFailedError), "caught like any failed job"
+    again = TSetEnvironment(job_id=env.job_id)
+    try:
+        assert again.parallelize_list(data, 2).map(lambda x: x + 1).collect() == [
+            x + 1 for x in data]
+    finally:
+        again.close()
+
+
+def test_an_unwritable_store_says_why_the_job_could_not_start(ray_cluster, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    store = (blocker / "store").as_uri()  # root can write anywhere; not under a file
+    with pytest.raises(JobFailedError) as info:
+        TSetEnvironment(name="nostore", config={"twister2.checkpointing.store": store})
+    message = str(info.value)
+    assert message.startswith("job 'nostore-"), message
+    assert "could not start: NotADirectoryError" in message, message
+    assert "\n" not in message and "\x1b" not in message
