@@ -9,13 +9,15 @@ commands, so ``twister-nb --help`` imports no Ray.
 
 from __future__ import annotations
 
+import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
-    from twister_nb.jobs import JobClient
+    from twister_nb.jobs import JobClient, ProgramRun
 
 
 class UsageFailure(click.ClickException):
@@ -29,8 +31,47 @@ def _client() -> JobClient:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="TWISTER_NB_DEBUG",
+              help="Show whole tracebacks (also TWISTER_NB_DEBUG=1).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Twister2-style TSet dataflow jobs on Ray."""
+    ctx.obj = {"debug": debug}
+
+
+def _run_program(program: ProgramRun) -> None:
+    """Run a submitted program. Its failure is told as Python tells a script's:
+    one line saying what happened, then only the program's own frames (and, for
+    a user function, its own traceback, which the error carries); with --debug,
+    everything."""
+    try:
+        program.run()
+    except Exception as exc:
+        if click.get_current_context().obj.get("debug"):
+            raise
+        click.echo(_program_failure(exc, program.path), err=True)
+        sys.exit(1)
+
+
+def _program_failure(exc: BaseException, path: Path) -> str:
+    from twister_nb.tset.identity import is_library_path
+
+    first, *rest = str(exc).splitlines() or [""]
+    lines = [f"error: {path.name} failed: {type(exc).__name__}: {first}"]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not is_library_path(f.filename) and not f.filename.startswith("<frozen")]
+    if frames:
+        lines.append("Traceback (most recent call last; the program's own frames):")
+        lines.extend(line.rstrip("\n") for line in traceback.format_list(frames))
+    lines.extend(rest)
+    lines.append("(twister-nb --debug shows the whole traceback)")
+    return "\n".join(lines)
+
+
+def _syntax_error(command: str, exc: SyntaxError) -> UsageFailure:
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    return UsageFailure(f"{command}: {exc.filename} does not compile; no job was started\n"
+                        f"{detail}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -53,7 +94,9 @@ def submit(program: str, args: tuple[str, ...], job_id: str | None, name: str | 
         program = _client().launch(path, list(args), job_id=job_id, name=name)
     except ClusterError as exc:
         raise UsageFailure(str(exc)) from None
-    program.run()
+    except SyntaxError as exc:
+        raise _syntax_error("submit", exc) from None
+    _run_program(program)
 
 
 @main.group("cluster")
@@ -210,7 +253,9 @@ def restart(job_id: str) -> None:
         ) from None
     except ClusterError as exc:
         raise UsageFailure(str(exc)) from None
-    program.run()
+    except SyntaxError as exc:
+        raise _syntax_error("restart", exc) from None
+    _run_program(program)
 
 
 if __name__ == "__main__":

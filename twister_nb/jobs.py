@@ -113,7 +113,13 @@ class ProgramRun:
         os.environ[envmod.BANNER_DONE_VAR] = "1"
         sys.argv = [str(self.path), *self.args]
         sys.path.insert(0, str(self.path.resolve().parent))
-        runpy.run_path(str(self.path), run_name="__main__")
+        try:
+            runpy.run_path(str(self.path), run_name="__main__")
+        except Exception as exc:  # recorded in the job, then the caller reports it
+            from twister_nb.runtime.jobs import record_failure
+
+            record_failure(self.job_id, f"{type(exc).__name__}: {exc}")
+            raise
 
 
 @dataclass(frozen=True)
@@ -361,12 +367,16 @@ class JobClient:
 
         Raises
         ------
+        SyntaxError
+            The program does not compile (no job, no banner).
         ClusterError
             The cluster could not be reached or started.
         """
         from twister_nb.runtime import cluster
         from twister_nb.tset import environment as envmod
 
+        # A program that cannot even be compiled starts no job (and no cluster).
+        compile(Path(path).read_bytes(), str(path), "exec")
         name = name or str(_config.get("job.name", "python-job", self._overrides))
         job_id = job_id or envmod.new_job_id(name)
         info = cluster.connect(self.config)

@@ -403,6 +403,11 @@ class JobMaster:
         if self._scheduler.release(tset_id):
             self._emit(TSetReleased(tset_id=tset_id))
 
+    def record_failure(self, error: str) -> None:
+        """The job's program failed outside any action (a driver's own code
+        raised): the record says ``failed`` with ``error``, and so will its end."""
+        self._record.update(status="failed", error=error)
+
     def shutdown(self, status: str | None = None) -> None:
         """Record the job's end, free its lease, kill the workers (the driver
         kills this actor next).

@@ -78,6 +78,21 @@ def flush_record(job_id: str, config: Mapping[str, Any] | None = None,
         return False
 
 
+def record_failure(job_id: str, error: str, config: Mapping[str, Any] | None = None) -> bool:
+    """Record in a live job that its program failed outside any action (its
+    close then says ``failed``); False if no JobMaster runs the job."""
+    master = _master(job_id, config)
+    if master is None:
+        return False
+    import ray
+
+    try:
+        ray.get(master.record_failure.remote(error), timeout=30)
+    except Exception:  # noqa: BLE001 - a dying job records nothing more
+        return False
+    return True
+
+
 def cancel(job_id: str, config: Mapping[str, Any] | None = None) -> bool:
     """Ask the job's JobMaster to stop its running action (without waiting);
     False if no JobMaster runs the job."""
