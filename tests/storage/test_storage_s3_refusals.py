@@ -43,6 +43,17 @@ def test_wrong_credentials_are_named(seaweed, wrong):
         store.list_jobs()
 
 
+def test_valid_credentials_without_permission_are_told_apart(seaweed):
+    store = CheckpointStore.from_uri(f"s3://{seaweed.bucket}/{uuid.uuid4().hex}",
+                                     signing_key=KEY, s3_options=seaweed.outsider_s3_options)
+    with pytest.raises(StoreAccessError) as info:
+        store.write_part("job", "t", 0, 0, [1, 2, 3])
+    message = str(info.value)
+    assert f"refused access to the bucket '{seaweed.bucket}'" in message, message
+    assert "the credentials are valid but lack permission" in message
+    assert "refused the credentials" not in message
+
+
 def test_missing_bucket_is_created_only_when_config_says_so(seaweed):
     bucket = f"missing-{uuid.uuid4().hex[:8]}"
     store = _store(seaweed, bucket=bucket, prefix="p")

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
 ACCESS_KEY = "twister-nb-test"
 SECRET_KEY = "twister-nb-test-secret"
 REGION = "us-east-1"
+#: An identity that may only read and list a bucket no test writes to: the
+#: "valid credentials, no permission" case.
+OUTSIDER_KEY = "twister-nb-outsider"
+OUTSIDER_SECRET = "twister-nb-outsider-secret"
 GRPC_OFFSET = 10000
 
 
@@ -103,6 +107,11 @@ class SeaweedServer:
             "region": REGION,
         }
 
+    @property
+    def outsider_s3_options(self) -> dict:
+        """Valid credentials that may only read and list another bucket."""
+        return {**self.s3_options, "access_key": OUTSIDER_KEY, "secret_key": OUTSIDER_SECRET}
+
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the server and wait until its S3 gateway creates the bucket."""
         weed = weed_binary()
@@ -120,7 +129,13 @@ class SeaweedServer:
                             "name": "admin",
                             "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
+                        },
+                        {
+                            "name": "outsider",
+                            "credentials": [{"accessKey": OUTSIDER_KEY,
+                                             "secretKey": OUTSIDER_SECRET}],
+                            "actions": ["Read:elsewhere", "List:elsewhere"],
+                        },
                     ]
                 }
             )
