@@ -58,6 +58,11 @@ class JobFailedError(TwisterError):
     (a worker or node died, the cluster went away)."""
 
 
+class ActionCancelledError(JobFailedError):
+    """The running action was cancelled (the dashboard's Cancel, ``env.cancel()``,
+    ``%twister2 cancel``, the stop button): the job is ``cancelled``, not failed."""
+
+
 class JobNotFoundError(TwisterError):
     """No live job and no stored record has this ID."""
 

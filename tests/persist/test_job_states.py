@@ -130,3 +130,41 @@ def test_close_ends_a_job_whose_driver_died(ray_cluster, job_store):
     again = subprocess.run([*cli, "close", job_id], env=environ, capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 1 and "is not running" in again.stderr
+
+
+def _slow(x):
+    import time as _time
+
+    _time.sleep(30)
+    return x
+
+
+@pytest.mark.slow
+def test_a_cancelled_action_leaves_a_cancelled_job(ray_cluster, job_store):
+    import threading
+
+    from twister_nb.errors import ActionCancelledError
+
+    env = TSetEnvironment(name="cancel", resources=[{"instances": 2}], config=job_store.config)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            env.parallelize_list([1, 2], 2).map(_slow).collect()
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while env.running() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert env.cancel()
+    thread.join(60)
+    assert not thread.is_alive(), "cancel stopped the action"
+    assert isinstance(raised[0], ActionCancelledError), raised
+    assert "was cancelled" in str(raised[0]) and "failed" not in str(raised[0])
+    env.close()
+    record = _record(job_store, env.job_id)
+    assert record["status"] == "cancelled", record

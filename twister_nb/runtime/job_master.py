@@ -33,7 +33,8 @@ import traceback
 from typing import Any
 
 from twister_nb.checkpoint.manager import CheckpointManager
-from twister_nb.errors import CheckpointLostError, JobFailedError, JobOwnedError, UserFunctionError
+from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
+                               JobOwnedError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
                                ErrorRaised, Event, OutputPrinted, StageSummary, TSetReleased,
                                TSetRestored)
@@ -286,6 +287,13 @@ class JobMaster:
                                    worker=exc.worker))
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", exc
+        except ActionCancelledError:
+            self.status = "idle"
+            self._record.update(status="cancelled", error=None)
+            err = ActionCancelledError(f"the action of job {self.job_id!r} was cancelled")
+            self._emit(ErrorRaised(action=action, message=str(err)))
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
+            return "error", err
         except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
             self.status = "failed"
             self._record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -412,13 +420,15 @@ class JobMaster:
         """Record the job's end, free its lease, kill the workers (the driver
         kills this actor next).
 
-        ``status`` defaults to the truth: ``failed`` (its error kept) if the
-        job's last action failed and none succeeded since, else ``finished``.
+        ``status`` defaults to the truth: ``failed`` (its error kept) or
+        ``cancelled`` if the job's last action ended so and none succeeded since,
+        else ``finished``.
         """
         if self.status == "closed":
             return
         if status is None:
-            status = "failed" if self._record.get("status") == "failed" else "finished"
+            last = self._record.get("status")
+            status = last if last in ("failed", "cancelled") else "finished"
         self.status = "closed"
         self._record.close(status)
         self._scheduler.shutdown()

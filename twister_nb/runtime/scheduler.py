@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from twister_nb.errors import JobFailedError
+from twister_nb.errors import ActionCancelledError, JobFailedError
 from twister_nb.events import Event, OutputPrinted, StageSubmitted, TaskFinished, WorkersStarted
 from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
                                       StoreRead, TaskOutput)
@@ -250,7 +250,7 @@ class Scheduler:
             if self._cancel.is_set():
                 for ref in pending:
                     ray.cancel(ref)
-                raise JobFailedError("the action was cancelled")
+                raise ActionCancelledError("the action was cancelled")
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.05)
             if not ready:
                 continue
