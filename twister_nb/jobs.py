@@ -15,7 +15,7 @@ the API, the store and the runtime (which imports Ray) inside methods, so
 importing it, as the CLI does to print its help, imports no Ray. The JobMaster's remote
 methods are called in :mod:`twister_nb.runtime.jobs`, never here.
 
-It is one module over ~400 lines because it is one class, the whole surface
+Why this module is long: it is one class, the whole surface
 three front ends share; about half of it is the docstrings they are written from.
 
 No method starts a cluster except :meth:`JobClient.cluster_start` and

@@ -140,3 +140,16 @@ def test_the_checker_sees_a_violation(tmp_path):
         sample.unlink()
     assert "twister_nb.notebook" in found and "ray" in found
     assert _layer_of("twister_nb.notebook.cell")[1] > _layer_of("twister_nb.tset.ops")[1]
+
+
+def test_a_long_module_says_why():
+    """No module over ~400 lines without a reason stated at its top."""
+    long = []
+    for name, path in _modules():
+        source = path.read_text()
+        if source.count("\n") > 420:
+            doc = ast.get_docstring(ast.parse(source)) or ""
+            if "Why this module is long:" not in doc:
+                long.append(f"{path.relative_to(PACKAGE.parent)} ({source.count(chr(10))} lines)")
+    assert not long, ("split these, or say at the top why not ('Why this module is long: "
+                      "...'): " + ", ".join(long))

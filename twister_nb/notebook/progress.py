@@ -13,6 +13,9 @@ a saved notebook shows, and what the CLI could print).
 
 ``feed`` may be called from any thread (a background run's watcher); it
 takes a lock and never prints.
+
+Why this module is long: one handler per event kind, kept with the state it
+folds into, and the static HTML drawing of that same state.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ Data never passes through the JobMaster: it holds object refs only. Its public
 methods are the actor's remote API (the driver's executor and the job
 operations call them). A plain class, wrapped with ``ray.remote`` by
 :func:`twister_nb.runtime.executor.new_master`.
+
+Why this module is long: it is the actor's whole remote API, one documented
+method each; the work is in the parts above.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ Descriptors (tuples, stored as JSON lists)::
 A partition may also be a 1-D numeric ``numpy.ndarray`` itself; it is stored as one
 Arrow column and read back as an array. Arrays read from a local, memory-mapped part
 are zero-copy views and therefore read-only, as with Ray's object store.
+
+Why this module is long: it is one format, both directions (the Arrow
+descriptors above and their encoder and decoder); a change to one side must be
+read beside the other.
 """
 
 from __future__ import annotations

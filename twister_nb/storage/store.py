@@ -6,6 +6,11 @@ with their checks, retention and job records. A backend (``local.py``, ``s3.py``
 supplies only what differs: how a file is written atomically, how put-if-absent is done,
 and how a whole file is read (memory-mapped locally). See the package docstring for the
 public API and :mod:`twister_nb.storage.manifest` for the layout.
+
+Why this module is long: it is one class, the store protocol every backend
+shares (write, commit, restore, read with checks, retention, job records); split
+across files it would be one protocol in pieces. What can stand apart already does
+(codec, manifest, lease, signing, checksum, the backends).
 """
 
 from __future__ import annotations

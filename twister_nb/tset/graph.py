@@ -21,6 +21,10 @@ only when a drawing is rendered.
 
 A ``status`` mapping of TSet ID to ``pending``, ``running``, ``done``,
 ``failed`` or ``restored`` colours the nodes (the dashboard keeps one).
+
+Why this module is long: the model and its two renderings (graphviz, text)
+change together whenever a node or link kind is added; each step is a small
+function.
 """
 
 from __future__ import annotations

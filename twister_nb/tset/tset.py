@@ -6,6 +6,10 @@ called on a TSet go through ``direct()``, as in Twister2. Each object wraps an
 immutable :mod:`~twister_nb.tset.ops` node and its environment; nothing runs
 until an action (``for_each``, ``sink``, ``cache``, ``persist``, ``collect``,
 ``get_data``).
+
+Why this module is long: it is the user-facing API surface (every transform,
+link and action of Twister2's TSet, KeyedTSet and TLink), each a few documented
+lines.
 """
 
 from __future__ import annotations
