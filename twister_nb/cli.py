@@ -108,9 +108,18 @@ def cluster_group() -> None:
 @click.option("--num-cpus", type=int, default=None, help="CPUs to offer (default: all).")
 def cluster_start(num_cpus: int | None) -> None:
     """Start the local head under the twister_nb home, or report the running one."""
-    head = _client().cluster_start(num_cpus=num_cpus)
-    verb = "already running" if head.already_running else "started"
-    click.echo(f"local Ray head {verb} at {head.address} (pid {head.pid})")
+    from twister_nb.errors import ClusterError
+
+    try:
+        head = _client().cluster_start(num_cpus=num_cpus)
+    except ClusterError as exc:
+        raise UsageFailure(str(exc)) from None
+    if head.already_running:
+        click.echo(f"local Ray head already running at {head.address} (pid {head.pid})")
+        return
+    tries = f", {head.attempts} attempts" if head.attempts > 1 else ""
+    click.echo(f"local Ray head started at {head.address} (pid {head.pid}) in "
+               f"{head.start_seconds:.1f} s{tries}")
 
 
 @cluster_group.command("stop")

@@ -132,11 +132,16 @@ class LocalHead:
     started: float
     #: Set by :meth:`JobClient.cluster_start` when the head ran already.
     already_running: bool = False
+    #: How long its start took, and in how many attempts (a busy machine may need two).
+    start_seconds: float = 0.0
+    attempts: int = 1
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], already_running: bool = False) -> LocalHead:
         return cls(address=state["address"], pid=int(state["pid"]),
-                   started=float(state.get("started", 0.0)), already_running=already_running)
+                   started=float(state.get("started", 0.0)), already_running=already_running,
+                   start_seconds=float(state.get("start_seconds", 0.0)),
+                   attempts=int(state.get("attempts", 1)))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ closed job leaves no actor behind."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,8 @@ def test_cluster_start_status_stop_in_its_own_home(tmp_path):
                                  capture_output=True, text=True, timeout=180)
         assert started.returncode == 0, started.stderr
         assert "started" in started.stdout
-        pid = int(started.stdout.split("pid ")[1].rstrip(")\n"))
+        pid = int(re.search(r"\(pid (\d+)\)", started.stdout).group(1))
+        assert re.search(r"in \d+\.\d s", started.stdout), "how long the start took"
         status = subprocess.run([*CLI, "cluster", "status"], env=env, capture_output=True,
                                 text=True, timeout=60)
         assert "running at 127.0.0.1:" in status.stdout
