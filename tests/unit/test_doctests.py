@@ -1,5 +1,6 @@
 """The examples in the pure modules' docstrings run."""
 
+import builtins
 import doctest
 import importlib
 
@@ -16,5 +17,14 @@ MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.id
 @pytest.mark.parametrize("name", MODULES)
 def test_doctests(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    # doctest's display hook sets builtins._, after which IPython (a later test's
+    # shell in the same session) stops setting _: put it back as it was
+    had, before = hasattr(builtins, "_"), getattr(builtins, "_", None)
+    try:
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    finally:
+        if had:
+            builtins._ = before
+        elif hasattr(builtins, "_"):
+            del builtins._
     assert result.failed == 0
