@@ -297,9 +297,17 @@ class TSetEnvironment:
         for node in root.post_order():
             if isinstance(node, ops.Materialized) and node.tset_id in self._pending:
                 op, storage = self._pending.pop(node.tset_id)
-                self._run(op, storage, materialize_id=node.tset_id)
+                self.run_action(op, storage, materialize_id=node.tset_id)
 
-    def _run(self, root: ops.LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
+    def run_action(self, root: ops.LogicalOp, action: str, *,
+                   materialize_id: str | None = None) -> Any:
+        """Run the graph up to ``root`` as ``action`` (``run``, ``collect``,
+        ``partitions``, ``cache``, ``persist``): what every TSet action calls.
+
+        The lazy caches and persists ``root`` reads run first, the action hooks
+        see the action, and a checkpoint found damaged on the way is recomputed
+        from its lineage before the action runs again.
+        """
         self._check_open()
         self._materialize_pending(root)
         for attempt in range(_MAX_RECOVERIES + 1):
@@ -314,10 +322,13 @@ class TSetEnvironment:
                     raise
                 # Recompute the damaged TSet as it was persisted (its own damaged
                 # inputs are recovered the same way), then run the action again.
-                self._run(lineage, "persist", materialize_id=exc.tset_id)
+                self.run_action(lineage, "persist", materialize_id=exc.tset_id)
         raise AssertionError("unreachable")
 
-    def _materialize(self, op: ops.LogicalOp, storage: str, lazy: bool) -> TSet:
+    def materialize(self, op: ops.LogicalOp, storage: str, lazy: bool) -> TSet:
+        """Cache (``storage="memory"``) or persist (``"store"``) the TSet of
+        ``op``, now or at the first action that reads it (``lazy``): what
+        ``cache()``, ``persist()`` and their lazy forms call. Returns the handle."""
         ident = tset_id(op)
         node = ops.Materialized(parallelism=op.parallelism, name=op.name, keyed=op.keyed,
                                 tset_id=ident, storage=storage)
@@ -327,7 +338,7 @@ class TSetEnvironment:
         if lazy:
             self._pending[ident] = (op, action)
         else:
-            self._run(op, action, materialize_id=ident)
+            self.run_action(op, action, materialize_id=ident)
         if storage == "memory":
             cls = CachedKeyedTSet if op.keyed else CachedTSet
         else:
@@ -363,11 +374,13 @@ class TSetEnvironment:
         """Wait for the running action and return its value (None if none runs)."""
         return self._executor.wait_running(timeout)
 
-    def _retain(self, ident: str) -> None:
+    def retain_tset(self, ident: str) -> None:
+        """A handle (or a TSet built on one) refers to the materialized TSet ``ident``."""
         with self._lock:
             self._refs[ident] += 1
 
-    def _release(self, ident: str) -> None:
+    def release_tset(self, ident: str) -> None:
+        """One reference to ``ident`` is gone; the last one frees its data."""
         with self._lock:
             self._refs[ident] -= 1
             if self._refs[ident] > 0:

@@ -168,7 +168,7 @@ class _Transforms(_Node):
 
     def for_each(self, fn: Callable[..., Any]) -> None:
         """Run ``fn(value[, ctx])`` on every value, on the workers. Executes now."""
-        self._env._run(self._transform(ops.ForEach, "for_each", fn), "run")
+        self._env.run_action(self._transform(ops.ForEach, "for_each", fn), "run")
 
     def sink(self, fn: Any) -> None:
         """Hand every value to ``fn(value[, ctx])``, or to ``sink.add(value)`` of an
@@ -180,7 +180,7 @@ class _Transforms(_Node):
         check_picklable(fn, "sink()")
         link = self._link()._op
         op = ops.Sink(inputs=(link,), parallelism=link.parallelism, fn=fn, convention=conv)
-        self._env._run(op, "run")
+        self._env.run_action(op, "run")
 
     def _result_op(self) -> ops.LogicalOp:
         """The node whose data an action on this object returns."""
@@ -188,28 +188,28 @@ class _Transforms(_Node):
 
     def collect(self) -> list[Any]:
         """All values back to the caller, in partition order. Executes now."""
-        return self._env._run(self._result_op(), "collect")
+        return self._env.run_action(self._result_op(), "collect")
 
     def get_data(self) -> DataObject:
         """Every partition back to the caller as a :class:`DataObject`. Executes now."""
-        return DataObject(self._env._run(self._result_op(), "partitions"))
+        return DataObject(self._env.run_action(self._result_op(), "partitions"))
 
     def cache(self) -> "CachedTSet":
         """Compute now and keep the partitions in the workers' memory."""
-        return self._env._materialize(self._result_op(), storage="memory", lazy=False)
+        return self._env.materialize(self._result_op(), storage="memory", lazy=False)
 
     def lazy_cache(self) -> "CachedTSet":
         """As :meth:`cache`, computed by the first action that uses it."""
-        return self._env._materialize(self._result_op(), storage="memory", lazy=True)
+        return self._env.materialize(self._result_op(), storage="memory", lazy=True)
 
     def persist(self) -> "PersistedTSet":
         """Compute now and write the partitions to the checkpoint store; a
         restarted job finds them again instead of recomputing."""
-        return self._env._materialize(self._result_op(), storage="store", lazy=False)
+        return self._env.materialize(self._result_op(), storage="store", lazy=False)
 
     def lazy_persist(self) -> "PersistedTSet":
         """As :meth:`persist`, computed by the first action that uses it."""
-        return self._env._materialize(self._result_op(), storage="store", lazy=True)
+        return self._env.materialize(self._result_op(), storage="store", lazy=True)
 
 
 class TLink(_Transforms):
@@ -368,7 +368,7 @@ class _MaterializedMixin:
     def _track(self) -> None:
         env_ref = weakref.ref(self._env)
         ident = self._op.tset_id
-        self._env._retain(ident)
+        self._env.retain_tset(ident)
         finalizer = weakref.finalize(self._op, _release, env_ref, ident)
         # Not at interpreter exit: a kernel that restarts must not free the data a
         # new kernel will attach to (a script's job is closed by its own atexit).
@@ -387,7 +387,7 @@ class _MaterializedMixin:
 def _release(env_ref: "weakref.ref[TSetEnvironment]", ident: str) -> None:
     env = env_ref()
     if env is not None:
-        env._release(ident)
+        env.release_tset(ident)
 
 
 class CachedTSet(_MaterializedMixin, TSet):
