@@ -179,12 +179,9 @@ def guard_unreachable(method: _F) -> _F:
         except (StoreUnavailableError, StoreAccessError):
             raise
         except Exception as e:
-            message = self._unreachable_message(e)
-            if message is not None:
-                raise StoreUnavailableError(message) from e
-            message = self._access_message(e)
-            if message is not None:
-                raise StoreAccessError(message) from e
-            raise
+            explained = self._explained(e)
+            if explained is None:
+                raise
+            raise explained from e
 
     return wrapper  # type: ignore[return-value]

@@ -32,6 +32,7 @@ from twister_nb.storage.codec import decode, decode_table, encode
 from twister_nb.storage.errors import (
     CheckpointCorruptError,
     CheckpointCorruptWarning,
+    StorageError,
     StoreAccessError,
     StoreUnavailableError,
     StoreWriteError,
@@ -269,6 +270,16 @@ class CheckpointStore(LeaseMixin):
         """A clear message if ``error`` means the store refused us, else None."""
         return None
 
+    def _explained(self, error: BaseException) -> StorageError | None:
+        """``error`` in words, if it is one the store can name: unreachable
+        (:class:`StoreUnavailableError`) or refused (:class:`StoreAccessError`;
+        on S3 that asks the store once which refusal it is). Else None."""
+        message = self._unreachable_message(error)
+        if message is not None:
+            return StoreUnavailableError(message)
+        message = self._access_message(error)
+        return None if message is None else StoreAccessError(message)
+
     # ------------------------------------------------------------------ fs helpers
 
     def _path(self, *parts: str) -> str:
@@ -363,10 +374,9 @@ class CheckpointStore(LeaseMixin):
         except (StoreUnavailableError, StoreAccessError):
             raise
         except OSError as e:  # full, read-only: say which part, where, and what to do
-            if self._unreachable_message(e) is not None:
-                raise StoreUnavailableError(self._unreachable_message(e)) from e
-            if self._access_message(e) is not None:
-                raise StoreAccessError(self._access_message(e)) from e
+            explained = self._explained(e)
+            if explained is not None:
+                raise explained from e
             raise StoreWriteError(path, f"part {part_index} of TSet {tset_id!r} (job "
                                         f"{job_id!r})", self.uri, e) from None
         return PartInfo(part_index, path, size, encoded.rows, checksum, encoded.format)
