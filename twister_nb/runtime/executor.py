@@ -37,13 +37,18 @@ Listener = Callable[[Event], None]
 
 
 def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
-    """The job's live JobMaster actor, or None."""
+    """The job's live JobMaster actor, or None.
+
+    While a killed actor is being torn down, Ray can still hold its name but
+    no longer its class, and ``get_actor`` then fails an internal assertion
+    instead of raising ValueError; that actor is not live either.
+    """
     import ray
 
     try:
         return ray.get_actor(ACTOR_PREFIX + job_id,
                              namespace=config.get("ray.namespace", cluster.NAMESPACE_DEFAULT))
-    except ValueError:
+    except (ValueError, AssertionError):
         return None
 
 
