@@ -60,12 +60,28 @@ def _time_x(r: float) -> str:
     return f"time ratio {r:.2f}x"
 
 
+def _seconds_target(data: dict, tid: str, text: str, workload: str, case: str, system: str,
+                    limit_s: float) -> dict[str, Any]:
+    """Target "the median of ``system`` (a name prefix) < limit_s seconds"."""
+    found = _median(_case(data, workload, case), system)
+    if found is None:
+        return {"id": tid, "target": text, "measured": "not measured", "met": None}
+    return {"id": tid, "target": text, "met": found[1] < limit_s, "ratio": found[1] / limit_s,
+            "limit": limit_s, "measured": f"{found[0]} {_fmt_s(found[1])}"}
+
+
 def _speed_x(r: float) -> str:
     return f"speed {1 / r:.2f}x of the peer"
 
 
 def targets(data: dict) -> list[dict[str, Any]]:
     out = [
+        _ratio_target(data, "W0-submit", "W0 submit of the seed (warm) <= 0.5x a hand-written "
+                      "Ray program", "W0", "warm", "hand-written Ray", 0.5, _time_x),
+        _seconds_target(data, "W0-kernel", "W0 a fresh kernel's first result (warm) < 4 s", "W0",
+                        "warm", "twister_nb kernel", 4.0),
+        _seconds_target(data, "W0-kernel-cold", "W0 a fresh kernel's first result (cold) < 12 s",
+                        "W0", "cold", "twister_nb kernel", 12.0),
         _ratio_target(data, "W1-raw", "W1 with persist <= 2x raw warm Ray actors (with persist)",
                       "W1", "seed job, with persist", "raw Ray", 2.0, _time_x),
         _ratio_target(data, "W1-raw-plain", "W1 without persist <= 2x raw warm Ray actors",

@@ -1,0 +1,211 @@
+"""W0, time to first result: the seed job as whole processes, as a user starts it.
+
+Every other workload times work inside a warm job. W0 times what comes before
+it, which is what a user meets first: the process start, the imports, the
+connection to Ray, the JobMaster and the workers, then the seed job (a source of
+0..9,999 in 4 partitions, x*5, +2, persist(), a sum).
+
+Warm (the benchmark's local head is up):
+
+- ``twister-nb submit`` of the seed tutorial (``examples/tset_checkpointing.py``);
+- a fresh kernel's first ``%%twister2`` cell of the same program, through
+  jupyter_client (timed from the execute request to the reply; the kernel's
+  own start is left out and reported in the note);
+- peers: a hand-written Ray program on the same cluster (connect, 2 actors,
+  run; no checkpoint), a Dask ``LocalCluster`` started for the job, and plain
+  Python, each a process of its own (``benchmarks/programs``).
+
+Cold (no head yet, in a home of its own, stopped after every run): the same
+``submit`` and kernel cell, and the Ray program starting its own local Ray.
+
+Every run's output must hold the seed's ``SUM`` line, or the run is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import userfns as uf
+from benchmarks.harness import TNB, Variant, WrongResult, log
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "examples" / "tset_checkpointing.py"
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+SUM_LINE = "SUM = %d" % uf.chain_sum(10_000, 4)
+#: The seed's own environment line; in a ``%%twister2`` cell the magic binds ``env``.
+_ENV_LINE = re.compile(r"^env = Twister2Environment\(.*\)\n", re.M)
+
+
+def _cli() -> str:
+    """The ``twister-nb`` script installed beside this Python (no shell shim)."""
+    beside = Path(sys.executable).with_name("twister-nb")
+    return str(beside) if beside.exists() else shutil.which("twister-nb") or "twister-nb"
+
+
+def check_sum(output: str) -> None:
+    if SUM_LINE not in output:
+        raise WrongResult(f"no {SUM_LINE!r} in the output: {output[-300:]!r}")
+
+
+def _run(argv: list[str], home: str, timeout: float = 300) -> str:
+    env = dict(os.environ, TWISTER_NB_HOME=home)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=str(REPO))
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} exited {done.returncode}: "
+                           f"{(done.stderr or done.stdout)[-400:]}")
+    return done.stdout
+
+
+def seed_cell(name: str) -> str:
+    """The seed tutorial as a ``%%twister2`` cell (its own ``env = ...`` line removed)."""
+    text, found = _ENV_LINE.subn("", SEED.read_text())
+    if found != 1:
+        raise RuntimeError(f"{SEED} no longer has one 'env = Twister2Environment(...)' line")
+    return f"%%twister2 --name {name}\n{text}"
+
+
+class FreshKernel:
+    """One fresh IPython kernel per run: start (untimed), the first cell (timed), close."""
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self.started_s: list[float] = []
+        self._km: Any = None
+
+    def first_cell(self) -> tuple[str, float]:
+        from jupyter_client.manager import start_new_kernel
+
+        t0 = time.perf_counter()
+        self._km, kc = start_new_kernel(kernel_name="python3", cwd=str(REPO),
+                                        env=dict(os.environ, TWISTER_NB_HOME=self.home))
+        self.started_s.append(time.perf_counter() - t0)
+        self._kc = kc
+        self._execute("%load_ext twister_nb")
+        started = time.perf_counter()
+        output = self._execute(seed_cell("w0"))
+        return output, time.perf_counter() - started
+
+    def _execute(self, code: str, timeout: float = 300) -> str:
+        out: list[str] = []
+        reply = self._kc.execute_interactive(
+            code, timeout=timeout, store_history=False,
+            output_hook=lambda msg: out.append(_text_of(msg)))
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"the cell failed: {''.join(out)[-400:]}")
+        return "".join(out)
+
+    def close(self) -> None:
+        """End the kernel's job, then the kernel (untimed)."""
+        if self._km is None:
+            return
+        with contextlib.suppress(Exception):
+            self._execute("%twister2 close", timeout=60)
+        with contextlib.suppress(Exception):
+            self._kc.stop_channels()
+        with contextlib.suppress(Exception):
+            self._km.shutdown_kernel(now=True)
+        self._km = None
+
+
+def _text_of(msg: dict[str, Any]) -> str:
+    content = msg.get("content", {})
+    if msg.get("msg_type") == "stream":
+        return content.get("text", "")
+    return str(content.get("data", {}).get("text/plain", "")) + "\n"
+
+
+def _subprocess_variant(system: str, argv: list[str], home: str, after: Any = None,
+                        is_tnb: bool = False, note: str = "") -> Variant:
+    return Variant(system, lambda: _run(argv, home), check_sum, after=after, is_tnb=is_tnb,
+                   note=note)
+
+
+def _kernel_variant(system: str, home: str, after_each: Any = None) -> tuple[Variant, FreshKernel]:
+    kernel = FreshKernel(home)
+
+    def after() -> None:
+        kernel.close()
+        if after_each is not None:
+            after_each()
+
+    return (Variant(system, kernel.first_cell, check_sum, self_timed=True, after=after,
+                    is_tnb=True), kernel)
+
+
+def _kernel_note(kernel: FreshKernel) -> str:
+    if not kernel.started_s:
+        return ""
+    starts = sorted(kernel.started_s)
+    return f"kernel start (not in the time): median {starts[len(starts) // 2]:.2f} s"
+
+
+def w0(b: Any) -> dict[str, Any]:
+    from twister_nb.runtime import cluster
+
+    address = (cluster.local_status() or {}).get("address")
+    warm_home = os.environ["TWISTER_NB_HOME"]
+    cli = _cli()
+    warm: list[Variant] = [
+        _subprocess_variant(f"{TNB} submit (warm)", [cli, "submit", str(SEED)], warm_home,
+                            is_tnb=True),
+    ]
+    kernel_variant, warm_kernel = _kernel_variant(f"{TNB} kernel's first cell (warm)", warm_home)
+    warm.append(kernel_variant)
+    if b.peers.want("ray") and address:
+        warm.append(_subprocess_variant("hand-written Ray program (warm cluster)",
+                                        [sys.executable, str(PROGRAMS / "seed_ray.py"), address],
+                                        warm_home))
+    if b.peers.has_dask and b.peers.want("dask-distributed"):
+        warm.append(_subprocess_variant("Dask LocalCluster start + job",
+                                        [sys.executable, str(PROGRAMS / "seed_dask.py")],
+                                        warm_home))
+    if b.peers.want("serial"):
+        warm.append(_subprocess_variant("serial Python",
+                                        [sys.executable, str(PROGRAMS / "seed_serial.py")],
+                                        warm_home))
+    log("W0 warm: every run is a new process (and job)")
+    warm_results = b.measure("W0 warm", warm)
+    cases = [_case("warm cluster: to the SUM line", warm_results, _kernel_note(warm_kernel))]
+
+    if b.mode != "smoke":
+        cold_home = b.folder("w0-cold-home")
+
+        def stop_cold_head() -> None:
+            with contextlib.suppress(Exception):
+                _run([cli, "cluster", "stop"], cold_home, timeout=120)
+
+        cold: list[Variant] = [
+            _subprocess_variant(f"{TNB} submit (cold)", [cli, "submit", str(SEED)], cold_home,
+                                after=stop_cold_head, is_tnb=True,
+                                note="starts the local head; stopped after each run"),
+        ]
+        kernel_variant, cold_kernel = _kernel_variant(f"{TNB} kernel's first cell (cold)",
+                                                      cold_home, after_each=stop_cold_head)
+        cold.append(kernel_variant)
+        if b.peers.want("ray"):
+            cold.append(_subprocess_variant("hand-written Ray program (own local Ray)",
+                                            [sys.executable, str(PROGRAMS / "seed_ray.py"),
+                                             "local"], cold_home))
+        log("W0 cold: the head is started by the run and stopped after it")
+        cold_results = b.measure("W0 cold", cold, repeat=min(b.repeat, 3))
+        cases.append(_case("cold (no head): to the SUM line", cold_results,
+                           _kernel_note(cold_kernel)))
+    return {"title": "W0 time to first result: the seed job as whole processes",
+            "params": {"program": str(SEED.relative_to(REPO)), "partitions": 4,
+                       "records": 10_000 * 4},
+            "cases": cases}
+
+
+def _case(name: str, results: list[Any], note: str) -> dict[str, Any]:
+    from benchmarks.workloads import case
+
+    return case(name, results, metric="seconds to the result", expected=SUM_LINE, note=note)
