@@ -213,6 +213,11 @@ def _start_head(num_cpus: int | None, object_store_memory: int | None, timeout: 
     if object_store_memory is not None:
         cmd.append(f"--object-store-memory={int(object_store_memory)}")
     env = {**_START_TIMEOUTS, **os.environ, **loopback_environ()}
+    # The head's Python processes start with our start-up hook (head_python/sitecustomize.py):
+    # 0.85 s less per process, so per actor a job starts and per agent the raylet waits for.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).with_name("head_python"))]
+        + [p for p in [os.environ.get("PYTHONPATH", "")] if p])
     launched = time.time()
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
