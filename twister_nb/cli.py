@@ -78,12 +78,14 @@ def _syntax_error(command: str, exc: SyntaxError) -> UsageFailure:
 @click.argument("program", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--job-id", default=None, help="Run as this job ID (default: a new one).")
-@click.option("--name", default=None, help="The job's name (default: config job.name).")
+@click.option("--name", default=None,
+              help="The job's name, unless the program gives one (default: config job.name).")
 def submit(program: str, args: tuple[str, ...], job_id: str | None, name: str | None) -> None:
-    """Run PROGRAM.py as a job: print the job banner first, then run it.
+    """Run PROGRAM.py as a job.
 
-    The program creates its ``TSetEnvironment()`` as usual; it gets this job's
-    ID and name. Extra ARGS are passed to the program as ``sys.argv[1:]``.
+    The program creates its ``TSetEnvironment()`` as usual, which prints the
+    job banner; it gets this job's ID, and --name as its name unless it gives
+    one. Extra ARGS are passed to the program as ``sys.argv[1:]``.
     """
     from twister_nb.errors import ClusterError
 

@@ -94,7 +94,7 @@ class Program:
 
 @dataclass(frozen=True)
 class ProgramRun:
-    """A program made a job by :meth:`JobClient.launch`: connected, its banner printed."""
+    """A program made a job by :meth:`JobClient.launch`: connected, its job ID chosen."""
 
     path: Path
     args: tuple[str, ...]
@@ -104,13 +104,13 @@ class ProgramRun:
     def run(self) -> None:
         """Run the program here as ``__main__``, ``args`` as ``sys.argv[1:]``.
         Its ``TSetEnvironment()`` gets this job's ID and name through the
-        process environment (as a child process would) and prints no second
-        banner. Whatever the program raises propagates."""
+        process environment (as a child process would), the name as a default:
+        a name the program gives wins, and the banner the environment prints
+        shows it. Whatever the program raises propagates."""
         from twister_nb.tset import environment as envmod
 
         os.environ[envmod.JOB_ID_VAR] = self.job_id
         os.environ[envmod.JOB_NAME_VAR] = self.name
-        os.environ[envmod.BANNER_DONE_VAR] = "1"
         sys.argv = [str(self.path), *self.args]
         sys.path.insert(0, str(self.path.resolve().parent))
         try:
@@ -366,9 +366,10 @@ class JobClient:
     def launch(self, path: str | os.PathLike[str], args: Sequence[str] = (), *,
                job_id: str | None = None, name: str | None = None) -> ProgramRun:
         """Make a Python program a job of this process: connect to the cluster
-        and print the job banner. ``.run()`` on the answer then runs it (what
+        and choose its job ID. ``.run()`` on the answer then runs it (what
         ``twister-nb submit`` does); the two steps let a front end tell a
-        refusal here from an error of the program.
+        refusal here from an error of the program. The banner is the program's
+        environment's, so it names the job as the program does.
 
         Raises
         ------
@@ -384,8 +385,7 @@ class JobClient:
         compile(Path(path).read_bytes(), str(path), "exec")
         name = name or str(_config.get("job.name", "python-job", self._overrides))
         job_id = job_id or envmod.new_job_id(name)
-        info = cluster.connect(self.config)
-        print(envmod.format_banner(name, job_id, cluster.banner_fields(info)), flush=True)
+        cluster.connect(self.config)
         return ProgramRun(path=Path(path), args=tuple(args), job_id=job_id, name=name)
 
     def relaunch(self, job_id: str) -> ProgramRun:

@@ -65,3 +65,26 @@ def test_stable_hash_is_not_salted():
     a = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     b = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert a == b == f"{stable_hash(('w', 1))}\n"
+
+
+def test_a_compute_that_returns_its_result_is_not_dropped(offline_env):
+    # ``c`` reads as a collector, but the function returns its value (issue 14's trial)
+    data = list(range(10))
+    t = offline_env.parallelize_list(data, 2).compute(lambda itr, c: sum(itr))
+    assert [_run(t, i)[0] for i in range(2)] == [[sum(data[:5])], [sum(data[5:])]]
+
+
+def test_collecting_idioms_still_collect(offline_env):
+    data = list(range(6))
+    t = offline_env.parallelize_list(data, 2).compute(lambda itr, c: [c.collect(x * 2) for x in itr])
+    assert [_run(t, i)[0] for i in range(2)] == [[0, 2, 4], [6, 8, 10]]
+    empty = offline_env.parallelize_list([], 1).compute(lambda itr, c: [c.collect(x) for x in itr])
+    assert _run(empty)[0] == []
+
+
+def test_a_flat_map_that_returns_instead_of_collecting_is_an_error(offline_env):
+    t = offline_env.parallelize_list([1, 2], 1).flat_map(lambda x, c: x * 2).set_name("doubler")
+    with pytest.raises(UserFunctionError) as info:
+        _run(t)
+    assert info.value.tset == "doubler"
+    assert "returned 2 and collected nothing" in str(info.value)

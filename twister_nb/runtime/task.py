@@ -136,16 +136,21 @@ def _flat_map(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
     fn, ctx = _with_ctx(step, env)
     out: list[Any] = []
     collector = Collector(out.append)
-    if ctx is None:
-        for v in args[0]:
-            fn(v, collector)
-    else:
-        for v in args[0]:
-            fn(v, collector, ctx)
+    for v in args[0]:
+        before = len(out)
+        returned = fn(v, collector) if ctx is None else fn(v, collector, ctx)
+        if len(out) == before and not _says_nothing(returned):
+            raise TypeError(
+                f"the flat_map function returned {_short(returned)} and collected nothing: a "
+                f"flat_map function collects its outputs (collector.collect(value)); for one "
+                f"output per value use map()")
     return out
 
 
 def _compute(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
+    """A collecting function's outputs are what it collected; one that collected
+    nothing and returned a value is taken by what it did (returned one value),
+    so a second parameter named like a collector never drops a result."""
     fn, ctx = _with_ctx(step, env)
     conv = step.convention
     itr = iter(args[0])
@@ -156,10 +161,26 @@ def _compute(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
     out: list[Any] = []
     collector = Collector(out.append)
     if conv is Convention.ITER_COLLECT:
-        fn(itr, collector)
+        returned = fn(itr, collector)
     else:
-        fn(itr, collector, ctx)
+        returned = fn(itr, collector, ctx)
+    if not out and not _says_nothing(returned):
+        # It took a collector but returns its result (``lambda itr, c: sum(itr)``):
+        # by what it does, a function that returns one value; never drop it.
+        return [returned]
     return out
+
+
+def _says_nothing(returned: Any) -> bool:
+    """Whether a collecting function's return value carries no result: None, or
+    what the idiom ``[c.collect(x) for x in itr]`` returns (Nones, maybe none)."""
+    return returned is None or (isinstance(returned, (list, tuple))
+                                and all(r is None for r in returned))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _map_batches(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:

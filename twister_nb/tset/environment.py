@@ -49,7 +49,6 @@ __all__ = ["TSetEnvironment", "Twister2Environment"]
 #: program its job; not configuration, so they bypass :mod:`twister_nb.config`.
 JOB_ID_VAR = "TWISTER_NB__JOB_ID"
 JOB_NAME_VAR = "TWISTER_NB__JOB_NAME"
-BANNER_DONE_VAR = "TWISTER_NB__BANNER_PRINTED"
 
 
 #: How many damaged checkpoints one action recovers from before giving up.
@@ -118,15 +117,13 @@ class TSetEnvironment:
         ``executor(env, attach_only=...)`` (a class is a factory). Default: the
         Ray runtime.
     banner : bool, optional
-        Print the job banner. Default: yes, unless the process that started
-        this one printed it already (``twister-nb submit`` does, before the
-        program runs).
+        Print the job banner (default: yes).
     """
 
     def __init__(self, name: str | None = None, resources: list[dict[str, Any]] | None = None,
                  config: Mapping[str, Any] | None = None, job_id: str | None = None, *,
                  executor: Executor | ExecutorFactory | None = None,
-                 banner: bool | None = None) -> None:
+                 banner: bool = True) -> None:
         self._overrides = dict(config or {})
         # checked when the job starts: a wrong value is one error naming its key
         self.config: dict[str, Any] = _config.validate(self._overrides)
@@ -146,7 +143,7 @@ class TSetEnvironment:
         if "ipykernel" not in sys.modules:
             # A script's job ends with the script; a notebook's outlives its kernel.
             atexit.register(self.close)
-        if banner if banner is not None else not os.environ.get(BANNER_DONE_VAR):
+        if banner:
             print(self.banner(), flush=True)
 
     # ------------------------------------------------------------------ info
