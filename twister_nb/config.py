@@ -216,6 +216,7 @@ SCHEMA: dict[str, Key] = {
     "ray.start_attempts": Key(int, minimum=1),
     "runtime.workers": Key(int, _NONE, minimum=1),
     "runtime.worker_cpus": Key(*_NUMBER, minimum=0),
+    "runtime.max_task_retries": Key(int, minimum=0),
     "runtime.poll_interval": Key(*_NUMBER, minimum=0.001),
     "twister2.checkpointing.enable": Key(bool),
     "twister2.checkpointing.store": Key(str, _NONE, pattern=r"(file|s3)://.+|[^:]+",

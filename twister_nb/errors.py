@@ -97,6 +97,29 @@ class CheckpointLostError(TwisterError):
         return (type(self), (self.tset_id, self.label, self.reason))
 
 
+class PartitionLostError(TwisterError):
+    """A cached TSet's partition is no longer in memory: the worker that held
+    it was lost (Ray restarts a lost worker empty).
+
+    Like :class:`CheckpointLostError`: executors raise it from ``execute``, and
+    the environment recomputes the TSet from the graph that cached it and runs
+    the action again. Without that graph (a handle from
+    :meth:`TSetEnvironment.tsets`, or a TSet released meanwhile) it reaches the user.
+    """
+
+    def __init__(self, tset_id: str, label: str, partition: int, reason: str) -> None:
+        self.tset_id = tset_id
+        self.label = label
+        self.partition = partition
+        self.reason = reason
+        super().__init__(
+            f"cached TSet {label!r} ({tset_id}) lost partition {partition}: {reason}. "
+            "Cache it again (run the cell that built it) to recompute it.")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.tset_id, self.label, self.partition, self.reason))
+
+
 class ConfigError(TwisterError, ValueError):
     """A configuration value is wrong: the message names the key, the value, where
     it may have come from, and what is expected."""

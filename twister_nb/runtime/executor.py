@@ -12,7 +12,6 @@ workers' object refs.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import sys
 import threading
@@ -27,6 +26,7 @@ from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
+from twister_nb.runtime.ray_errors import ray_error_line
 from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp, Parallelize
 
@@ -79,19 +79,6 @@ def _program() -> dict[str, Any] | None:
     if script.suffix != ".py" or not script.is_file() or is_library_path(str(script)):
         return None
     return {"path": str(script), "args": sys.argv[1:], "cwd": os.getcwd()}
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def ray_error_line(exc: BaseException) -> str:
-    """A Ray error in one line of words: the exception line that ends its
-    message (for an actor whose constructor raised: the user's own error, e.g.
-    ``NotADirectoryError: ...``), without Ray's colour codes."""
-    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
-    cause = next((line for line in reversed(lines)
-                  if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line)), None)
-    return cause or f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def print_output(event: Event) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
-                               JobOwnedError, UserFunctionError)
+                               JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
                                ErrorRaised, Event, OutputPrinted, StageSummary, TSetReleased,
                                TSetRestored)
@@ -282,6 +282,17 @@ class JobMaster:
             self._say(f"{exc.reason}; persisted TSet {exc.label!r} will be recomputed")
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", exc
+        except PartitionLostError as exc:
+            # Not a failure of the job either: a worker was lost with a cached
+            # partition; the driver caches the TSet again and reruns the action.
+            label = self._catalog.pop(exc.tset_id, {}).get("label", exc.label)
+            self._scheduler.release(exc.tset_id)
+            self.status = "idle"
+            lost = PartitionLostError(exc.tset_id, label, exc.partition, exc.reason)
+            self._say(f"cached TSet {label!r} lost partition {exc.partition} ({exc.reason}); "
+                      "it will be recomputed")
+            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
+            return "error", lost
         except UserFunctionError as exc:
             self.status = "failed"
             self._record.update(status="failed", error=str(exc))

@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from twister_nb.errors import ActionCancelledError, JobFailedError
+from twister_nb.errors import ActionCancelledError, JobFailedError, PartitionLostError
 from twister_nb.events import Event, OutputPrinted, StageSubmitted, TaskFinished, WorkersStarted
+from twister_nb.runtime.ray_errors import ray_error_line
 from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
                                       StoreRead, TaskOutput)
 
@@ -60,16 +61,15 @@ class Placement:
 
         Raises
         ------
-        JobFailedError
+        PartitionLostError
             If no worker holds it (released, or its worker was lost).
         """
         try:
             return self._where[tset_id][partition]
         except KeyError:
-            raise JobFailedError(
-                f"cached TSet {tset_id!r} (partition {partition}) is no longer held by the "
-                "workers; it was released or its worker was lost. Cache it again."
-            ) from None
+            raise PartitionLostError(tset_id, tset_id, partition,
+                                     "no worker holds it (it was released, or lost with its "
+                                     "worker)") from None
 
     def drop(self, tset_id: str) -> list[int]:
         """Forget ``tset_id``; the workers that held a partition of it, sorted."""
@@ -173,8 +173,12 @@ class Scheduler:
         me = ray.get_runtime_context().current_actor
         remote_worker = ray.remote(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
+        retries = int(self.config.get("runtime.max_task_retries", 3))
         new = [
+            # A lost worker is restarted (empty) and the tasks it was running are
+            # run again on it, up to runtime.max_task_retries times each.
             remote_worker.options(num_cpus=cpus, scheduling_strategy="SPREAD", max_restarts=-1,
+                                  max_task_retries=retries,
                                   name=f"{self._prefix}{self.job_id}.worker-{i}").remote(
                 i, self.job_id, dict(self.config), me, self._store)
             for i in range(len(self._workers), wanted)
@@ -259,14 +263,20 @@ class Scheduler:
                 try:
                     meta = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
-                    cause = exc.cause if isinstance(exc.cause, Exception) else exc
+                    cause: BaseException = exc  # a failed input wraps its own task's error
+                    while (isinstance(cause, ray.exceptions.RayTaskError)
+                           and isinstance(cause.cause, Exception)):
+                        cause = cause.cause
                     if first_error is None or stage < first_error[0]:
                         first_error = (stage, cause)
                     continue
                 except ray.exceptions.RayError as exc:
                     if first_error is None:
+                        retries = int(self.config.get("runtime.max_task_retries", 3))
                         first_error = (stage, JobFailedError(
-                            f"a worker of job {self.job_id!r} was lost: {type(exc).__name__}: {exc}"))
+                            f"a worker of job {self.job_id!r} was lost and its task was tried "
+                            f"{retries + 1} times (runtime.max_task_retries: {retries}): "
+                            f"{ray_error_line(exc)}"))
                     continue
                 lines = meta.pop("lines")
                 if lines:

@@ -20,7 +20,7 @@ from typing import Any
 from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
                                       ReturnOutput, SendOutput, StoreRead, TaskOutput)
 from twister_nb.runtime.task import TaskEnv, run_program, send
-from twister_nb.errors import CheckpointLostError
+from twister_nb.errors import CheckpointLostError, PartitionLostError
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200
@@ -136,7 +136,7 @@ class Worker:
         mat_values = []
         for read in materialized:
             if isinstance(read, LocalRead):
-                mat_values.append(self._cache[(read.tset_id, read.partition)])
+                mat_values.append(self.get_partition(read.tset_id, read.partition))
             elif isinstance(read, StoreRead):  # a persisted partition, read (memory-mapped) on demand
                 mat_values.append(_as_list(self._read_persisted(read.checkpoint, read.partition)))
             else:
@@ -185,7 +185,15 @@ class Worker:
                                       str(exc)) from None
 
     def get_partition(self, tset_id: str, partition: int) -> list[Any]:
-        return self._cache[(tset_id, partition)]
+        """A cached partition this worker holds. A worker Ray restarted after it
+        was lost holds nothing: :class:`PartitionLostError`, which makes the
+        driver recompute the TSet."""
+        try:
+            return self._cache[(tset_id, partition)]
+        except KeyError:
+            raise PartitionLostError(tset_id, tset_id, partition,
+                                     f"worker {self.index} no longer holds it (it was lost and "
+                                     "restarted)") from None
 
     def held(self) -> dict[str, list[int]]:
         """Which partitions of which TSets this worker holds."""

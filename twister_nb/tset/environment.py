@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from twister_nb import config as _config
-from twister_nb.errors import CheckpointLostError
+from twister_nb.errors import CheckpointLostError, PartitionLostError
 from twister_nb.tset import ops
 from twister_nb.tset.executor import ActionHook, Executor, ExecutorFactory, Listener, make_executor
 from twister_nb.tset.functions import Functions
@@ -134,8 +134,9 @@ class TSetEnvironment:
         self._lock = threading.RLock()
         self._refs: Counter[str] = Counter()
         self._pending: dict[str, tuple[ops.LogicalOp, str]] = {}
-        #: The graph each persisted TSet was computed from, by TSet ID.
-        self._lineage: dict[str, ops.LogicalOp] = {}
+        #: The graph and action (``cache``/``persist``) each materialized TSet was
+        #: made by, by TSet ID: to make it again if its data is lost.
+        self._lineage: dict[str, tuple[ops.LogicalOp, str]] = {}
         self._closed = False
         self._hooks: list[ActionHook] = []
         # An explicit job_id attaches: it must name a live or recorded job.
@@ -302,8 +303,9 @@ class TSetEnvironment:
         ``partitions``, ``cache``, ``persist``): what every TSet action calls.
 
         The lazy caches and persists ``root`` reads run first, the action hooks
-        see the action, and a checkpoint found damaged on the way is recomputed
-        from its lineage before the action runs again.
+        see the action, and a checkpoint found damaged or a cached partition
+        lost with its worker on the way is recomputed from its lineage before
+        the action runs again (at most ``_MAX_RECOVERIES`` times).
         """
         self._check_open()
         self._materialize_pending(root)
@@ -313,13 +315,14 @@ class TSetEnvironment:
                 if not all([hook(action, root) for hook in list(self._hooks)]):  # noqa: C419
                     return None  # a hook skipped it (a dry run)
                 return self._executor.execute(root, action, materialize_id=materialize_id)
-            except CheckpointLostError as exc:
+            except (CheckpointLostError, PartitionLostError) as exc:
                 lineage = self._lineage.get(exc.tset_id)
                 if lineage is None or attempt == _MAX_RECOVERIES:
                     raise
-                # Recompute the damaged TSet as it was persisted (its own damaged
-                # inputs are recovered the same way), then run the action again.
-                self.run_action(lineage, "persist", materialize_id=exc.tset_id)
+                # Make the lost TSet again as it was made (its own lost inputs
+                # are recovered the same way), then run the action again.
+                op, made_by = lineage
+                self.run_action(op, made_by, materialize_id=exc.tset_id)
         raise AssertionError("unreachable")
 
     def materialize(self, op: ops.LogicalOp, storage: str, lazy: bool) -> TSet:
@@ -330,8 +333,7 @@ class TSetEnvironment:
         node = ops.Materialized(parallelism=op.parallelism, name=op.name, keyed=op.keyed,
                                 tset_id=ident, storage=storage)
         action = "cache" if storage == "memory" else "persist"
-        if storage == "store":
-            self._lineage[ident] = op  # to recompute it if its checkpoint is damaged
+        self._lineage[ident] = (op, action)  # to make it again if its data is lost
         if lazy:
             self._pending[ident] = (op, action)
         else:
