@@ -127,8 +127,10 @@ class ConfigError(TwisterError, ValueError):
 
 class JobMasterLostError(JobFailedError):
     """The job's JobMaster actor is gone (killed, its node lost, the cluster
-    restarted). Its committed checkpoints are in the store: attaching to the job
-    by ID rebuilds it from there."""
+    restarted). Its committed checkpoints are in the store: the driver running
+    an action rebuilds it from there once and runs the action again; this
+    reaches the user when that fails too, or outside an action (attaching to
+    the job by ID rebuilds it then)."""
 
     def __init__(self, job_id: str, cause: str) -> None:
         self.job_id = job_id

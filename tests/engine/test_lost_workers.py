@@ -118,3 +118,26 @@ def test_a_worker_lost_every_time_fails_after_the_retries(ray_cluster, tmp_path)
         assert "was lost" in first and "runtime.max_task_retries: 1" in first, first
     finally:
         env.close()
+
+
+def test_a_jobmaster_killed_mid_action_is_rebuilt_and_the_action_runs_again(fresh_env, tmp_path,
+                                                                            capsys):
+    persist_log, cache_log, stage_log = (tmp_path / n for n in ("p.txt", "c.txt", "s.txt"))
+    persisted = fresh_env.parallelize_list(DATA, PARTS).compute(_counted(persist_log)).persist()
+    cached = fresh_env.parallelize_list(DATA, PARTS).compute(_counted(cache_log)).cache()
+    master_pid = fresh_env.info()["pid"]
+    killer = threading.Timer(1.0, _kill, args=(master_pid,))
+    killer.start()
+    try:
+        slow = persisted.compute(_counted(stage_log, seconds=2.0))
+        total = slow.reduce(operator.add).collect()
+    finally:
+        killer.join()
+    assert total == [9 * sum(DATA)]
+    assert fresh_env.info()["pid"] != master_pid
+    assert "the JobMaster was lost" in capsys.readouterr().out
+    # the persisted input was restored from its checkpoint, never recomputed
+    assert _runs(persist_log) == list(range(PARTS))
+    # the cache died with the JobMaster's workers: made again at its next use, once
+    assert cached.reduce(operator.add).collect() == [3 * sum(DATA)]
+    assert _runs(cache_log) == sorted(list(range(PARTS)) * 2)

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -204,6 +205,45 @@ class RayExecutor:
                         listener(event)
 
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
+        """Run one action on the job. A JobMaster lost on the way (killed, its
+        node gone) is rebuilt once from the store, and the action runs again on
+        the new one: committed checkpoints are restored, lost caches remade."""
+        try:
+            return self._execute_once(root, action, materialize_id)
+        except JobMasterLostError as lost:
+            self._tell(f"[job] {lost.cause_text}: the JobMaster was lost; starting a new one from "
+                       "the store and running the action again")
+            self._rebuild()
+        return self._execute_once(root, action, materialize_id)
+
+    def _tell(self, line: str) -> None:
+        """A line of the driver's own to the listeners (the JobMaster is not there to say it)."""
+        for listener in self.listeners:
+            listener(OutputPrinted(lines=(line,)))
+
+    def _rebuild(self) -> None:
+        """Start a new JobMaster for this job (its record and committed
+        checkpoints are in the store) once the lost one is gone, and attach."""
+        import ray
+
+        deadline = time.monotonic() + LEASE_TTL
+        while live_master(self._env.job_id, self._env.config) is not None:
+            if time.monotonic() > deadline:
+                raise JobMasterLostError(self._env.job_id, "the lost JobMaster is still "
+                                         f"registered after {LEASE_TTL:.0f} s")
+            time.sleep(0.1)
+        master = new_master(self._env.job_id, self._env.name, self._env.config, self.store,
+                            _program(), self._cluster["address"])
+        try:
+            ray.get(master.info.remote())
+        except ray.exceptions.RayActorError as exc:
+            raise JobFailedError(f"job {self._env.job_id!r} could not start again: "
+                                 f"{ray_error_line(exc)}") from None
+        self._master = master
+        self._attach()
+        self._cursor = self._ask(master.events.remote(0))[1]
+
+    def _execute_once(self, root: LogicalOp, action: str, materialize_id: str | None) -> Any:
         import ray
 
         if (action == "persist" and materialize_id is not None
