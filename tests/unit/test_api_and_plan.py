@@ -76,3 +76,20 @@ def test_logical_nodes_are_frozen(offline_env):
         t.op.parallelism = 9
     assert isinstance(t.op, ops.Map)
     assert [type(n).__name__ for n in t.op.post_order()] == ["Parallelize", "Direct", "Map"]
+
+
+def test_loop_variables_offline_start_at_their_defaults_and_need_init(offline_env):
+    from twister_nb.tset.variables import LoopVariables, TSetReference
+
+    saved = []
+    variables = LoopVariables(load=lambda: {"i": 4, "t": TSetReference("abc", "pts", 2, False)},
+                              save=lambda snap: saved.append(snap) or len(saved),
+                              handle=lambda ref: ("handle", ref.tset_id))
+    assert variables.init("i", 0) == 4                      # the committed value wins
+    assert variables.init("new", 7) == 7                    # a variable it never committed
+    assert variables.init("t", None) == ("handle", "abc")  # a TSet comes back as a handle
+    with pytest.raises(KeyError, match="init_variable"):
+        variables.update("typo", 1)
+    variables.update("i", 5)
+    assert variables.commit() == 1
+    assert saved[0]["i"] == 5 and saved[0]["new"] == 7

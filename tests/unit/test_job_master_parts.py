@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from twister_nb.errors import JobFailedError
+from twister_nb.errors import PartitionLostError
 from twister_nb.plan.physical import (CacheOutput, DiscardOutput, ExchangeInput, FetchedRead,
                                       LocalRead, MaterializedInput, PersistOutput, ReturnOutput,
                                       SendOutput, StagePlan, StoreRead, task_output)
@@ -135,7 +135,7 @@ def test_placement_round_robin_and_owners():
     assert placement.holds("c-1") and placement.owner("c-1", 3) == 1
     assert placement.cached() == {"c-1": 4}
     assert placement.drop("c-1") == [0, 1] and placement.drop("c-1") == []
-    with pytest.raises(JobFailedError, match="no longer held"):
+    with pytest.raises(PartitionLostError, match="no worker holds it"):
         placement.owner("c-1", 0)
 
 

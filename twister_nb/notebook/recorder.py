@@ -94,6 +94,13 @@ class OfflineExecutor:
     def info(self) -> dict[str, Any]:
         return {"status": "offline", "workers": 0, "cached": {}, "persisted": []}
 
+    def commit_variables(self, snapshot: dict[str, Any]) -> int:
+        raise RuntimeError("the offline job of a %%twister2 --dry-run cell commits nothing; "
+                           "run the cell again without --dry-run")
+
+    def committed_variables(self) -> dict[str, Any] | None:
+        return None  # nothing was ever committed: every variable starts at its default
+
 
 def offline_environment(name: str | None = None, parallelism: int | None = None) -> TSetEnvironment:
     """A job that builds graphs but never runs (no cluster, no banner)."""

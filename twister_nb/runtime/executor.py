@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twister_nb.checkpoint import open_store
+from twister_nb.checkpoint.variables import commit_variables, committed_variables
 from twister_nb.events import CheckpointCommitted, Event, OutputPrinted, TSetRestored
 from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster
@@ -323,6 +324,14 @@ class RayExecutor:
             raise TimeoutError(f"action {running['action']} of job {self._env.job_id!r} "
                                f"is still running after {timeout} s")
         return self._value(running["kind"], outcome)
+
+    def commit_variables(self, snapshot: dict[str, Any]) -> int:
+        """The loop variables, from this driver straight to the store (their
+        TSets were committed by the actions that persisted them)."""
+        return commit_variables(self.store, self._env.job_id, snapshot)
+
+    def committed_variables(self) -> dict[str, Any] | None:
+        return committed_variables(self.store, self._env.job_id)
 
     def release(self, tset_id: str) -> None:
         try:

@@ -12,6 +12,12 @@ job (:meth:`TSetEnvironment.cancel`, :meth:`~TSetEnvironment.info`,
 :meth:`~TSetEnvironment.add_action_hook` to see each action before it runs).
 Creating an environment starts (or attaches to) its job and prints the job
 banner first, as Twister2 does.
+
+Why this module is long: it is Twister2's ``TSetEnvironment`` API in one class
+(sources, actions, loop variables, attaching, watching), and each method is a
+few lines that hand over to where the work is done (the executor,
+:mod:`~twister_nb.tset.variables`, :mod:`~twister_nb.tset.tset`); splitting the
+class would split the API a user reads.
 """
 
 from __future__ import annotations
@@ -33,15 +39,8 @@ from twister_nb.tset.executor import ActionHook, Executor, ExecutorFactory, List
 from twister_nb.tset.functions import Functions
 from twister_nb.tset.identity import tset_id
 from twister_nb.tset.signature import convention
-from twister_nb.tset.tset import (
-    CachedKeyedTSet,
-    CachedTSet,
-    KeyedTSet,
-    PersistedKeyedTSet,
-    PersistedTSet,
-    TSet,
-    check_picklable,
-)
+from twister_nb.tset.tset import KeyedTSet, TSet, check_picklable, materialized_handle
+from twister_nb.tset.variables import LoopVariables
 
 __all__ = ["TSetEnvironment", "Twister2Environment"]
 
@@ -139,6 +138,8 @@ class TSetEnvironment:
         self._lineage: dict[str, tuple[ops.LogicalOp, str]] = {}
         self._closed = False
         self._hooks: list[ActionHook] = []
+        self._variables = LoopVariables(load=self._load_variables, save=self._save_variables,
+                                        handle=self._reference_handle)
         # An explicit job_id attaches: it must name a live or recorded job.
         self._executor = make_executor(self, executor, attach_only=job_id is not None)
         if "ipykernel" not in sys.modules:
@@ -338,11 +339,35 @@ class TSetEnvironment:
             self._pending[ident] = (op, action)
         else:
             self.run_action(op, action, materialize_id=ident)
-        if storage == "memory":
-            cls = CachedKeyedTSet if op.keyed else CachedTSet
-        else:
-            cls = PersistedKeyedTSet if op.keyed else PersistedTSet
-        return cls(self, node)
+        return materialized_handle(self, node)
+
+    # ------------------------------------------------------------------ loop state
+
+    def init_variable(self, name: str, default: Any) -> Any:
+        """A loop variable: the value this job committed last when it is resumed
+        (its job ID given again), else ``default`` (Twister2's checkpointing
+        environment). A TSet value comes back as a handle to its checkpoint."""
+        return self._variables.init(name, default)
+
+    def update_variable(self, name: str, value: Any) -> None:
+        """Stage a new value of a loop variable; :meth:`commit` makes it durable."""
+        self._variables.update(name, value)
+
+    def commit(self) -> int:
+        """Make every loop variable durable at once, the TSets they hold
+        persisted first; a resumed job's :meth:`init_variable` starts from
+        here. Returns the snapshot's number."""
+        self._check_open()
+        return self._variables.commit()
+
+    def _load_variables(self) -> dict[str, Any] | None:
+        return self._executor.committed_variables()
+
+    def _save_variables(self, snapshot: dict[str, Any]) -> int:
+        return self._executor.commit_variables(snapshot)
+
+    def _reference_handle(self, reference: Any) -> TSet:
+        return materialized_handle(self, reference.node())
 
     # ------------------------------------------------------------------ attaching
 
@@ -356,12 +381,8 @@ class TSetEnvironment:
         for ident, entry in catalog.items():
             node = ops.Materialized(parallelism=entry["parallelism"], name=entry["label"],
                                     keyed=entry["keyed"], tset_id=ident, storage=entry["storage"])
-            if entry["storage"] == "memory":
-                cls = CachedKeyedTSet if entry["keyed"] else CachedTSet
-            else:
-                cls = PersistedKeyedTSet if entry["keyed"] else PersistedTSet
             name = entry["label"] if labels.count(entry["label"]) == 1 else f"{entry['label']}@{ident}"
-            handles[name] = cls(self, node)
+            handles[name] = materialized_handle(self, node)
         return handles
 
     def running(self) -> dict[str, Any] | None:

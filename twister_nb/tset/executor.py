@@ -71,6 +71,12 @@ class Executor(Protocol):
     def wait_running(self, timeout: float | None = None) -> Any:
         """The running action's value, once it ends."""
 
+    def commit_variables(self, snapshot: dict[str, Any]) -> int:
+        """Commit the job's loop variables (TSets as references); the snapshot's number."""
+
+    def committed_variables(self) -> dict[str, Any] | None:
+        """The job's newest committed loop variables, or None."""
+
 
 #: Makes the executor of ``env``: ``factory(env, attach_only=...)``; with
 #: ``attach_only`` the job must exist already (live or recorded).

@@ -412,3 +412,10 @@ class PersistedTSet(_MaterializedMixin, TSet):
 
 class PersistedKeyedTSet(PersistedTSet, KeyedTSet):
     """A persisted TSet of ``(key, value)`` pairs."""
+
+
+def materialized_handle(env: "TSetEnvironment", op: ops.Materialized) -> TSet:
+    """The handle class for a cached or persisted TSet, keyed or not."""
+    if op.storage == "memory":
+        return (CachedKeyedTSet if op.keyed else CachedTSet)(env, op)
+    return (PersistedKeyedTSet if op.keyed else PersistedTSet)(env, op)
