@@ -9,27 +9,32 @@ from twister_nb import TSetEnvironment
 from twister_nb.errors import JobFailedError, JobMasterLostError
 
 
-def test_a_killed_jobmaster_is_one_clear_error_and_attach_rebuilds_it(ray_cluster):
+def test_a_killed_jobmaster_is_one_clear_error_and_the_next_action_rebuilds_it(ray_cluster,
+                                                                              capsys):
     import ray
 
     from twister_nb.runtime.job_master import ACTOR_PREFIX
 
     env = TSetEnvironment(name="lost", resources=[{"instances": 2}])
-    data = list(range(20))
-    assert env.parallelize_list(data, 2).collect() == data
-    ray.kill(ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb"), no_restart=True)
-    with pytest.raises(JobMasterLostError) as info:
-        env.parallelize_list(data, 2).map(lambda x: x + 1).collect()
-    message = str(info.value)
-    assert "\n" not in message and "\x1b" not in message, message
-    assert f"TSetEnvironment(job_id={env.job_id!r})" in message
-    assert isinstance(info.value, JobFailedError), "caught like any failed job"
-    again = TSetEnvironment(job_id=env.job_id)
     try:
-        assert again.parallelize_list(data, 2).map(lambda x: x + 1).collect() == [
+        data = list(range(20))
+        assert env.parallelize_list(data, 2).collect() == data
+        ray.kill(ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb"),
+                 no_restart=True)
+        with pytest.raises(JobMasterLostError) as info:  # outside an action: said, not hidden
+            env.info()
+        message = str(info.value)
+        assert "\n" not in message and "\x1b" not in message, message
+        assert f"TSetEnvironment(job_id={env.job_id!r})" in message
+        assert isinstance(info.value, JobFailedError), "caught like any failed job"
+        # an action rebuilds it from the store and runs, saying so in one line
+        assert env.parallelize_list(data, 2).map(lambda x: x + 1).collect() == [
             x + 1 for x in data]
+        lines = [ln for ln in capsys.readouterr().out.splitlines() if "JobMaster was lost" in ln]
+        assert len(lines) == 1 and "\x1b" not in lines[0], lines
+        assert env.info()["status"] in ("idle", "running")
     finally:
-        again.close()
+        env.close()
 
 
 def test_an_unwritable_store_says_why_the_job_could_not_start(ray_cluster, tmp_path):

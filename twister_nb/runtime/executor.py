@@ -343,6 +343,9 @@ class RayExecutor:
         import ray
 
         self._stop.set()
+        if not ray.is_initialized():
+            return  # this process left the cluster already (a script's exit): Ray's calls
+            # would start a new driver; the job ends by its idle limit
         try:
             ray.get(self._master.shutdown.remote(), timeout=30)
         except Exception:  # noqa: BLE001 - closing a dead job is fine

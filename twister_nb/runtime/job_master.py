@@ -177,7 +177,7 @@ class JobMaster:
                 "created": self.created, "workers": self._scheduler.workers,
                 "cached": self._scheduler.placement.cached(),
                 "persisted": self._persisted(), "actions": self._actions,
-                "pid": os.getpid(), "host": socket.gethostname(),
+                "pid": os.getpid(), "host": socket.gethostname(), "node": _node_id(),
                 "driver": self._seat.holder()}
 
     # ------------------------------------------------------------------ reading
@@ -452,3 +452,10 @@ def _stage_summary(stage: StagePlan) -> StageSummary:
     return StageSummary(index=stage.index, label=stage.label, tset_id=stage.tset_id,
                         parallelism=stage.parallelism, output=stage.output,
                         tsets=tuple((label, ident) for label, ident in stage.tsets))
+
+
+def _node_id() -> str:
+    """The Ray node this process runs on."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()

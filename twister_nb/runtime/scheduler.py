@@ -174,11 +174,12 @@ class Scheduler:
         remote_worker = ray.remote(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
         retries = int(self.config.get("runtime.max_task_retries", 3))
+        nodes = _alive_nodes()
         new = [
             # A lost worker is restarted (empty) and the tasks it was running are
             # run again on it, up to runtime.max_task_retries times each.
-            remote_worker.options(num_cpus=cpus, scheduling_strategy="SPREAD", max_restarts=-1,
-                                  max_task_retries=retries,
+            remote_worker.options(num_cpus=cpus, scheduling_strategy=_spread(i, nodes),
+                                  max_restarts=-1, max_task_retries=retries,
                                   name=f"{self._prefix}{self.job_id}.worker-{i}").remote(
                 i, self.job_id, dict(self.config), me, self._store)
             for i in range(len(self._workers), wanted)
@@ -315,3 +316,25 @@ class Scheduler:
 def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
     """The one ref each task of ``stage`` returned (``collect``, ``partitions``)."""
     return [outs[0] for outs in outputs[stage.index]]
+
+
+def _alive_nodes() -> list[str]:
+    """The IDs of the cluster's live nodes, in a stable order."""
+    import ray
+
+    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+
+
+def _spread(index: int, nodes: list[str]) -> Any:
+    """Where worker ``index`` goes: node ``index % len(nodes)``, round robin.
+
+    Ray's ``SPREAD`` put every zero-CPU worker of a job on one node of a
+    three-node cluster (zero-CPU actors do not count as load); an explicit node
+    for each does spread them. The affinity is soft: a worker whose node is
+    lost is restarted on one that remains.
+    """
+    if len(nodes) < 2:
+        return "SPREAD"
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
