@@ -148,6 +148,8 @@ def targets(data: dict) -> list[dict[str, Any]]:
                       _time_x),
         _ratio_target(data, "W6-raw", "W6 per-iteration <= 1.3x raw Ray actors", "W6", "",
                       "raw Ray", 1.3, _time_x),
+        _seconds_target(data, "RECOVERY", "RECOVERY a worker's death to the next result < 2 s",
+                        "RECOVERY", "", "twister_nb after", 2.0),
     ]
     m = data["workloads"].get("MEM") or {}
     tnb_mem = [r for r in m.get("memory", []) if r["system"] == "twister_nb"]

@@ -31,6 +31,7 @@ from benchmarks import peers as pe
 from benchmarks import rawray
 from benchmarks import userfns as uf
 from benchmarks.first_result import w0
+from benchmarks.recovery import recovery
 from benchmarks.harness import (
     TNB,
     Variant,
@@ -856,6 +857,6 @@ def w6(b: Bench) -> dict[str, Any]:
 
 
 WORKLOADS = {"W0": w0, "W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "SCALE": scale,
-             "MEM": mem}
-ORDER = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "SCALE", "MEM"]
-RUN_ORDER = ["W0", "W1", "W2", "SCALE", "MEM", "W5", "W6", "W3", "W4"]
+             "MEM": mem, "RECOVERY": recovery}
+ORDER = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "SCALE", "MEM", "RECOVERY"]
+RUN_ORDER = ["W0", "W1", "W2", "SCALE", "MEM", "W5", "W6", "W3", "W4", "RECOVERY"]
