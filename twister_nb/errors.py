@@ -75,7 +75,19 @@ class ClusterError(TwisterError):
     """The Ray cluster could not be reached or started."""
 
 
-class CheckpointLostError(TwisterError):
+class DataLostError(TwisterError):
+    """A materialized TSet's data cannot be read: made again from the graph that
+    made it (see :class:`CheckpointLostError`, :class:`PartitionLostError`).
+
+    Executors raise it from ``execute``; the environment then recomputes the
+    TSet (``tset_id``) from its lineage and runs the action again.
+    """
+
+    tset_id: str
+    label: str
+
+
+class CheckpointLostError(DataLostError):
     """A persisted TSet's committed checkpoint could not be read back as written
     (a part was damaged or deleted after the restart checked its size).
 
@@ -97,7 +109,7 @@ class CheckpointLostError(TwisterError):
         return (type(self), (self.tset_id, self.label, self.reason))
 
 
-class PartitionLostError(TwisterError):
+class PartitionLostError(DataLostError):
     """A cached TSet's partition is no longer in memory: the worker that held
     it was lost (Ray restarts a lost worker empty).
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from twister_nb import config as _config
-from twister_nb.errors import CheckpointLostError, PartitionLostError
+from twister_nb.errors import DataLostError
 from twister_nb.tset import ops
 from twister_nb.tset.executor import ActionHook, Executor, ExecutorFactory, Listener, make_executor
 from twister_nb.tset.functions import Functions
@@ -316,7 +316,7 @@ class TSetEnvironment:
                 if not all([hook(action, root) for hook in list(self._hooks)]):  # noqa: C419
                     return None  # a hook skipped it (a dry run)
                 return self._executor.execute(root, action, materialize_id=materialize_id)
-            except (CheckpointLostError, PartitionLostError) as exc:
+            except DataLostError as exc:
                 lineage = self._lineage.get(exc.tset_id)
                 if lineage is None or attempt == _MAX_RECOVERIES:
                     raise
