@@ -53,11 +53,30 @@ def open_env(job_store, job_id=None, extra=None):
 
 
 @pytest.mark.slow
+def test_a_worker_killed_mid_persist_is_restarted_and_its_task_runs_again(ray_cluster, job_store,
+                                                                          tmp_path):
+    count_file, flag = tmp_path / "calls.txt", tmp_path / "crash"
+    flag.write_text("2")
+    env = open_env(job_store)
+    try:
+        _, second = pipeline(env, count_file, flag)  # no error: an eviction, not a failure
+        assert not flag.exists(), "the crash happened"
+        assert second.collect() == EXPECTED
+        assert calls(count_file) == sorted([f"mul {p}" for p in range(PAR)]
+                                           + [f"add {p}" for p in range(PAR)] + ["add 2"])
+        store = job_store.open()
+        assert all(store.latest(env.job_id, t) is not None for t in store.list_tsets(env.job_id))
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_partition", [0, 3])
 def test_worker_killed_before_the_manifest(ray_cluster, job_store, tmp_path, crash_partition):
     count_file, flag = tmp_path / "calls.txt", tmp_path / "crash"
     flag.write_text(str(crash_partition))
-    env = open_env(job_store)
+    # no retry of the lost worker's task: the action fails before plus-two's manifest
+    env = open_env(job_store, extra={"runtime.max_task_retries": 0})
     store = job_store.open()
     try:
         with pytest.raises(JobFailedError, match="worker"):

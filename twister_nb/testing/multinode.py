@@ -22,6 +22,8 @@ import time
 from typing import Any
 
 _HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
+#: What starts each answer of the cluster process on its stdout.
+_MARK = "@@twister-nb-cluster "
 
 
 class MultiNodeCluster:
@@ -45,8 +47,8 @@ class MultiNodeCluster:
             line = self._proc.stdout.readline() if self._proc.stdout else ""
             if not line:
                 raise RuntimeError(f"the cluster process ended (code {self._proc.poll()})")
-            if line.startswith("{"):
-                return json.loads(line)
+            if _MARK in line:  # Ray may print on the same stream, even on the same line
+                return json.JSONDecoder().raw_decode(line[line.index(_MARK) + len(_MARK):])[0]
         raise TimeoutError("the cluster process did not answer")
 
     def _ask(self, command: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -116,7 +118,17 @@ def _serve(workers: int, cpus: int) -> None:
         schedulable(node.node_id)
 
     def say(answer: dict[str, Any]) -> None:
-        print(json.dumps(answer), flush=True)
+        sys.stdout.write("\n" + _MARK + json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+    def gone(node_id: str, timeout: float = 60.0) -> None:
+        """Wait until the cluster counts the node dead (a job placed meanwhile
+        would still be given it)."""
+        deadline = time.monotonic() + timeout
+        while any(n["NodeID"] == node_id and n["Alive"] for n in ray.nodes()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {node_id} still alive")
+            time.sleep(0.1)
 
     say({"address": cluster.address})
     for line in sys.stdin:
@@ -124,6 +136,7 @@ def _serve(workers: int, cpus: int) -> None:
         if command == "remove":
             node = nodes.pop(int(args[0]))
             cluster.remove_node(node, allow_graceful=False)
+            gone(node.node_id)
             say({"removed": node.node_id})
         elif command == "add":
             node = cluster.add_node(**node_args)

@@ -334,7 +334,7 @@ class TSetEnvironment:
         node = ops.Materialized(parallelism=op.parallelism, name=op.name, keyed=op.keyed,
                                 tset_id=ident, storage=storage)
         action = "cache" if storage == "memory" else "persist"
-        self._lineage[ident] = (op, action)  # to make it again if its data is lost
+        self._lineage[ident] = (ops.detached(op), action)  # to make it again if its data is lost
         if lazy:
             self._pending[ident] = (op, action)
         else:

@@ -267,3 +267,27 @@ class Union(LogicalOp):
     """Partition i is the concatenation of partition i of every input."""
 
     num_inputs: ClassVar[int | None] = None
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def detached(root: LogicalOp) -> LogicalOp:
+    """``root``'s graph with each cached or persisted input as an equal copy.
+
+    A materialized TSet's data is freed when its node is no longer referenced
+    (its handle's finalizer is on the node), so a graph kept for later -- the
+    lineage a lost TSet is made again from -- must not hold those nodes, or a
+    loop's caches would hold each other for ever. The copies name the same data
+    while it is held; once it was freed, remaking from them fails as it would
+    have before. Shared nodes stay shared.
+    """
+    copies: dict[int, LogicalOp] = {}
+    for node in root.post_order():  # parents before children
+        if isinstance(node, Materialized):
+            copies[id(node)] = node.replace()
+        else:
+            copies[id(node)] = node.replace(
+                inputs=tuple(copies[id(i)] for i in node.inputs),
+                side_inputs=tuple((key, copies[id(op)]) for key, op in node.side_inputs))
+    return copies[id(root)]
