@@ -11,11 +11,29 @@ pickles by its fields, and its message already says what to do.
 
 from __future__ import annotations
 
+import os
+import traceback
 from typing import Any
 
 
+def _debug() -> bool:
+    """``TWISTER_NB_DEBUG=1``: show whole tracebacks (as ``twister-nb --debug``)."""
+    return os.environ.get("TWISTER_NB_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
 class TwisterError(Exception):
-    """Base of twister_nb's own errors."""
+    """Base of twister_nb's own errors.
+
+    Their messages already say what happened and what to do, so IPython shows
+    them without twister_nb's frames: ``_render_traceback_`` (IPython's hook
+    for an exception that draws itself) gives ``Name: message``;
+    ``TWISTER_NB_DEBUG=1`` gives the whole traceback instead.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        if _debug():
+            return "".join(traceback.format_exception(self)).rstrip().splitlines()
+        return f"{type(self).__name__}: {self}".splitlines()
 
 
 class UserFunctionError(TwisterError):
@@ -47,6 +65,16 @@ class UserFunctionError(TwisterError):
             f"{self.partition}, worker {self.worker}: {self.message}\n\n{self.user_traceback}"
             "\nFix the function and run the action again (or `twister-nb restart JOB_ID`)."
         )
+
+    def _render_traceback_(self) -> list[str]:
+        """Where it failed, then the user's own traceback (which ends with the
+        message), once: not the message again, not twister_nb's frames."""
+        if _debug():
+            return super()._render_traceback_()
+        head = (f"{type(self).__name__}: {self.where} of TSet {self.tset!r} ({self.operation}) "
+                f"failed on partition {self.partition}, worker {self.worker}")
+        body = self.user_traceback.rstrip().splitlines() or [self.message]
+        return [head, *body, "Fix the function and run the action again."]
 
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Exception:

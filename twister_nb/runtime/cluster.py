@@ -363,6 +363,14 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
     return {"address": address, "type": kind}
 
 
+def ray_logs_dir(info: Mapping[str, str]) -> str | None:
+    """The folder of Ray's own logs (raylet, workers) for a local head; None for
+    a remote cluster (its logs are on its machines)."""
+    if info.get("type") != "local":
+        return None
+    return str(_temp_dir() / "session_latest" / "logs")
+
+
 def banner_fields(info: Mapping[str, str]) -> dict[str, str]:
     """The ``Cluster Type`` and ``Runtime`` lines of a job banner."""
     import platform

@@ -10,7 +10,11 @@ Three steps, kept apart as in dask's ``dot.py``:
 2. :func:`to_graphviz` turns the model into a ``graphviz.Digraph`` and
    :func:`to_text` into an indented tree.
 3. :func:`visualize` renders: SVG (or another format) through the ``dot``
-   program, shown as an IPython ``SVG``/``Image``; without ``dot`` (or without
+   program. An SVG is a :class:`GraphPicture`, which a notebook gets as SVG, as
+   PNG and as the text tree: JupyterLab draws SVG only in a trusted notebook and
+   falls back to the PNG (a safe type) in an untrusted one, where a bare IPython
+   ``SVG`` showed ``<IPython.core.display.SVG object>``. Other formats are an
+   IPython ``Image``. Without ``dot`` (or without
    the graphviz package) it returns the text tree with the command that
    installs what is missing.
 
@@ -44,6 +48,7 @@ from twister_nb.tset.identity import tset_id
 __all__ = [
     "STATUSES",
     "GraphModel",
+    "GraphPicture",
     "TextGraph",
     "build_model",
     "to_graphviz",
@@ -446,13 +451,44 @@ class TextGraph:
 # --------------------------------------------------------------------------- rendering
 
 
-def _display(data: bytes, fmt: str) -> Any:
+class GraphPicture:
+    """The graph as SVG, with a PNG and the text tree beside it.
+
+    A notebook shows the first type it may: the SVG in a trusted notebook, the
+    PNG in an untrusted one (JupyterLab renders SVG only when trusted; PNG is
+    safe), the text tree where no picture can be shown.
+    """
+
+    def __init__(self, svg: str, png: bytes | None, text: str) -> None:
+        #: The SVG document (what ``IPython.display.SVG(...).data`` would hold).
+        self.data = svg
+        self.png = png
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text)
+
+    def _repr_svg_(self) -> str:
+        return self.data
+
+    def _repr_png_(self) -> bytes | None:
+        return self.png
+
+
+def _display(data: bytes, fmt: str, graph: Any = None, text: str = "") -> Any:
+    if fmt == "svg":
+        try:
+            png = graph.pipe(format="png") if graph is not None else None
+        except Exception:  # noqa: BLE001 - the SVG stands without its PNG twin
+            png = None
+        return GraphPicture(data.decode("utf-8"), png, text)
     try:
-        from IPython.display import SVG, Image
+        from IPython.display import Image
     except ImportError:
         return None
-    if fmt == "svg":
-        return SVG(data)
     if fmt in _IMAGE_FORMATS:
         return Image(data, format="jpeg" if fmt == "jpg" else fmt)
     return None
@@ -484,9 +520,9 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
 
     Returns
     -------
-    An IPython ``SVG``/``Image``, a :class:`TextGraph` when drawing falls back
-    to text, or None when IPython is not installed (or the format cannot be
-    shown).
+    A :class:`GraphPicture` (SVG, PNG and text), an IPython ``Image`` for
+    other picture formats, a :class:`TextGraph` when drawing falls back to
+    text, or None when IPython is not installed (or the format cannot be shown).
     """
     engine = _config.override_with("notebook.graph.engine", engine) or "auto"
     if engine not in _ENGINES:
@@ -531,4 +567,4 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     if filename is not None:
         with open(filename, "wb") as f:
             f.write(data)
-    return _display(data, fmt)
+    return _display(data, fmt, g, to_text(op_or_ops, status) if fmt == "svg" else "")
