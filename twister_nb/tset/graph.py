@@ -197,7 +197,7 @@ def _node(op: ops.LogicalOp) -> Node:
         detail = function_name(op.fn)
         if op.batch_size:
             detail += f" \u00b7 {op.batch_size} rows"
-    elif isinstance(op, ops.AbstractTransform):
+    elif isinstance(op, ops.AbstractTransform) and op.fn is not ops.identity:
         detail = function_name(op.fn)
     if op.name and op.name != kind and not isinstance(op, ops.Materialized):
         title = f"{op.name} ({kind})"
