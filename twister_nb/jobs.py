@@ -385,7 +385,7 @@ class JobClient:
         name = name or str(_config.get("job.name", "python-job", self._overrides))
         job_id = job_id or envmod.new_job_id(name)
         info = cluster.connect(self.config)
-        print(envmod.format_banner(name, job_id, cluster.banner_fields(info)), flush=True)
+        print(envmod.format_banner(name, job_id, cluster.banner_fields(info, job_id)), flush=True)
         return ProgramRun(path=Path(path), args=tuple(args), job_id=job_id, name=name)
 
     def relaunch(self, job_id: str) -> ProgramRun:

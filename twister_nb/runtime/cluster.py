@@ -371,16 +371,22 @@ def ray_logs_dir(info: Mapping[str, str]) -> str | None:
     return str(_temp_dir() / "session_latest" / "logs")
 
 
-def banner_fields(info: Mapping[str, str]) -> dict[str, str]:
-    """The ``Cluster Type`` and ``Runtime`` lines of a job banner."""
+def banner_fields(info: Mapping[str, str], job_id: str | None = None) -> dict[str, str]:
+    """The ``Cluster Type`` and ``Runtime`` lines of a job banner, and with a job
+    ID its ``Job Log`` (where Ray's own messages to the driver go)."""
     import platform
 
     import ray
 
-    return {
+    from twister_nb.runtime.ray_log import job_log_path
+
+    fields = {
         "Cluster Type": f"ray ({info['type']}, {info['address']})",
         "Runtime": f"Python {platform.python_version()}, Ray {ray.__version__}",
     }
+    if job_id is not None:
+        fields["Job Log"] = str(job_log_path(job_id))
+    return fields
 
 
 def cluster_cpus() -> int:

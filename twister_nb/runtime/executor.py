@@ -184,7 +184,7 @@ class RayExecutor:
         raise TypeError("a RayExecutor lives in its driver and cannot be pickled")
 
     def banner_fields(self) -> dict[str, str]:
-        return {**cluster.banner_fields(self._cluster), "Job Log": str(self.log_path)}
+        return cluster.banner_fields(self._cluster, self._env.job_id)
 
     @property
     def master(self) -> Any:
