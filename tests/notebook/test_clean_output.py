@@ -47,6 +47,11 @@ slow_sum = sum(src.map(slow).collect())
 slow_sum""",
     "status_now": "bg.status",
     "waited": "bg.wait(180), bg.status",
+    "batches": """%%twister2 --no-graph
+import numpy as np
+rows = env.parallelize_array(np.arange(1000), 4)
+doubled_rows = rows.map_batches(lambda b: b * 2)
+int(sum(int(b.sum()) for b in doubled_rows.collect()))""",
 }
 
 
@@ -171,3 +176,11 @@ def test_no_ray_lines_in_any_cell(cells):
     for name, cell in cells.items():
         assert "(raylet)" not in _text(cell), name
         assert "\x1b[" not in "".join(o.get("text", "") for o in cell.outputs), name
+
+
+def test_batches_are_counted_as_their_rows(cells):
+    cell = cells["batches"]
+    assert int(_value(cell)) == sum(2 * x for x in range(1000))
+    text = _text(cell)
+    assert re.search(r"#\d+ collect: rows \u2192 doubled_rows<", text), text
+    assert "4/4 tasks \u00b7 1,000 in \u00b7 1,000 out" in text, text
