@@ -130,6 +130,7 @@ def test_one_dashboard_one_checkpoint_line_users_names(cells):
     # the banner says where Ray's own messages went: the job's log
     log = Path(re.search(r"Job Log\s+:\s+(\S+)", text).group(1))
     assert log.name.startswith("clean-output-") and log.is_file()
+    assert f"Ray's messages: <code>{log}</code>" in text  # the dashboard names it too
     # the final state, in the live widget's colours
     assert "done" in text and "#388e3c" in text and "<progress" not in text
 

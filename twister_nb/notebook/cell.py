@@ -49,6 +49,7 @@ from twister_nb.notebook.recorder import (
     offline_environment,
 )
 from twister_nb.notebook.session import NotebookSession
+from twister_nb.runtime.ray_log import job_log_path
 from twister_nb.tset.ops import LogicalOp
 from twister_nb.tset.tset import TLink, TSet
 
@@ -247,6 +248,9 @@ class _CellRunner:
             print(f"(no job dashboard: {exc}; `pip install ipywidgets` shows it)")
             return
         run = self.run_record
+        log = job_log_path(self.env.job_id)
+        if log.exists():  # a Ray job driven here has one (an offline job has none)
+            self.progress.set_log_path(str(log))
         run.dashboard = JobDashboard(on_cancel=self.env.cancel, progress=self.progress)
         self.handle = self.show(run.dashboard, display_id=True)
         if not self.opts.background:

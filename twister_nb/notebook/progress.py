@@ -35,7 +35,8 @@ __all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
 JOB_STATUSES = ("idle", "running", "done", "failed", "cancelled")
 FIELDS = ("job_id", "job_name", "status", "elapsed", "workers", "stages", "errors", "output",
-          "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested")
+          "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested",
+          "log_path")
 _MATERIALIZED = "materialized"
 #: What a caption says for data an earlier action stored, when no variable names it
 _STORED = "stored data"
@@ -72,6 +73,8 @@ class JobProgress:
         self.checkpoints: list[dict[str, Any]] = []
         self.restored: list[dict[str, Any]] = []
         self.cancel_requested = False
+        #: The job's log (Ray's own messages to the driver go there, not into the cell)
+        self.log_path = ""
         #: TSet ID -> the user's variable name (the cell's namespace): what captions say
         self.names: dict[str, str] = {}
         self._stages: dict[tuple[int, int], dict[str, Any]] = {}
@@ -122,6 +125,11 @@ class JobProgress:
     def _stage_names(self, stage: dict[str, Any]) -> list[str]:
         return [self.names.get(ident) or (_STORED if label == _MATERIALIZED else label)
                 for label, ident in zip(stage["tsets"], stage["tset_ids"])]
+
+    def set_log_path(self, path: str) -> None:
+        with self._lock:
+            self.log_path = str(path)
+            self._notify({"log_path"})
 
     def set_max_output_lines(self, n: int) -> None:
         with self._lock:
@@ -371,7 +379,16 @@ def render_header(state: dict[str, Any]) -> str:
     return (f"<div class='twister-nb-header'><b>{e(state['job_name'] or 'job')}</b> "
             f"<code>{e(state['job_id'])}</code> &middot; "
             f"<span style='color:{color};font-weight:bold'>{e(state['status'])}</span> &middot; "
-            f"{state['elapsed']:.2f} s{known}</div>")
+            f"{state['elapsed']:.2f} s{known}{_log_line(state)}</div>")
+
+
+def _log_line(state: dict[str, Any]) -> str:
+    """Where Ray's own messages went (they are not shown in the cell)."""
+    path = state.get("log_path")
+    if not path:
+        return ""
+    return (f"<div style='font-size:smaller;color:#757575'>Ray's messages: "
+            f"<code>{html.escape(path)}</code></div>")
 
 
 def render_errors(state: dict[str, Any]) -> str:

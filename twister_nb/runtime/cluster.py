@@ -360,6 +360,9 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
                 f"cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}); "
                 "check config ray.address, or run `twister-nb cluster start`"
             ) from exc
+        from twister_nb.runtime import ray_log
+
+        ray_log.install()  # the raylet's messages go to the job logs, not to stdout
     return {"address": address, "type": kind}
 
 
