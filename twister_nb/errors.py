@@ -11,7 +11,9 @@ pickles by its fields, and its message already says what to do.
 
 from __future__ import annotations
 
+import linecache
 import os
+import re
 import traceback
 from typing import Any
 
@@ -73,8 +75,27 @@ class UserFunctionError(TwisterError):
             return super()._render_traceback_()
         head = (f"{type(self).__name__}: {self.where} of TSet {self.tset!r} ({self.operation}) "
                 f"failed on partition {self.partition}, worker {self.worker}")
-        body = self.user_traceback.rstrip().splitlines() or [self.message]
+        body = _with_source(self.user_traceback.rstrip().splitlines()) or [self.message]
         return [head, *body, "Fix the function and run the action again."]
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in ')
+
+
+def _with_source(lines: list[str]) -> list[str]:
+    """A worker's traceback with the source line under each frame the worker could
+    not show: a function defined in a notebook cell has its code in the kernel's
+    line cache, not in the worker's."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        frame = _FRAME.match(line)
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if frame and (not following.startswith("    ") or _FRAME.match(following)):
+            code = linecache.getline(frame["file"], int(frame["line"])).strip()
+            if code:
+                out.append(f"    {code}")
+    return out
 
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Exception:

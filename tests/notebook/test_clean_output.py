@@ -32,6 +32,8 @@ src = env.parallelize_list(list(range(100)), 4)
 doubled = src.map(lambda x: x * 2)
 p = doubled.persist()
 p.reduce(lambda a, b: a + b).collect()[0]""",
+    "upstream": """%%twister2 --no-dashboard
+len(doubled.map(lambda x: x + 1).collect())""",
     "failing": """%%twister2
 def bad(x):
     if x == 3:
@@ -130,7 +132,7 @@ def test_one_dashboard_one_checkpoint_line_users_names(cells):
     # the banner says where Ray's own messages went: the job's log
     log = Path(re.search(r"Job Log\s+:\s+(\S+)", text).group(1))
     assert log.name.startswith("clean-output-") and log.is_file()
-    assert f"Ray's messages: <code>{log}</code>" in text  # the dashboard names it too
+    assert re.search(f"Ray's messages: <span[^>]*>{re.escape(str(log))}</span>", text)  # and the dashboard
     # the final state, in the live widget's colours
     assert "done" in text and "#388e3c" in text and "<progress" not in text
 
@@ -154,6 +156,7 @@ def test_a_failing_user_function_is_told_once_with_its_own_frames(cells):
     assert shown.count("bad value 3") == 1, shown
     assert shown.count("Traceback (most recent call last)") == 1
     assert ", in bad" in shown
+    assert "raise ValueError('bad value %r' % x)" in shown  # the cell's line, from the kernel
     for internal in ("executor.py", "environment.py", "tset.py", "interactiveshell.py"):
         assert internal not in shown
     # the dashboard says what failed, in its own line
@@ -185,3 +188,12 @@ def test_batches_are_counted_as_their_rows(cells):
     text = _text(cell)
     assert re.search(r"#\d+ collect: rows \u2192 doubled_rows<", text), text
     assert "4/4 tasks \u00b7 1,000 in \u00b7 1,000 out" in text, text
+
+
+def test_the_graph_names_upstream_tsets_from_earlier_cells(cells):
+    cell = cells["upstream"]
+    assert int(_value(cell)) == len([x * 2 + 1 for x in range(100)])
+    (graph,) = [o.data for o in cell.outputs
+                if o.output_type == "display_data" and "image/svg+xml" in o.data]
+    assert "doubled = map" in graph["text/plain"] and "src = parallelize" in graph["text/plain"]
+    assert "doubled = map" in graph["image/svg+xml"]

@@ -374,7 +374,8 @@ def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any]) -> No
 
     try:
         run.graph = visualize(run.graph_roots(), format=opts.graph_format, rankdir=opts.rankdir,
-                              status=None if opts.dry_run else run.status_map())
+                              status=None if opts.dry_run else run.status_map(),
+                              names=run.progress.names if run.progress is not None else None)
     except Exception as exc:  # noqa: BLE001 - reported in one line, the cell stands
         print(f"(the graph could not be drawn: {type(exc).__name__}: {exc})")
         return

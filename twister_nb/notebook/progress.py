@@ -387,8 +387,8 @@ def _log_line(state: dict[str, Any]) -> str:
     path = state.get("log_path")
     if not path:
         return ""
-    return (f"<div style='font-size:smaller;color:#757575'>Ray's messages: "
-            f"<code>{html.escape(path)}</code></div>")
+    return (f"<div class='twister-nb-log' style='font-size:smaller;color:#757575'>Ray's "
+            f"messages: <span style='font-family:monospace'>{html.escape(path)}</span></div>")
 
 
 def render_errors(state: dict[str, Any]) -> str:

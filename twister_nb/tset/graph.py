@@ -218,9 +218,10 @@ def _link_label(link: ops.AbstractLink, side: int = 0) -> str:
     return label
 
 
-def build_model(op_or_ops: Any) -> GraphModel:
+def build_model(op_or_ops: Any, names: Mapping[str, str] | None = None) -> GraphModel:
     """The drawing's nodes and edges, from a root op (or TSet), several, or a
-    ``{variable name: tset}`` mapping (the names are shown on the nodes)."""
+    ``{variable name: tset}`` mapping (the names are shown on the nodes).
+    ``names`` (TSet ID -> variable name) names the other computed nodes it knows."""
     model = GraphModel()
     edges: dict[tuple[str, str, str], Edge] = {}
     seen: set[int] = set()
@@ -286,6 +287,10 @@ def build_model(op_or_ops: Any) -> GraphModel:
             edge = Edge(computed[node.tset_id], node.key, word, "materialize")
             edges.setdefault((edge.src, edge.dst, edge.label), edge)
     model.edges = list(edges.values())
+    for node in model.nodes.values():
+        name = (names or {}).get(node.tset_id)
+        if name and not node.variables and not node.terminal and node.storage is None:
+            node.variables.append(name)
     return model
 
 
@@ -496,7 +501,8 @@ def _display(data: bytes, fmt: str, graph: Any = None, text: str = "") -> Any:
 
 def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = None,
               rankdir: str = "TB", status: Mapping[str, str] | None = None, *,
-              engine: str | None = None, **graph_attr: Any) -> Any:
+              engine: str | None = None, names: Mapping[str, str] | None = None,
+              **graph_attr: Any) -> Any:
     """Draw the logical graph up to ``op_or_ops``.
 
     Parameters
@@ -515,6 +521,9 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     engine : {"auto", "graphviz", "text"}, optional
         Default: config ``notebook.graph.engine``, else ``auto``: graphviz when
         it and its ``dot`` program are installed, the text tree otherwise.
+    names : dict of str to str, optional
+        TSet ID to the variable it is bound to (a notebook's namespace), shown
+        on nodes upstream that ``op_or_ops`` does not name.
     **graph_attr
         Graphviz graph attributes (``size="8,8"``, ``ranksep="0.3"`` ...).
 
@@ -535,8 +544,10 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
             filename = f"{filename}.{format or 'svg'}"
     fmt = (format or "svg").lower()
 
+    model = build_model(op_or_ops, names)
+
     def text(hint: str | None) -> TextGraph:
-        return TextGraph(to_text(op_or_ops, status), hint)
+        return TextGraph(to_text(model, status), hint)
 
     if engine == "text":
         tree = text(None)
@@ -550,7 +561,7 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
         if engine == "graphviz" or filename is not None:
             raise
         return text(PACKAGE_HINT)
-    g = to_graphviz(op_or_ops, rankdir=rankdir, status=status, graph_attr=graph_attr)
+    g = to_graphviz(model, rankdir=rankdir, status=status, graph_attr=graph_attr)
     if fmt in ("dot", "gv"):
         if filename is not None:
             with open(filename, "w") as f:
@@ -567,4 +578,4 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     if filename is not None:
         with open(filename, "wb") as f:
             f.write(data)
-    return _display(data, fmt, g, to_text(op_or_ops, status) if fmt == "svg" else "")
+    return _display(data, fmt, g, to_text(model, status) if fmt == "svg" else "")
