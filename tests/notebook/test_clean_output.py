@@ -103,7 +103,8 @@ def cells(ray_cluster, tmp_path_factory):
 @pytest.mark.parametrize("name, says", [
     ("bogus", "%%twister2: unrecognized arguments: --bogus"),
     ("frobnicate", "invalid choice: 'frobnicate'"),
-    ("parallelism", "%%twister2 --parallelism must be a positive int, got 0; e.g. --parallelism 4"),
+    ("parallelism",
+     "%%twister2 --parallelism must be a positive int, got 0; e.g. --parallelism 4"),
     ("attach", "no job 'no-such-job'"),
 ])
 def test_a_usage_error_is_one_line(cells, name, says):
@@ -132,7 +133,8 @@ def test_one_dashboard_one_checkpoint_line_users_names(cells):
     # the banner says where Ray's own messages went: the job's log
     log = Path(re.search(r"Job Log\s+:\s+(\S+)", text).group(1))
     assert log.name.startswith("clean-output-") and log.is_file()
-    assert re.search(f"Ray's messages: <span[^>]*>{re.escape(str(log))}</span>", text)  # and the dashboard
+    # ... and the dashboard names it too
+    assert re.search(f"Ray's messages: <span[^>]*>{re.escape(str(log))}</span>", text)
     # the final state, in the live widget's colours
     assert "done" in text and "#388e3c" in text and "<progress" not in text
 

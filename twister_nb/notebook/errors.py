@@ -4,7 +4,8 @@ A :class:`UsageError` is a subclass of IPython's when IPython is installed, so
 the plain functions the magics call raise what the magics would. IPython shows
 only its own class exactly as one line (``etype is UsageError``); a subclass
 would get a whole traceback, so this one draws itself through
-``_render_traceback_`` (IPython's hook): ``UsageError: <message>``, nothing else. ``error_type`` tags the category, as jupysql does:
+``_render_traceback_`` (IPython's hook): ``UsageError: <message>``, nothing
+else. ``error_type`` tags the category, as jupysql does:
 
 * ``usage`` -- a flag or argument is wrong,
 * ``state`` -- the notebook is not in a state for the command (no job yet),
