@@ -127,7 +127,7 @@ def test_one_dashboard_one_checkpoint_line_users_names(cells):
     # the user's names; no internal labels
     captions = re.findall(r"<td>(#\d+ \w+: [^<]*)</td>", text)
     assert captions == ["#1 persist: src \u2192 doubled", "#2 collect: doubled",
-                        "#2 collect: reduce \u2192 reduce result"], captions
+                        "#2 collect: reduce result"], captions
     assert "_identity" not in text and "map _identity" not in text
     assert "(raylet)" not in text
     # the banner says where Ray's own messages went: the job's log

@@ -359,8 +359,10 @@ def stage_caption(stage: dict[str, Any]) -> str:
     '#1 persist: source_x → compute'
     """
     shown = stage.get("names") or stage["tsets"]
-    # a fused chain names a variable once: ``src → map → map`` bound to one name
-    deduped = [n for i, n in enumerate(shown) if i == 0 or n != shown[i - 1]]
+    # a fused chain names a variable once (``src → map → map`` bound to one name), and
+    # a link is not named again before its result (``reduce → reduce result``)
+    deduped = [n for i, n in enumerate(shown) if (i == 0 or n != shown[i - 1])
+               and not (i + 1 < len(shown) and shown[i + 1].startswith(n + " "))]
     tsets = " \u2192 ".join(deduped) or stage["label"]
     return f"#{stage['action']} {stage['action_kind']}: {tsets}"
 
