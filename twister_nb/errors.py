@@ -11,11 +11,31 @@ pickles by its fields, and its message already says what to do.
 
 from __future__ import annotations
 
+import linecache
+import os
+import re
+import traceback
 from typing import Any
 
 
+def _debug() -> bool:
+    """``TWISTER_NB_DEBUG=1``: show whole tracebacks (as ``twister-nb --debug``)."""
+    return os.environ.get("TWISTER_NB_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
 class TwisterError(Exception):
-    """Base of twister_nb's own errors."""
+    """Base of twister_nb's own errors.
+
+    Their messages already say what happened and what to do, so IPython shows
+    them without twister_nb's frames: ``_render_traceback_`` (IPython's hook
+    for an exception that draws itself) gives ``Name: message``;
+    ``TWISTER_NB_DEBUG=1`` gives the whole traceback instead.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        if _debug():
+            return "".join(traceback.format_exception(self)).rstrip().splitlines()
+        return f"{type(self).__name__}: {self}".splitlines()
 
 
 class UserFunctionError(TwisterError):
@@ -47,6 +67,35 @@ class UserFunctionError(TwisterError):
             f"{self.partition}, worker {self.worker}: {self.message}\n\n{self.user_traceback}"
             "\nFix the function and run the action again (or `twister-nb restart JOB_ID`)."
         )
+
+    def _render_traceback_(self) -> list[str]:
+        """Where it failed, then the user's own traceback (which ends with the
+        message), once: not the message again, not twister_nb's frames."""
+        if _debug():
+            return super()._render_traceback_()
+        head = (f"{type(self).__name__}: {self.where} of TSet {self.tset!r} ({self.operation}) "
+                f"failed on partition {self.partition}, worker {self.worker}")
+        body = _with_source(self.user_traceback.rstrip().splitlines()) or [self.message]
+        return [head, *body, "Fix the function and run the action again."]
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in ')
+
+
+def _with_source(lines: list[str]) -> list[str]:
+    """A worker's traceback with the source line under each frame the worker could
+    not show: a function defined in a notebook cell has its code in the kernel's
+    line cache, not in the worker's."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        frame = _FRAME.match(line)
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if frame and (not following.startswith("    ") or _FRAME.match(following)):
+            code = linecache.getline(frame["file"], int(frame["line"])).strip()
+            if code:
+                out.append(f"    {code}")
+    return out
 
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Exception:

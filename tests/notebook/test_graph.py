@@ -157,13 +157,21 @@ def test_text_tree_of_the_seed(offline):
 
 
 @needs_dot
-def test_visualize_returns_svg(offline):
-    from IPython.display import SVG
+def test_visualize_returns_svg_with_png_and_text_fallbacks(offline):
+    """The notebook gets SVG (trusted), PNG (untrusted JupyterLab renders no
+    SVG) and the text tree, never ``<IPython.core.display.SVG object>``."""
+    from IPython.core.formatters import DisplayFormatter
 
     ns = _seed_graph(offline)
     out = graph.visualize([ns["printed"], ns["two_computes"]])
-    assert isinstance(out, SVG)
     assert "<svg" in out.data and "IntSource" in out.data and "mul_by_five" in out.data
+    bundle, _ = DisplayFormatter().format(out)
+    assert bundle["image/svg+xml"] == out.data
+    assert bundle["image/png"].startswith(b"\x89PNG")  # base64 on the wire
+    text = bundle["text/plain"]
+    assert "IPython" not in text
+    assert text == graph.to_text([ns["printed"], ns["two_computes"]])
+    assert "mul_by_five" in text
 
 
 @needs_dot

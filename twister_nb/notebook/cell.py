@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb.events import ErrorRaised, Event
+from twister_nb.notebook.output import put_back, quiet_what_the_dashboard_shows, tset_names
 from twister_nb.notebook.progress import JobProgress
 from twister_nb.notebook.recorder import (
     ActionRecorder,
@@ -48,6 +49,7 @@ from twister_nb.notebook.recorder import (
     offline_environment,
 )
 from twister_nb.notebook.session import NotebookSession
+from twister_nb.runtime.ray_log import job_log_path
 from twister_nb.tset.ops import LogicalOp
 from twister_nb.tset.tset import TLink, TSet
 
@@ -83,7 +85,8 @@ class CellRun:
     job_id: str
     job_name: str
     dry_run: bool
-    status: str = "idle"  # idle (no action), done, failed, cancelled, dry-run
+    #: idle (no action), running (a background cell), done, failed, cancelled, dry-run
+    status: str = "idle"
     seconds: float = 0.0
     #: TSets the cell assigned or changed, by variable name.
     tsets: dict[str, Any] = field(default_factory=dict)
@@ -225,13 +228,19 @@ class _CellRunner:
         self.run_record = CellRun(job_id=env.job_id, job_name=env.name, dry_run=opts.dry_run,
                                   progress=self.progress)
         self.recorder = ActionRecorder(opts.dry_run, self.show_dashboard)
+        #: Listeners swapped for quieter ones while the dashboard shows (put back at the end).
+        self.quieted: list[tuple[int, Callable[[Event], None]]] = []
         #: The dashboard's display handle, to show its final state in the saved notebook.
         self.handle: Any = None
         self.before = tset_values(ns)
         self.started = time.perf_counter()
 
     def show_dashboard(self) -> None:
+        """Show the dashboard, once (a background cell shows it before its first action)."""
         if not self.opts.dashboard:
+            return
+        self.progress.name_tsets(tset_names(self.ns))  # the names bound until this action
+        if self.run_record.dashboard is not None:
             return
         try:
             from twister_nb.notebook.dashboard import JobDashboard
@@ -239,8 +248,13 @@ class _CellRunner:
             print(f"(no job dashboard: {exc}; `pip install ipywidgets` shows it)")
             return
         run = self.run_record
+        log = job_log_path(self.env.job_id)
+        if log.exists():  # a Ray job driven here has one (an offline job has none)
+            self.progress.set_log_path(str(log))
         run.dashboard = JobDashboard(on_cancel=self.env.cancel, progress=self.progress)
         self.handle = self.show(run.dashboard, display_id=True)
+        if not self.opts.background:
+            self.quieted = quiet_what_the_dashboard_shows(self.env.listeners)
 
     def _execute(self, shell: Any) -> Any:
         """The cell's code, with its recorder hooked and its progress subscribed."""
@@ -257,12 +271,15 @@ class _CellRunner:
             env.remove_action_hook(self.recorder)
             env.unsubscribe(self.progress)
             env.default_parallelism = default
+            put_back(env.listeners, self.quieted)
+            self.quieted = []
 
     def _finish(self, update_display: bool) -> None:
         run = self.run_record
         run.seconds = time.perf_counter() - self.started
         run.actions = self.recorder.actions
         run.tsets = changed_tsets(self.before, self.ns)
+        self.progress.name_tsets(tset_names(self.ns))
         _finish(run, self.progress, self.opts, self.handle if update_display else None)
 
     def _publish(self) -> None:
@@ -323,16 +340,15 @@ class _CellRunner:
                     progress.feed(ErrorRaised(message=f"{type(exc).__name__}: {exc}",
                                               traceback="".join(traceback.format_exception(exc))))
             finally:
-                for i, listener in quieted:
-                    if i < len(listeners):
-                        listeners[i] = listener
-                self._finish(update_display=False)  # a thread does not redraw the output
+                put_back(listeners, quieted)
+                self._finish(update_display=True)  # display updates go by ID, from any thread
                 if graph_box is not None and (run.tsets or run.actions):
                     _draw_into(graph_box, run, opts)
 
         thread = threading.Thread(target=body, name=f"twister2-background-{self.env.job_id}",
                                   daemon=True)
         run.thread = thread
+        run.status = "running"  # until the thread's _finish says how it ended
         self._publish()
         thread.start()
         return run, run
@@ -358,7 +374,8 @@ def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any]) -> No
 
     try:
         run.graph = visualize(run.graph_roots(), format=opts.graph_format, rankdir=opts.rankdir,
-                              status=None if opts.dry_run else run.status_map())
+                              status=None if opts.dry_run else run.status_map(),
+                              names=run.progress.names if run.progress is not None else None)
     except Exception as exc:  # noqa: BLE001 - reported in one line, the cell stands
         print(f"(the graph could not be drawn: {type(exc).__name__}: {exc})")
         return

@@ -92,6 +92,8 @@ class JobDashboard(widgets.VBox):
     restored = List(Dict(), help="Cached/persisted TSets found again instead of "
                                  "recomputed.").tag(sync=True)
     cancel_requested = Bool(False, help="Cancel was clicked.").tag(sync=True)
+    log_path = Unicode("", help="The job's log, where Ray's own messages to the driver "
+                                "go.").tag(sync=True)
 
     def __init__(self, job_id: str = "", job_name: str = "",
                  on_cancel: Callable[[], Any] | None = None, max_output_lines: int = 200,
@@ -171,7 +173,8 @@ class JobDashboard(widgets.VBox):
         if self.progress.output.maxlen != change["new"]:
             self.progress.set_max_output_lines(change["new"])
 
-    @observe("job_id", "job_name", "status", "elapsed", "workers", "cancel_requested")
+    @observe("job_id", "job_name", "status", "elapsed", "workers", "cancel_requested",
+             "log_path")
     def _draw_header(self, change: dict[str, Any] | None = None) -> None:
         self._header.value = render_header(self.state())
         self._cancel.disabled = (self._on_cancel is None or self.status != "running"

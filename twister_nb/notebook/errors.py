@@ -1,8 +1,11 @@
 """The notebook layer's user errors.
 
-A :class:`UsageError` is IPython's (which shows one line, no traceback) when
-IPython is installed, so the plain functions the magics call raise what the
-magics would. ``error_type`` tags the category, as jupysql does:
+A :class:`UsageError` is a subclass of IPython's when IPython is installed, so
+the plain functions the magics call raise what the magics would. IPython shows
+only its own class exactly as one line (``etype is UsageError``); a subclass
+would get a whole traceback, so this one draws itself through
+``_render_traceback_`` (IPython's hook): ``UsageError: <message>``, nothing
+else. ``error_type`` tags the category, as jupysql does:
 
 * ``usage`` -- a flag or argument is wrong,
 * ``state`` -- the notebook is not in a state for the command (no job yet),
@@ -26,4 +29,8 @@ class UsageError(_Base):  # type: ignore[misc,valid-type]
         assert error_type in ERROR_TYPES, error_type
         super().__init__(message)
         self.error_type = error_type
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the message, one line."""
+        return [f"UsageError: {self}"]
 

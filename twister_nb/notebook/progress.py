@@ -35,8 +35,11 @@ __all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
 JOB_STATUSES = ("idle", "running", "done", "failed", "cancelled")
 FIELDS = ("job_id", "job_name", "status", "elapsed", "workers", "stages", "errors", "output",
-          "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested")
+          "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested",
+          "log_path")
 _MATERIALIZED = "materialized"
+#: What a caption says for data an earlier action stored, when no variable names it
+_STORED = "stored data"
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -70,6 +73,10 @@ class JobProgress:
         self.checkpoints: list[dict[str, Any]] = []
         self.restored: list[dict[str, Any]] = []
         self.cancel_requested = False
+        #: The job's log (Ray's own messages to the driver go there, not into the cell)
+        self.log_path = ""
+        #: TSet ID -> the user's variable name (the cell's namespace): what captions say
+        self.names: dict[str, str] = {}
         self._stages: dict[tuple[int, int], dict[str, Any]] = {}
         self._actions: dict[int, str] = {}  # action number -> running/done/failed
         self._started: float | None = None
@@ -103,6 +110,26 @@ class JobProgress:
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback({field: value})`` with the fields each event changed."""
         self._subscribers.append(callback)
+
+    def name_tsets(self, names: dict[str, str]) -> None:
+        """Caption stages and checkpoints with the user's variable names
+        (TSet ID -> name), as far as they are known; later names add to earlier."""
+        with self._lock:
+            self.names.update(names)
+            for stage in self._stages.values():
+                stage["names"] = self._stage_names(stage)
+            for item in (*self.checkpoints, *self.restored):
+                item["name"] = self.names.get(item.get("tset_id", ""))
+            self._notify({"stages", "checkpoints", "restored"})
+
+    def _stage_names(self, stage: dict[str, Any]) -> list[str]:
+        return [self.names.get(ident) or (_STORED if label == _MATERIALIZED else label)
+                for label, ident in zip(stage["tsets"], stage["tset_ids"])]
+
+    def set_log_path(self, path: str) -> None:
+        with self._lock:
+            self.log_path = str(path)
+            self._notify({"log_path"})
 
     def set_max_output_lines(self, n: int) -> None:
         with self._lock:
@@ -192,6 +219,7 @@ class JobProgress:
                 "tasks": summary.parallelism, "done": 0, "records_in": 0,
                 "records_out": 0, "seconds": 0.0, "state": "pending",
             }
+            stage["names"] = self._stage_names(stage)
             self._stages[(action, stage["index"])] = stage
             self._set_tsets(stage, "pending")
         self.status = "running"
@@ -269,13 +297,14 @@ class JobProgress:
         return changed
 
     def _on_checkpoint(self, event: CheckpointCommitted) -> Iterable[str]:
-        self.checkpoints.append(_fields(event))
+        self.checkpoints.append({**_fields(event), "name": self.names.get(event.tset_id)})
         return ("checkpoints",)
 
     def _on_restored(self, event: TSetRestored) -> Iterable[str]:
         ident = event.tset_id
         # what was found in memory has no version or size: those are left out
-        self.restored.append({k: v for k, v in _fields(event).items() if v is not None})
+        self.restored.append({k: v for k, v in _fields(event).items() if v is not None}
+                             | {"name": self.names.get(ident)})
         self.tset_status[ident] = "restored"
         if self.status == "idle":
             self.status = "done"
@@ -312,8 +341,10 @@ def _summary(message: str) -> str:
 
 # --------------------------------------------------------------------------- HTML
 
-_STATUS_COLORS = {"idle": "#777", "running": "#1f77b4", "done": "#2ca02c", "failed": "#d62728",
-                  "cancelled": "#ff7f0e", "pending": "#999"}
+#: The colours of JupyterLab's light theme that the live widget's bar styles use
+#: (``info``, ``success``, ``danger``, ``warning``), so the saved copy looks the same.
+_STATUS_COLORS = {"idle": "#757575", "running": "#0097a7", "done": "#388e3c", "failed": "#d32f2f",
+                  "cancelled": "#f57c00", "pending": "#9e9e9e"}
 
 
 def _fmt_count(n: int) -> str:
@@ -321,8 +352,18 @@ def _fmt_count(n: int) -> str:
 
 
 def stage_caption(stage: dict[str, Any]) -> str:
-    """``#1 persist: source → compute → compute``."""
-    tsets = " \u2192 ".join(stage["tsets"]) or stage["label"]
+    """``#1 persist: source_x → two_computes`` (the user's names where known).
+
+    >>> stage_caption({"action": 1, "action_kind": "persist", "label": "compute",
+    ...                "tsets": ["source", "compute"], "names": ["source_x", "compute"]})
+    '#1 persist: source_x → compute'
+    """
+    shown = stage.get("names") or stage["tsets"]
+    # a fused chain names a variable once (``src → map → map`` bound to one name), and
+    # a link is not named again before its result (``reduce → reduce result``)
+    deduped = [n for i, n in enumerate(shown) if (i == 0 or n != shown[i - 1])
+               and not (i + 1 < len(shown) and shown[i + 1].startswith(n + " "))]
+    tsets = " \u2192 ".join(deduped) or stage["label"]
     return f"#{stage['action']} {stage['action_kind']}: {tsets}"
 
 
@@ -340,7 +381,16 @@ def render_header(state: dict[str, Any]) -> str:
     return (f"<div class='twister-nb-header'><b>{e(state['job_name'] or 'job')}</b> "
             f"<code>{e(state['job_id'])}</code> &middot; "
             f"<span style='color:{color};font-weight:bold'>{e(state['status'])}</span> &middot; "
-            f"{state['elapsed']:.2f} s{known}</div>")
+            f"{state['elapsed']:.2f} s{known}{_log_line(state)}</div>")
+
+
+def _log_line(state: dict[str, Any]) -> str:
+    """Where Ray's own messages went (they are not shown in the cell)."""
+    path = state.get("log_path")
+    if not path:
+        return ""
+    return (f"<div class='twister-nb-log' style='font-size:smaller;color:#757575'>Ray's "
+            f"messages: <span style='font-family:monospace'>{html.escape(path)}</span></div>")
 
 
 def render_errors(state: dict[str, Any]) -> str:
@@ -380,9 +430,13 @@ def render_html(state: dict[str, Any]) -> str:
     for stage in state["stages"]:
         color = _STATUS_COLORS.get(stage["state"], "#777")
         total = max(1, stage["tasks"])
+        width = 100 * min(stage["done"], total) / total
+        bar_color = _STATUS_COLORS.get("running" if stage["state"] == "pending" else stage["state"],
+                                       "#757575")
         rows.append(
             f"<tr><td>{e(stage_caption(stage))}</td>"
-            f"<td><progress max='{total}' value='{stage['done']}'></progress></td>"
+            f"<td><div class='twister-nb-bar' style='width:10em;height:0.9em;background:#eee'>"
+            f"<div style='width:{width:.0f}%;height:100%;background:{bar_color}'></div></div></td>"
             f"<td>{e(stage_numbers(stage))}</td>"
             f"<td style='color:{color}'>{e(stage['state'])}</td></tr>")
     table = f"<table class='twister-nb-stages'>{''.join(rows)}</table>" if rows else ""
@@ -409,11 +463,12 @@ def render_materialized(state: dict[str, Any]) -> str:
     e = html.escape
     lines = []
     for cp in state["checkpoints"]:
-        lines.append(f"persisted {cp.get('label') or cp.get('tset_id')} version "
+        lines.append(f"persisted {cp.get('name') or cp.get('label') or cp.get('tset_id')} version "
                      f"{cp.get('version')}: {_fmt_bytes(cp.get('bytes'))} in "
                      f"{float(cp.get('seconds') or 0):.2f} s")
     for r in state["restored"]:
         where = "the store" if r.get("storage") == "store" else "the workers' memory"
         version = f" version {r['version']}" if r.get("version") is not None else ""
-        lines.append(f"restored {r.get('tset_id')}{version} from {where}: no recompute")
+        lines.append(f"restored {r.get('name') or r.get('label') or r.get('tset_id')}{version} "
+                     f"from {where}: no recompute")
     return "".join(f"<div class='twister-nb-materialized'>{e(line)}</div>" for line in lines)

@@ -30,6 +30,21 @@ DEFAULT_BATCH_BYTES = 512 * 1024
 #: Rows per batch for packed plain records when the caller gives no ``batch_size``.
 DEFAULT_PACKED_ROWS = 65536
 
+def count_records(values: Any) -> int:
+    """How many records ``values`` (a task's input or output) holds, a batch
+    counting its rows: what the dashboard's ``in`` and ``out`` count. Only the
+    first value is looked at, so a per-record list costs nothing more: a list
+    that starts with a batch holds batches (a parallelized array, the output of
+    ``map_batches``).
+
+    >>> count_records([np.arange(3), np.arange(4)]), count_records([1, 2])
+    (7, 2)
+    """
+    if isinstance(values, list) and values and is_batch(values[0]):
+        return sum(len(v) if is_batch(v) else 1 for v in values)
+    return len(values)
+
+
 def _row_bytes(batch: Any) -> int:
     if isinstance(batch, np.ndarray):
         return max(1, batch.itemsize * int(np.prod(batch.shape[1:], dtype=np.int64)))

@@ -365,19 +365,36 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
                 f"cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}); "
                 "check config ray.address, or run `twister-nb cluster start`"
             ) from exc
+        from twister_nb.runtime import ray_log
+
+        ray_log.install()  # the raylet's messages go to the job logs, not to stdout
     return {"address": address, "type": kind}
 
 
-def banner_fields(info: Mapping[str, str]) -> dict[str, str]:
-    """The ``Cluster Type`` and ``Runtime`` lines of a job banner."""
+def ray_logs_dir(info: Mapping[str, str]) -> str | None:
+    """The folder of Ray's own logs (raylet, workers) for a local head; None for
+    a remote cluster (its logs are on its machines)."""
+    if info.get("type") != "local":
+        return None
+    return str(_temp_dir() / "session_latest" / "logs")
+
+
+def banner_fields(info: Mapping[str, str], job_id: str | None = None) -> dict[str, str]:
+    """The ``Cluster Type`` and ``Runtime`` lines of a job banner, and with a job
+    ID its ``Job Log`` (where Ray's own messages to the driver go)."""
     import platform
 
     import ray
 
-    return {
+    from twister_nb.runtime.ray_log import job_log_path
+
+    fields = {
         "Cluster Type": f"ray ({info['type']}, {info['address']})",
         "Runtime": f"Python {platform.python_version()}, Ray {ray.__version__}",
     }
+    if job_id is not None:
+        fields["Job Log"] = str(job_log_path(job_id))
+    return fields
 
 
 def cluster_cpus() -> int:

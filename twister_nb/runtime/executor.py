@@ -25,7 +25,7 @@ from twister_nb.checkpoint import open_store
 from twister_nb.checkpoint.variables import commit_variables, committed_variables
 from twister_nb.events import CheckpointCommitted, Event, OutputPrinted, TSetRestored
 from twister_nb.plan.planner import plan as make_plan
-from twister_nb.runtime import cluster
+from twister_nb.runtime import cluster, ray_log
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.runtime.ray_errors import ray_error_line
@@ -125,6 +125,8 @@ class RayExecutor:
                                  ) from None
         self._token = uuid.uuid4().hex
         self._attach()
+        # Ray's own messages to this driver (the raylet's warnings) go to the job's log
+        self.log_path = ray_log.capture(env.job_id, cluster.ray_logs_dir(self._cluster))
         self._cursor = self._ask(master.events.remote(0))[1]
         self._deliver_lock = threading.Lock()
         self.listeners: list[Listener] = [print_output]
@@ -171,7 +173,7 @@ class RayExecutor:
         raise TypeError("a RayExecutor lives in its driver and cannot be pickled")
 
     def banner_fields(self) -> dict[str, str]:
-        return cluster.banner_fields(self._cluster)
+        return cluster.banner_fields(self._cluster, self._env.job_id)
 
     @property
     def master(self) -> Any:
@@ -343,6 +345,7 @@ class RayExecutor:
         import ray
 
         self._stop.set()
+        ray_log.release(self._env.job_id)
         if not ray.is_initialized():
             return  # this process left the cluster already (a script's exit): Ray's calls
             # would start a new driver; the job ends by its idle limit

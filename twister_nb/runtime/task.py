@@ -342,7 +342,7 @@ def run_program(program: Program, env: TaskEnv) -> tuple[list[Any], int]:
             raise _user_error(exc, step, step.kind, env, where) from None
         values[i] = out
         if not step.args:
-            records_in += len(out)
+            records_in += batches.count_records(out)
         for a in step.args:
             if program.last_use[a] == i:
                 values[a] = None

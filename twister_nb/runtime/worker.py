@@ -19,6 +19,7 @@ from typing import Any
 
 from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
                                       ReturnOutput, SendOutput, StoreRead, TaskOutput)
+from twister_nb.runtime.batches import count_records
 from twister_nb.runtime.task import TaskEnv, run_program, send
 from twister_nb.errors import CheckpointLostError, PartitionLostError
 
@@ -157,7 +158,7 @@ class Worker:
                 raise
         self._shipped_arrived()
         meta = {"partition": partition, "worker": self.index, "records_in": records_in,
-                "records_out": len(out), "seconds": time.perf_counter() - started,
+                "records_out": count_records(out), "seconds": time.perf_counter() - started,
                 "lines": stream.finish()}
         if isinstance(output, SendOutput):
             return (meta, *buckets)

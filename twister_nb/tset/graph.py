@@ -10,7 +10,11 @@ Three steps, kept apart as in dask's ``dot.py``:
 2. :func:`to_graphviz` turns the model into a ``graphviz.Digraph`` and
    :func:`to_text` into an indented tree.
 3. :func:`visualize` renders: SVG (or another format) through the ``dot``
-   program, shown as an IPython ``SVG``/``Image``; without ``dot`` (or without
+   program. An SVG is a :class:`GraphPicture`, which a notebook gets as SVG, as
+   PNG and as the text tree: JupyterLab draws SVG only in a trusted notebook and
+   falls back to the PNG (a safe type) in an untrusted one, where a bare IPython
+   ``SVG`` showed ``<IPython.core.display.SVG object>``. Other formats are an
+   IPython ``Image``. Without ``dot`` (or without
    the graphviz package) it returns the text tree with the command that
    installs what is missing.
 
@@ -44,6 +48,7 @@ from twister_nb.tset.identity import tset_id
 __all__ = [
     "STATUSES",
     "GraphModel",
+    "GraphPicture",
     "TextGraph",
     "build_model",
     "to_graphviz",
@@ -192,7 +197,7 @@ def _node(op: ops.LogicalOp) -> Node:
         detail = function_name(op.fn)
         if op.batch_size:
             detail += f" \u00b7 {op.batch_size} rows"
-    elif isinstance(op, ops.AbstractTransform):
+    elif isinstance(op, ops.AbstractTransform) and op.fn is not ops.identity:
         detail = function_name(op.fn)
     if op.name and op.name != kind and not isinstance(op, ops.Materialized):
         title = f"{op.name} ({kind})"
@@ -213,9 +218,10 @@ def _link_label(link: ops.AbstractLink, side: int = 0) -> str:
     return label
 
 
-def build_model(op_or_ops: Any) -> GraphModel:
+def build_model(op_or_ops: Any, names: Mapping[str, str] | None = None) -> GraphModel:
     """The drawing's nodes and edges, from a root op (or TSet), several, or a
-    ``{variable name: tset}`` mapping (the names are shown on the nodes)."""
+    ``{variable name: tset}`` mapping (the names are shown on the nodes).
+    ``names`` (TSet ID -> variable name) names the other computed nodes it knows."""
     model = GraphModel()
     edges: dict[tuple[str, str, str], Edge] = {}
     seen: set[int] = set()
@@ -281,6 +287,10 @@ def build_model(op_or_ops: Any) -> GraphModel:
             edge = Edge(computed[node.tset_id], node.key, word, "materialize")
             edges.setdefault((edge.src, edge.dst, edge.label), edge)
     model.edges = list(edges.values())
+    for node in model.nodes.values():
+        name = (names or {}).get(node.tset_id)
+        if name and not node.variables and not node.terminal and node.storage is None:
+            node.variables.append(name)
     return model
 
 
@@ -446,13 +456,44 @@ class TextGraph:
 # --------------------------------------------------------------------------- rendering
 
 
-def _display(data: bytes, fmt: str) -> Any:
+class GraphPicture:
+    """The graph as SVG, with a PNG and the text tree beside it.
+
+    A notebook shows the first type it may: the SVG in a trusted notebook, the
+    PNG in an untrusted one (JupyterLab renders SVG only when trusted; PNG is
+    safe), the text tree where no picture can be shown.
+    """
+
+    def __init__(self, svg: str, png: bytes | None, text: str) -> None:
+        #: The SVG document (what ``IPython.display.SVG(...).data`` would hold).
+        self.data = svg
+        self.png = png
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text)
+
+    def _repr_svg_(self) -> str:
+        return self.data
+
+    def _repr_png_(self) -> bytes | None:
+        return self.png
+
+
+def _display(data: bytes, fmt: str, graph: Any = None, text: str = "") -> Any:
+    if fmt == "svg":
+        try:
+            png = graph.pipe(format="png") if graph is not None else None
+        except Exception:  # noqa: BLE001 - the SVG stands without its PNG twin
+            png = None
+        return GraphPicture(data.decode("utf-8"), png, text)
     try:
-        from IPython.display import SVG, Image
+        from IPython.display import Image
     except ImportError:
         return None
-    if fmt == "svg":
-        return SVG(data)
     if fmt in _IMAGE_FORMATS:
         return Image(data, format="jpeg" if fmt == "jpg" else fmt)
     return None
@@ -460,7 +501,8 @@ def _display(data: bytes, fmt: str) -> Any:
 
 def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = None,
               rankdir: str = "TB", status: Mapping[str, str] | None = None, *,
-              engine: str | None = None, **graph_attr: Any) -> Any:
+              engine: str | None = None, names: Mapping[str, str] | None = None,
+              **graph_attr: Any) -> Any:
     """Draw the logical graph up to ``op_or_ops``.
 
     Parameters
@@ -479,14 +521,17 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     engine : {"auto", "graphviz", "text"}, optional
         Default: config ``notebook.graph.engine``, else ``auto``: graphviz when
         it and its ``dot`` program are installed, the text tree otherwise.
+    names : dict of str to str, optional
+        TSet ID to the variable it is bound to (a notebook's namespace), shown
+        on nodes upstream that ``op_or_ops`` does not name.
     **graph_attr
         Graphviz graph attributes (``size="8,8"``, ``ranksep="0.3"`` ...).
 
     Returns
     -------
-    An IPython ``SVG``/``Image``, a :class:`TextGraph` when drawing falls back
-    to text, or None when IPython is not installed (or the format cannot be
-    shown).
+    A :class:`GraphPicture` (SVG, PNG and text), an IPython ``Image`` for
+    other picture formats, a :class:`TextGraph` when drawing falls back to
+    text, or None when IPython is not installed (or the format cannot be shown).
     """
     engine = _config.override_with("notebook.graph.engine", engine) or "auto"
     if engine not in _ENGINES:
@@ -499,8 +544,10 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
             filename = f"{filename}.{format or 'svg'}"
     fmt = (format or "svg").lower()
 
+    model = build_model(op_or_ops, names)
+
     def text(hint: str | None) -> TextGraph:
-        return TextGraph(to_text(op_or_ops, status), hint)
+        return TextGraph(to_text(model, status), hint)
 
     if engine == "text":
         tree = text(None)
@@ -514,7 +561,7 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
         if engine == "graphviz" or filename is not None:
             raise
         return text(PACKAGE_HINT)
-    g = to_graphviz(op_or_ops, rankdir=rankdir, status=status, graph_attr=graph_attr)
+    g = to_graphviz(model, rankdir=rankdir, status=status, graph_attr=graph_attr)
     if fmt in ("dot", "gv"):
         if filename is not None:
             with open(filename, "w") as f:
@@ -531,4 +578,4 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     if filename is not None:
         with open(filename, "wb") as f:
             f.write(data)
-    return _display(data, fmt)
+    return _display(data, fmt, g, to_text(model, status) if fmt == "svg" else "")

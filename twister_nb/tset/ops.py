@@ -206,6 +206,12 @@ class Join(AbstractExchange):
 # --------------------------------------------------------------------------- transforms
 
 
+def identity(value: Any) -> Any:
+    """The function of the map that an action on a link adds (``t.reduce(f).collect()``),
+    so that what the link delivers is a TSet; views name that node after the link."""
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class AbstractTransform(LogicalOp):
     """A user function applied partition by partition after a link."""
@@ -216,7 +222,14 @@ class AbstractTransform(LogicalOp):
 
 @dataclass(frozen=True, eq=False)
 class Map(AbstractTransform):
-    pass
+    @property
+    def label(self) -> str:
+        """A map the API added after a link (:func:`identity`) is that link's result:
+        ``reduce result``, not ``map``."""
+        if (not self.name and self.fn is identity and self.inputs
+                and isinstance(self.inputs[0], AbstractLink)):
+            return f"{self.inputs[0].kind} result"
+        return super().label
 
 
 @dataclass(frozen=True, eq=False)

@@ -222,11 +222,7 @@ class TLink(_Transforms):
     def _result_op(self) -> ops.LogicalOp:
         # An action on a link returns what the link delivers: an identity map,
         # fused into the same pass, makes it a TSet.
-        return self.map(_identity)._op
-
-
-def _identity(value: Any) -> Any:
-    return value
+        return self.map(ops.identity)._op
 
 
 class TSet(_Transforms):
