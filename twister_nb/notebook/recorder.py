@@ -94,6 +94,12 @@ class OfflineExecutor:
     def info(self) -> dict[str, Any]:
         return {"status": "offline", "workers": 0, "cached": {}, "persisted": []}
 
+    def events(self, cursor: int = 0) -> tuple[list[Any], int]:
+        return [], 0
+
+    def detach(self, reason: str) -> None:
+        pass
+
 
 def offline_environment(name: str | None = None, parallelism: int | None = None) -> TSetEnvironment:
     """A job that builds graphs but never runs (no cluster, no banner)."""

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 Listener = Callable[[Event], None]
 
+#: Seconds a leaving process waits for its JobMaster to note why it left
+#: (Jupyter sends SIGTERM 2.5 s after its shutdown request).
+LEAVE_TIMEOUT = 1.5
+
 
 def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
     """The job's live JobMaster actor, or None.
@@ -245,6 +249,13 @@ class RayExecutor:
                     break
                 self._drain()
         except KeyboardInterrupt:
+            # Jupyter interrupts a kernel before it restarts or shuts it down: the
+            # environment tells a leaving process (the job goes on without it)
+            # from the stop button (cancel).
+            reason = self._env.leaving()
+            if reason:
+                self.detach(reason)
+                raise
             self._master.cancel.remote()
             with_timeout = ray.wait([ref], timeout=30)
             if with_timeout[0]:
@@ -284,7 +295,9 @@ class RayExecutor:
 
         running = self.running()
         if running is None:
-            return None
+            # It may have ended while no driver was attached: its outcome is kept.
+            last = self._ask(self._master.unclaimed.remote(self._token))
+            return None if last is None else self._value(last["kind"], last["outcome"])
         ref = self._master.result.remote(running["action"], timeout)
         while True:
             ready, _ = ray.wait([ref], timeout=self._poll)
@@ -296,6 +309,22 @@ class RayExecutor:
             raise TimeoutError(f"action {running['action']} of job {self._env.job_id!r} "
                                f"is still running after {timeout} s")
         return self._value(running["kind"], outcome)
+
+    def events(self, cursor: int = 0) -> tuple[list[Event], int]:
+        """The job's events from ``cursor`` on, as any watcher reads them (the
+        driver's own delivery to its listeners is not touched)."""
+        return self._ask(self._master.events.remote(cursor))
+
+    def detach(self, reason: str) -> None:
+        """Leave the job without ending it (the process is going away): its
+        running action goes on, and its record says why this driver left."""
+        import ray
+
+        self._stop.set()
+        try:
+            ray.get(self._master.detach.remote(self._token, reason), timeout=LEAVE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - the process leaves anyway; the seat times out
+            pass
 
     def release(self, tset_id: str) -> None:
         try:
