@@ -199,6 +199,14 @@ class JobClient:
 
         return store_uri(self.config)
 
+    def connect(self) -> bool:
+        """Connect this process to the job cluster now, if it is running (never
+        starts one); True if connected. A kernel does it in a thread when
+        twister_nb loads, so its first ``attach`` does not wait for Ray's start-up."""
+        from twister_nb.runtime.jobs import connect_if_running
+
+        return connect_if_running(self._overrides)
+
     # ------------------------------------------------------------------ looking
 
     def jobs(self) -> list[JobRow]:
