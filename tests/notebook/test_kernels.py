@@ -60,7 +60,7 @@ class Kernel:
                 out.append(msg["content"]["text"])
             elif kind == "error":
                 out.append("\n".join(msg["content"]["traceback"]))
-            elif kind in ("display_data", "execute_result"):
+            elif kind in ("display_data", "update_display_data", "execute_result"):
                 displays.append(msg["content"]["data"])
             elif kind == "status" and msg["content"]["execution_state"] == "idle":
                 break
@@ -262,3 +262,42 @@ def _live_running(job_id: str) -> bool:
 
     info = JobClient().info(job_id)
     return info is not None and (info.get("last_action") or {}).get("state") == "running"
+
+
+def test_cancel_button_works_while_the_cell_runs(kernel):
+    """The dashboard's Cancel, clicked (as JupyterLab sends it: a comm_msg on the
+    shell channel) while its foreground cell waits for the action, cancels it."""
+    reply, out = kernel.run("%load_ext twister_nb")
+    assert reply["status"] == "ok", out
+    reply, out = kernel.run(SLOW_POINTS.format(name="k-cancel", sleep=20))
+    assert reply["status"] == "ok", out
+    msg_id = kernel.kc.execute("%%twister2 --no-graph\n"
+                               "total = sum(points.map(slow).collect())\n")
+    button, running = None, False
+    deadline = time.monotonic() + 120
+    while not (button and running):
+        msg = kernel.kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+        content = msg["content"]
+        if msg["msg_type"] == "comm_open":
+            state = content["data"].get("state", {})
+            if state.get("_model_name") == "ButtonModel" and state.get("description") == "Cancel":
+                button = content["comm_id"]
+        elif msg["msg_type"] == "comm_msg":
+            state = content["data"].get("state", {})
+            running = running or state.get("status") == "running"
+    time.sleep(1)
+    clicked = time.monotonic()
+    kernel.kc.shell_channel.send(kernel.kc.session.msg("comm_msg", {
+        "comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}}))
+    reply, out = kernel.collect(msg_id, timeout=120)
+    seconds = time.monotonic() - clicked
+    assert reply["status"] == "error", out
+    assert reply["ename"] == "ActionCancelledError", (reply["ename"], out)
+    assert seconds < 15, f"the cell ended {seconds:.1f} s after Cancel: the click waited"
+    # the dashboard's last state says cancelled, not failed
+    final = [d for d in kernel.displays if "text/html" in d and "twister-nb-dashboard" in d["text/html"]]
+    assert final and ">cancelled<" in final[-1]["text/html"], final[-1:]
+    reply, out = kernel.run("%%twister2 --no-graph --no-dashboard\n"
+                            "print('LAST', env.info()['last_action']['state'])\n")
+    assert "LAST cancelled" in out, out
+    print(f"Cancel to the cell's end: {seconds:.2f} s")
