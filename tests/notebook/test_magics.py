@@ -225,8 +225,30 @@ def test_attach_to_a_job_that_does_not_exist(ip, ray_cluster):
     with pytest.raises(UsageError, match="no job 'no-such-job-123'") as info:
         ip.run_line_magic("twister2", "attach no-such-job-123")
     assert info.value.error_type == "not_found"
-    with pytest.raises(UsageError, match="no job 'no-such-job-123'"):
-        ip.run_cell_magic("twister2", "--job-id no-such-job-123", "x = 1")
+
+
+def test_a_cell_that_names_its_job_creates_it_then_attaches(ip, magics, ray_cluster, capsys):
+    """``%%twister2 --job-id ID`` starts the job ID when none has it (as
+    ``twister-nb submit --job-id`` does), and is that job when it exists."""
+    from twister_nb.jobs import JobClient
+
+    job_id = "named-by-the-notebook-1"
+    assert JobClient().record(job_id) is None
+    ip.run_cell_magic("twister2", f"--job-id {job_id} --no-graph --no-dashboard",
+                      "total = env.parallelize_list([1, 2, 3], 2).map(lambda x: x * 2).collect()")
+    env = magics.session.env
+    try:
+        assert env.job_id == job_id and sorted(ip.user_ns["total"]) == [2, 4, 6]
+        assert re.search(rf"^Job ID\s+:\s+{job_id}$", capsys.readouterr().out, re.MULTILINE)
+        assert JobClient().record(job_id)["job_id"] == job_id
+        # the same ID again: the same job, no second banner
+        ip.run_cell_magic("twister2", f"--job-id {job_id} --no-graph --no-dashboard", "y = 1")
+        assert magics.session.env is env and "Job ID" not in capsys.readouterr().out
+        with pytest.raises(UsageError, match="--job-id: 'no/such' is not a job ID"):
+            ip.run_cell_magic("twister2", "--job-id no/such", "x = 1")
+    finally:
+        env.close()
+        JobClient().clear(job_id)
 
 
 def test_attach_after_the_job_ended_restores_persisted_tsets(ip, magics, ray_cluster, capsys):
