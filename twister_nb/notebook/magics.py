@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import threading
 from typing import Any
 
 from IPython.core.error import UsageError as _IPythonUsageError
@@ -153,25 +152,14 @@ class TwisterMagics(Magics):
         return result
 
 
-def _connect() -> None:
-    """Connect to a running cluster, off the main thread: a kernel started to
-    re-attach (after a restart) then shows the job's live dashboard within a
-    second of the attach cell instead of waiting for Ray's start-up first.
-    Every path to Ray waits for it (``JobClient.connect`` holds one lock)."""
-    try:
-        from twister_nb.jobs import JobClient
-
-        JobClient().connect()
-    except Exception:  # noqa: BLE001 - the first cell connects (and says why it cannot)
-        pass
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext twister_nb``: register the magics (they join ``%config``),
     import the dashboard, and connect to a running cluster in the background."""
     ipython.register_magics(TwisterMagics(ipython))
-    try:  # here, not in the thread: two threads importing one module can deadlock
+    try:  # imported now: a kernel that re-attaches shows the dashboard at once
         import twister_nb.notebook.dashboard  # noqa: F401
     except ImportError:
         pass  # the cells say how to get it
-    threading.Thread(target=_connect, name="twister2-connect", daemon=True).start()
+    from twister_nb.jobs import JobClient
+
+    JobClient().warm_up()

@@ -139,8 +139,7 @@ class RayExecutor:
             raise JobFailedError(f"job {env.job_id!r} could not start: {ray_error_line(exc)}"
                                  ) from None
         self._token = uuid.uuid4().hex
-        self._attach()
-        self._cursor = self._ask(master.events.remote(0))[1]
+        self._cursor = self._attach()  # events from now on (not the whole log)
         self._deliver_lock = threading.Lock()
         self.listeners: list[Listener] = [print_output]
         self._poll = float(env.config.get("runtime.poll_interval", 0.1))
@@ -157,8 +156,9 @@ class RayExecutor:
         except ray.exceptions.RayActorError as exc:
             raise JobMasterLostError(self._env.job_id, ray_error_line(exc)) from None
 
-    def _attach(self) -> None:
-        """Become the job's driver, taking over from a driver that died here."""
+    def _attach(self) -> int:
+        """Become the job's driver, taking over from a driver that died here;
+        the event cursor from which this driver is handed the job's events."""
         host, pid = socket.gethostname(), os.getpid()
         answer = self._ask(self._master.attach.remote(self._token, host, pid))
         if not answer["ok"]:
@@ -171,6 +171,7 @@ class RayExecutor:
                     f"(pid {holder['pid']} on {holder['host']}); close it there "
                     f"(env.close() or stop its kernel) or wait {LEASE_TTL:.0f} s after it died"
                 )
+        return int(answer["cursor"])
 
     def _heartbeat(self) -> None:
         import ray

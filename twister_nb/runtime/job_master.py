@@ -140,7 +140,8 @@ class JobMaster:
             return {"ok": False, "holder": holder}
         self._log.forget()
         self._emit(DriverAttached(host=host, pid=pid))
-        return {"ok": True, "status": self.status, "persisted": self._persisted()}
+        return {"ok": True, "status": self.status, "persisted": self._persisted(),
+                "cursor": self._log.end()}
 
     def heartbeat(self, token: str) -> bool:
         """A driver says it is alive; False if another driver took over."""
