@@ -415,6 +415,7 @@ def _browser(pw):
 def _on_failure(page: Page, lab: Lab, name: str) -> None:
     try:
         _shot(page, f"{name}-failure")
+        (ARTIFACTS / f"{name}-failure.html").write_text(page.content())
     except PlaywrightError:
         pass
     print("jupyter lab log (tail):", lab.log_tail(), sep="\n")

@@ -359,3 +359,23 @@ def test_background_cell_cancel_button(ip, magics, ray_cluster):
         run.wait(timeout=120)
     assert time.perf_counter() - started < 30  # not the 40 × 3 s of the whole action
     assert run.status == "cancelled" and run.dashboard.status == "cancelled"
+
+
+def test_attach_to_a_job_whose_action_failed_says_so_first(ip, magics, ray_cluster, capsys):
+    def boom(x):
+        raise ValueError(f"bad value {x!r}")
+
+    ip.user_ns["boom"] = boom
+    with pytest.raises(Exception, match="bad value"):
+        ip.run_cell_magic("twister2", "--name failing --no-graph --no-dashboard",
+                          "env.parallelize_list([1, 2], 2).map(boom).collect()")
+    job_id = magics.session.env.job_id
+    capsys.readouterr()
+    try:
+        ip.run_line_magic("twister2", f"attach {job_id}")
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith(f"job {job_id!r}: its last action (#1 collect of 'map') "
+                                   "failed: "), lines
+        assert "bad value" in lines[0] and lines[1].startswith("attached to job"), lines
+    finally:
+        magics.session.close()

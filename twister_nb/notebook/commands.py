@@ -177,12 +177,15 @@ def cmd_jobs(args: argparse.Namespace, session: NotebookSession, **_: Any) -> Jo
 def _failure_line(job_id: str, record: Mapping[str, Any] | None,
                   info: Mapping[str, Any]) -> str | None:
     """How the job's latest action (or the job, as its record says) failed, if it did."""
+    def first_line(error: Any) -> str:
+        return str(error or "").strip().split("\n", 1)[0]  # a user error's traceback follows
+
     last = info.get("last_action")
     if last and last.get("state") in ("failed", "cancelled"):
         return (f"job {job_id!r}: its last action (#{last['action']} {last['kind']} of "
-                f"{last['label']!r}) {last['state']}: {last.get('error')}")
+                f"{last['label']!r}) {last['state']}: {first_line(last.get('error'))}")
     if last is None and record and record.get("status") in ("failed", "cancelled"):
-        error = f": {record['error']}" if record.get("error") else ""
+        error = f": {first_line(record['error'])}" if record.get("error") else ""
         return f"job {job_id!r} {record['status']}{error}"
     return None
 
