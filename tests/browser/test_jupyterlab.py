@@ -17,6 +17,7 @@ The kernel JupyterLab starts inherits the session's TWISTER_NB_HOME (set in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -408,17 +409,25 @@ def _live_dashboard(cell):
     return cell.locator(".jp-OutputArea-output > .jupyter-widgets.widget-vbox.twister-nb-dashboard")
 
 
-def _browser(pw):
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-
-
-def _on_failure(page: Page, lab: Lab, name: str) -> None:
-    try:
-        _shot(page, f"{name}-failure")
-        (ARTIFACTS / f"{name}-failure.html").write_text(page.content())
-    except PlaywrightError:
-        pass
-    print("jupyter lab log (tail):", lab.log_tail(), sep="\n")
+@contextlib.contextmanager
+def _lab_page(lab: Lab, scenario: str) -> Iterator[Page]:
+    """A Chromium page; on failure, ``<scenario>-failure.png/.html`` and the server log."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            try:
+                yield page
+            except BaseException:
+                try:
+                    _shot(page, f"{scenario}-failure")
+                    (ARTIFACTS / f"{scenario}-failure.html").write_text(page.content())
+                except PlaywrightError:
+                    pass
+                print("jupyter lab log (tail):", lab.log_tail(), sep="\n")
+                raise
+        finally:
+            browser.close()
 
 
 def test_restart_from_the_kernel_menu_keeps_the_job_and_attach_is_live(jupyterlab: Lab) -> None:
@@ -434,18 +443,10 @@ def test_restart_from_the_kernel_menu_keeps_the_job_and_attach_is_live(jupyterla
         "print('connected:', JobClient().connect())",
         f"%twister2 attach {job_id}",
         "print('TOTAL', sum(env.wait(timeout=120)))",
+        "%twister2 close",
     ])
-    with sync_playwright() as pw:
-        browser = _browser(pw)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            try:
-                seconds = _restart_and_attach(page, jupyterlab, name)
-            except BaseException:
-                _on_failure(page, jupyterlab, "restart")
-                raise
-        finally:
-            browser.close()
+    with _lab_page(jupyterlab, "restart") as page:
+        seconds = _restart_and_attach(page, jupyterlab, name)
     print(f"attach cell to live dashboard (seen in the browser): {seconds:.2f} s; "
           f"screenshots in {ARTIFACTS}")
 
@@ -464,7 +465,7 @@ _WATCH_LIVE = """cell => {
 def _restart_and_attach(page: Page, lab: Lab, name: str) -> float:
     notebook = _open(page, lab, name)
     cells = notebook.locator(".jp-CodeCell")
-    expect(cells).to_have_count(6)
+    expect(cells).to_have_count(7)
     for i in range(3):
         _run(page, cells.nth(i))
     job_cell = cells.nth(2)
@@ -506,6 +507,8 @@ def _restart_and_attach(page: Page, lab: Lab, name: str) -> float:
     expect(waiting.locator(STDOUT)).to_contain_text(f"TOTAL {EXPECTED_TOTAL}", timeout=RUN_ALL_MS)
     expect(attached.locator(".twister-nb-header")).to_contain_text("done", timeout=UI_MS)
     _shot(page, "restart-04-exact-result")
+    _run(page, cells.nth(6))
+    expect(cells.nth(6).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)
     return seconds
 
 
@@ -519,36 +522,27 @@ def test_cancel_clicked_during_a_foreground_cell(jupyterlab: Lab) -> None:
         "%%twister2 --no-graph\ntotal = sum(base.map(slow).collect())",
         "%twister2 close",
     ])
-    with sync_playwright() as pw:
-        browser = _browser(pw)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            try:
-                notebook = _open(page, jupyterlab, name)
-                cells = notebook.locator(".jp-CodeCell")
-                for i in range(3):
-                    _run(page, cells.nth(i))
-                dash = _live_dashboard(cells.nth(2))
-                header = dash.locator(".twister-nb-header")
-                expect(header).to_contain_text("running", timeout=RUN_ALL_MS)
-                cancel = dash.get_by_role("button", name="Cancel")
-                expect(cancel).to_be_enabled(timeout=UI_MS)
-                _shot(page, "cancel-01-running")
-                clicked = time.monotonic()
-                cancel.click()
-                expect(header).to_contain_text("cancelled", timeout=30_000)
-                seconds = time.monotonic() - clicked
-                # the cell ended too (its prompt is a number, not [*])
-                expect(cells.nth(2).locator(".jp-InputArea-prompt")).to_have_text(
-                    re.compile(r"^\[\d+\]:$"), timeout=30_000)
-                expect(header).not_to_contain_text("failed")
-                expect(cancel).to_be_disabled()
-                _shot(page, "cancel-02-cancelled")
-                _run(page, cells.nth(3))
-                expect(cells.nth(3).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)
-            except BaseException:
-                _on_failure(page, jupyterlab, "cancel")
-                raise
-        finally:
-            browser.close()
+    with _lab_page(jupyterlab, "cancel") as page:
+        notebook = _open(page, jupyterlab, name)
+        cells = notebook.locator(".jp-CodeCell")
+        for i in range(3):
+            _run(page, cells.nth(i))
+        dash = _live_dashboard(cells.nth(2))
+        header = dash.locator(".twister-nb-header")
+        expect(header).to_contain_text("running", timeout=RUN_ALL_MS)
+        cancel = dash.get_by_role("button", name="Cancel")
+        expect(cancel).to_be_enabled(timeout=UI_MS)
+        _shot(page, "cancel-01-running")
+        clicked = time.monotonic()
+        cancel.click()
+        expect(header).to_contain_text("cancelled", timeout=30_000)
+        seconds = time.monotonic() - clicked
+        # the cell ended too (its prompt is a number, not [*])
+        expect(cells.nth(2).locator(".jp-InputArea-prompt")).to_have_text(
+            re.compile(r"^\[\d+\]:$"), timeout=30_000)
+        expect(header).not_to_contain_text("failed")
+        expect(cancel).to_be_disabled()
+        _shot(page, "cancel-02-cancelled")
+        _run(page, cells.nth(3))
+        expect(cells.nth(3).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)
     print(f"Cancel to cancelled: {seconds:.2f} s; screenshots in {ARTIFACTS}")

@@ -17,16 +17,20 @@ jupyter_client = pytest.importorskip("jupyter_client")
 
 pytestmark = pytest.mark.slow
 
-SLOW_POINTS = """\
-%%twister2 --name {name} --no-graph --no-dashboard
+#: A job (``{job}``: ``--name N`` or ``--job-id ID``) with ``base`` kept (``{keep}``:
+#: cache or persist) and ``slow``, which sleeps once per partition.
+SLOW_JOB = """\
+%%twister2 {job} --no-graph --no-dashboard
 import time
-points = env.parallelize_list(list(range(1000)), 4).map(lambda x: x * 2).set_name("points").cache()
+base = env.parallelize_list(list(range(1000)), 4).map(lambda x: x * 3).set_name("base").{keep}()
 def slow(x):
     if x % 250 == 0:
         time.sleep({sleep})
     return x + 1
 print("JOB", env.job_id)
 """
+SLOW_TOTAL = "%%twister2 --no-graph --no-dashboard\ntotal = sum(base.map(slow).collect())\n"
+EXPECTED = sum(x * 3 + 1 for x in range(1000))
 
 
 class Kernel:
@@ -95,10 +99,9 @@ def kernel(ray_cluster):
 def test_stop_button_cancels_the_running_action(kernel):
     reply, out = kernel.run("%load_ext twister_nb")
     assert reply["status"] == "ok", out
-    reply, out = kernel.run(SLOW_POINTS.format(name="k-interrupt", sleep=20))
+    reply, out = kernel.run(SLOW_JOB.format(job="--name k-interrupt", keep="cache", sleep=20))
     assert reply["status"] == "ok", out
-    msg_id = kernel.kc.execute("%%twister2 --no-graph --no-dashboard\n"
-                               "total = sum(points.map(slow).collect())\n")
+    msg_id = kernel.kc.execute(SLOW_TOTAL)
     time.sleep(4)  # the action is running now
     started = time.monotonic()
     kernel.km.interrupt_kernel()
@@ -109,22 +112,21 @@ def test_stop_button_cancels_the_running_action(kernel):
     reply, out = kernel.run("%%twister2 --no-graph --no-dashboard\n"
                             "print('LAST', env.info()['last_action']['state'])\n"
                             "print('RUNNING', env.running())\n"
-                            "print('SUM', sum(points.map(lambda x: x + 1).collect()))\n")
+                            "print('SUM', sum(base.map(lambda x: x + 1).collect()))\n")
     assert reply["status"] == "ok", out
     assert "RUNNING None" in out
     assert "LAST cancelled" in out  # cancelled, not failed
-    assert f"SUM {sum(x * 2 + 1 for x in range(1000))}" in out
+    assert f"SUM {EXPECTED}" in out
 
 
 def test_killed_kernel_new_kernel_attaches_and_gets_the_result(ray_cluster):
     first = Kernel()
     try:
         first.run("%load_ext twister_nb")
-        reply, out = first.run(SLOW_POINTS.format(name="k-kill", sleep=3))
+        reply, out = first.run(SLOW_JOB.format(job="--name k-kill", keep="cache", sleep=3))
         assert reply["status"] == "ok", out
         job_id = out.split("JOB ", 1)[1].split()[0]
-        first.kc.execute("%%twister2 --no-graph --no-dashboard\n"
-                         "total = sum(points.map(slow).collect())\n")
+        first.kc.execute(SLOW_TOTAL)
         time.sleep(2)  # mid-action
     finally:
         first.stop()  # SIGKILL: the kernel dies, the job does not
@@ -138,11 +140,11 @@ def test_killed_kernel_new_kernel_attaches_and_gets_the_result(ray_cluster):
         assert reply["status"] == "ok", out
         reply, out = second.run("result = env.wait(timeout=120)\n"
                                 "print('TOTAL', sum(result))\n"
-                                "points = env.tsets()['points']\n"
-                                "print('POINTS', sum(points.collect()))\n")
+                                "base = env.tsets()['base']\n"
+                                "print('BASE', sum(base.collect()))\n")
         assert reply["status"] == "ok", out
-        assert f"TOTAL {sum(x * 2 + 1 for x in range(1000))}" in out
-        assert f"POINTS {sum(x * 2 for x in range(1000))}" in out
+        assert f"TOTAL {EXPECTED}" in out
+        assert f"BASE {sum(x * 3 for x in range(1000))}" in out
         print(f"attach took {attach_seconds:.2f} s (including the magic's round trip)")
         assert attach_seconds < 20
         second.run("%twister2 close")
@@ -150,18 +152,10 @@ def test_killed_kernel_new_kernel_attaches_and_gets_the_result(ray_cluster):
         second.stop()
 
 
-NAMED_JOB = """\
-%%twister2 --job-id {job_id} --no-graph --no-dashboard
-import time
-base = env.parallelize_list(list(range(1000)), 4).map(lambda x: x * 3).set_name("base").persist()
-def slow(x):
-    if x % 250 == 0:
-        time.sleep({sleep})
-    return x + 1
-print("JOB", env.job_id)
-"""
-SLOW_TOTAL = "%%twister2 --no-graph --no-dashboard\ntotal = sum(base.map(slow).collect())\n"
-EXPECTED = sum(x * 3 + 1 for x in range(1000))
+
+
+def named_job(job_id: str, sleep: float) -> str:
+    return SLOW_JOB.format(job=f"--job-id {job_id}", keep="persist", sleep=sleep)
 
 
 def _record(job_id: str) -> dict:
@@ -179,7 +173,7 @@ def test_kernel_restart_or_shutdown_leaves_the_job_running(ray_cluster, how):
     second = None
     try:
         first.run("%load_ext twister_nb")
-        reply, out = first.run(NAMED_JOB.format(job_id=job_id, sleep=6))
+        reply, out = first.run(named_job(job_id, sleep=6))
         assert reply["status"] == "ok", out
         assert f"JOB {job_id}" in out
         first.kc.execute(SLOW_TOTAL)
@@ -234,7 +228,7 @@ def test_action_that_ended_without_a_kernel_keeps_its_value(ray_cluster):
     kernel = Kernel()
     try:
         kernel.run("%load_ext twister_nb")
-        reply, out = kernel.run(NAMED_JOB.format(job_id=job_id, sleep=3))
+        reply, out = kernel.run(named_job(job_id, sleep=3))
         assert reply["status"] == "ok", out
         kernel.kc.execute(SLOW_TOTAL)
         time.sleep(2)
@@ -245,7 +239,7 @@ def test_action_that_ended_without_a_kernel_keeps_its_value(ray_cluster):
             time.sleep(0.5)
 
         kernel.run("%load_ext twister_nb")
-        reply, out = kernel.run(NAMED_JOB.format(job_id=job_id, sleep=3))
+        reply, out = kernel.run(named_job(job_id, sleep=3))
         assert reply["status"] == "ok", out
         assert f"JOB {job_id}" in out  # the same job
         assert "'base' restored from its checkpoint" in out, out  # committed work restored
@@ -269,10 +263,10 @@ def test_cancel_button_works_while_the_cell_runs(kernel):
     shell channel) while its foreground cell waits for the action, cancels it."""
     reply, out = kernel.run("%load_ext twister_nb")
     assert reply["status"] == "ok", out
-    reply, out = kernel.run(SLOW_POINTS.format(name="k-cancel", sleep=20))
+    reply, out = kernel.run(SLOW_JOB.format(job="--name k-cancel", keep="cache", sleep=20))
     assert reply["status"] == "ok", out
     msg_id = kernel.kc.execute("%%twister2 --no-graph\n"
-                               "total = sum(points.map(slow).collect())\n")
+                               "total = sum(base.map(slow).collect())\n")
     button, running = None, False
     deadline = time.monotonic() + 120
     while not (button and running):
