@@ -173,7 +173,7 @@ def test_kernel_restart_or_shutdown_leaves_the_job_running(ray_cluster, how):
     second = None
     try:
         first.run("%load_ext twister_nb")
-        reply, out = first.run(named_job(job_id, sleep=6))
+        reply, out = first.run(named_job(job_id, sleep=25))  # outlives restart and attach
         assert reply["status"] == "ok", out
         assert f"JOB {job_id}" in out
         first.kc.execute(SLOW_TOTAL)
