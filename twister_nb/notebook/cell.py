@@ -223,7 +223,8 @@ class _CellRunner:
             if opts.job_id is not None and env is not before and opts.dashboard:
                 running = env.running()  # left by the kernel this one replaced
                 if running is not None:
-                    follow_running(env, running, show, max_output_lines=opts.output_lines)
+                    follow_running(env, running, show, workers=int(env.info()["workers"]),
+                                   max_output_lines=opts.output_lines)
         ns["env"] = self.env = env
         self.progress = JobProgress(env.job_id, env.name, opts.output_lines)
         last = session.last

@@ -73,7 +73,8 @@ class TwisterMagics(Magics):
 
         def show_dashboard(running: dict[str, Any]) -> None:
             if self.dashboard:
-                follow_running(env, running, show_output, max_output_lines=self.output_lines)
+                follow_running(env, running, show_output, workers=int(env.info()["workers"]),
+                               max_output_lines=self.output_lines)
 
         env.add_wait_hook(show_dashboard)
 
