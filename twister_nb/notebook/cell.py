@@ -267,6 +267,9 @@ class _CellRunner:
             env.default_parallelism = default
 
     def _finish(self, update_display: bool) -> None:
+        watch = self.session.watch
+        if watch is not None and watch.reason:
+            return  # the kernel is leaving and the job goes on: its action was not cancelled
         run = self.run_record
         run.seconds = time.perf_counter() - self.started
         run.actions = self.recorder.actions
