@@ -208,6 +208,7 @@ SCHEMA: dict[str, Key] = {
     "job.parallelism": Key(int, minimum=1),
     "twister2.job.idle_timeout": Key(*_NUMBER, minimum=0),
     "notebook.graph.engine": Key(str, choices=("auto", "graphviz", "text")),
+    "notebook.leave_grace": Key(*_NUMBER, minimum=0),
     "ray.address": Key(str, pattern=r"local|(ray://)?[^\s:]+:\d+",
                        hint="local, or host:port of an existing cluster"),
     "ray.namespace": Key(str, pattern=_ID, hint="letters, digits, '.', '_' or '-'"),

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
-    "ActionEnded", "ActionStarted", "CheckpointCommitted", "DriverAttached", "ErrorRaised",
+    "ActionEnded", "ActionStarted", "CheckpointCommitted", "DriverAttached", "DriverLeft",
+    "ErrorRaised",
     "Event", "OutputPrinted", "StageSubmitted", "StageSummary", "TSetReleased", "TSetRestored",
     "TaskFinished", "WorkersStarted", "decode",
 ]
@@ -71,6 +72,19 @@ class DriverAttached(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriverLeft(Event):
+    """The driver process left the job, which goes on: ``reason`` says why
+    (``kernel restarted``, ``kernel shut down``); ``action`` is the action it
+    left running (None if none ran)."""
+
+    kind: ClassVar[str] = "left"
+    host: str = ""
+    pid: int = 0
+    reason: str = ""
+    action: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkersStarted(Event):
     """The job now has ``count`` Worker actors."""
 
@@ -109,7 +123,8 @@ class ActionStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ActionEnded(Event):
-    """Action number ``action`` ended: ``state`` is ``done`` or ``failed``."""
+    """Action number ``action`` ended: ``state`` is ``done``, ``failed`` or
+    ``cancelled``."""
 
     kind: ClassVar[str] = "action"
     action: int = 0
@@ -200,9 +215,9 @@ class TSetReleased(Event):
 
 
 _BY_KIND: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (OutputPrinted, DriverAttached, WorkersStarted, StageSubmitted,
-                              TaskFinished, TSetRestored, CheckpointCommitted, ErrorRaised,
-                              TSetReleased)
+    cls.kind: cls for cls in (OutputPrinted, DriverAttached, DriverLeft, WorkersStarted,
+                              StageSubmitted, TaskFinished, TSetRestored, CheckpointCommitted,
+                              ErrorRaised, TSetReleased)
 }
 
 

@@ -199,6 +199,31 @@ class JobClient:
 
         return store_uri(self.config)
 
+    def connect(self) -> bool:
+        """Connect this process to the job cluster now, if it is running (never
+        starts one); True if connected."""
+        from twister_nb.runtime.jobs import connect_if_running
+
+        return connect_if_running(self._overrides)
+
+    def warm_up(self) -> threading.Thread:
+        """Import the runtime now and :meth:`connect` in a thread (errors are left
+        to the first real call): a kernel does it when twister_nb loads, so an
+        ``attach`` after a restart does not wait for imports and Ray's start-up.
+        The imports are made here, not in the thread: two threads importing one
+        module can deadlock (connecting, Ray's import included, holds one lock)."""
+        import twister_nb.runtime.executor  # noqa: F401 - the store, the plan, the runtime
+
+        def connect() -> None:
+            try:
+                self.connect()
+            except Exception:  # noqa: BLE001 - the first cell connects, and says why it cannot
+                pass
+
+        thread = threading.Thread(target=connect, name="twister-nb-connect", daemon=True)
+        thread.start()
+        return thread
+
     # ------------------------------------------------------------------ looking
 
     def jobs(self) -> list[JobRow]:

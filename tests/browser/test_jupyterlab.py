@@ -17,6 +17,7 @@ The kernel JupyterLab starts inherits the session's TWISTER_NB_HOME (set in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -363,3 +364,185 @@ def _check_dashboard(cell, job_id: str):
     expect(header).to_contain_text("done", timeout=UI_MS)
     expect(dash.locator("button", has_text="Cancel")).to_be_disabled()
     return dash
+
+
+# --------------------------------------------------------------------------- restart and cancel
+
+SLOW_SLEEP = 30  # the action outlives the restart, the new kernel's start and the attach
+SETUP_CELL = """\
+%%twister2 --job-id {job_id} --no-graph
+import time
+base = env.parallelize_list(list(range(1000)), 4).map(lambda x: x * 3).set_name("base").persist()
+def slow(x):
+    if x % 250 == 0:
+        time.sleep({sleep})
+    return x + 1"""
+EXPECTED_TOTAL = sum(x * 3 + 1 for x in range(1000))
+
+
+def _write_notebook(root: Path, name: str, cells: list[str]) -> str:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nbformat.write(nb, root / name)
+    return name
+
+
+def _open(page: Page, lab: Lab, name: str):
+    page.goto(f"{lab.url}/lab/tree/{name}?" + urllib.parse.urlencode({"token": lab.token}),
+              timeout=PAGE_LOAD_MS)
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    expect(notebook).to_be_visible(timeout=PAGE_LOAD_MS)
+    _wait_kernel_idle(page, PAGE_LOAD_MS)
+    return notebook
+
+
+def _run(page: Page, cell) -> None:
+    """Select the cell and run it (Shift+Enter), as a person does."""
+    cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def _live_dashboard(cell):
+    return cell.locator(".jp-OutputArea-output > .jupyter-widgets.widget-vbox.twister-nb-dashboard")
+
+
+@contextlib.contextmanager
+def _lab_page(lab: Lab, scenario: str) -> Iterator[Page]:
+    """A Chromium page; on failure, ``<scenario>-failure.png/.html`` and the server log."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            try:
+                yield page
+            except BaseException:
+                try:
+                    _shot(page, f"{scenario}-failure")
+                    (ARTIFACTS / f"{scenario}-failure.html").write_text(page.content())
+                except PlaywrightError:
+                    pass
+                print("jupyter lab log (tail):", lab.log_tail(), sep="\n")
+                raise
+        finally:
+            browser.close()
+
+
+def test_restart_from_the_kernel_menu_keeps_the_job_and_attach_is_live(jupyterlab: Lab) -> None:
+    """Kernel > Restart Kernel during a foreground job: the job goes on; in the
+    new kernel, %twister2 attach shows its live dashboard within 1 s and
+    env.wait() gives the exact result."""
+    job_id = f"lab-restart-{os.getpid()}"
+    name = _write_notebook(jupyterlab.root, "restart.ipynb", [
+        "%load_ext twister_nb",
+        SETUP_CELL.format(job_id=job_id, sleep=SLOW_SLEEP),
+        "%%twister2 --no-graph\ntotal = sum(base.map(slow).collect())",
+        "%load_ext twister_nb\nfrom twister_nb.jobs import JobClient\n"
+        "print('connected:', JobClient().connect())",
+        f"%twister2 attach {job_id}",
+        "print('TOTAL', sum(env.wait(timeout=120)))",
+        "%twister2 close",
+    ])
+    with _lab_page(jupyterlab, "restart") as page:
+        seconds = _restart_and_attach(page, jupyterlab, name)
+    print(f"attach cell to live dashboard (seen in the browser): {seconds:.2f} s; "
+          f"screenshots in {ARTIFACTS}")
+
+
+_WATCH_LIVE = """cell => {
+  cell.__pressedAt = performance.now();
+  const seen = () => [...cell.querySelectorAll(
+      '.jupyter-widgets.twister-nb-dashboard .twister-nb-header')]
+      .some(h => h.offsetParent !== null && /\\brunning\\b/.test(h.textContent));
+  new MutationObserver((_, observer) => {
+    if (seen()) { cell.__liveAt = performance.now(); observer.disconnect(); }
+  }).observe(cell, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def _restart_and_attach(page: Page, lab: Lab, name: str) -> float:
+    notebook = _open(page, lab, name)
+    cells = notebook.locator(".jp-CodeCell")
+    expect(cells).to_have_count(7)
+    for i in range(3):
+        _run(page, cells.nth(i))
+    job_cell = cells.nth(2)
+    dash = _live_dashboard(job_cell)
+    expect(dash.locator(".twister-nb-header")).to_contain_text("running", timeout=RUN_ALL_MS)
+    _shot(page, "restart-01-job-running")
+
+    # What a person does: Kernel > Restart Kernel..., then Restart in the dialog.
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Kernel$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel…$")).click()
+    page.locator(".jp-Dialog button.jp-mod-accept", has_text=re.compile(r"^Restart$")).click()
+    _wait_kernel_idle(page, PAGE_LOAD_MS)
+    _shot(page, "restart-02-restarted")
+
+    warm = cells.nth(3)
+    _run(page, warm)
+    expect(warm.locator(STDOUT)).to_contain_text("connected: True", timeout=RUN_ALL_MS)
+    attach = cells.nth(4)
+    attach.locator(".jp-InputArea-prompt").click()
+    # The page notes when the live dashboard first shows "running" in the attach
+    # cell (a MutationObserver: Playwright's own polling would add up to 1 s).
+    attach.evaluate(_WATCH_LIVE)
+    page.keyboard.press("Shift+Enter")
+    live = _live_dashboard(attach).locator(".twister-nb-header", has_text="running")
+    expect(live).to_be_visible(timeout=UI_MS)
+    seconds = attach.evaluate("cell => cell.__liveAt - cell.__pressedAt") / 1000
+    _shot(page, "restart-03-attached-live")
+    out = _stdout(attach)
+    assert "is running; env.wait() returns its value" in out, out
+    assert "failed" not in out, out
+    attached = _live_dashboard(attach)
+    expect(attached.locator(".twister-nb-header code")).to_have_text(
+        re.search(r"attached to job '([^']+)'", out).group(1))
+    expect(attached).to_contain_text("#2 collect")
+    assert seconds < 1.0, f"the live dashboard took {seconds:.2f} s after the attach cell"
+
+    waiting = cells.nth(5)
+    _run(page, waiting)
+    expect(waiting.locator(STDOUT)).to_contain_text(f"TOTAL {EXPECTED_TOTAL}", timeout=RUN_ALL_MS)
+    expect(attached.locator(".twister-nb-header")).to_contain_text("done", timeout=UI_MS)
+    _shot(page, "restart-04-exact-result")
+    _run(page, cells.nth(6))
+    expect(cells.nth(6).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)
+    return seconds
+
+
+def test_cancel_clicked_during_a_foreground_cell(jupyterlab: Lab) -> None:
+    """Cancel on the dashboard of a cell that is still running ends the action
+    at once, and the dashboard says cancelled (not failed)."""
+    job_id = f"lab-cancel-{os.getpid()}"
+    name = _write_notebook(jupyterlab.root, "cancel.ipynb", [
+        "%load_ext twister_nb",
+        SETUP_CELL.format(job_id=job_id, sleep=60),
+        "%%twister2 --no-graph\ntotal = sum(base.map(slow).collect())",
+        "%twister2 close",
+    ])
+    with _lab_page(jupyterlab, "cancel") as page:
+        notebook = _open(page, jupyterlab, name)
+        cells = notebook.locator(".jp-CodeCell")
+        for i in range(3):
+            _run(page, cells.nth(i))
+        dash = _live_dashboard(cells.nth(2))
+        header = dash.locator(".twister-nb-header")
+        expect(header).to_contain_text("running", timeout=RUN_ALL_MS)
+        cancel = dash.get_by_role("button", name="Cancel")
+        expect(cancel).to_be_enabled(timeout=UI_MS)
+        _shot(page, "cancel-01-running")
+        clicked = time.monotonic()
+        cancel.click()
+        expect(header).to_contain_text("cancelled", timeout=30_000)
+        seconds = time.monotonic() - clicked
+        # the cell ended too (its prompt is a number, not [*])
+        expect(cells.nth(2).locator(".jp-InputArea-prompt")).to_have_text(
+            re.compile(r"^\[\d+\]:$"), timeout=30_000)
+        expect(header).not_to_contain_text("failed")
+        expect(cancel).to_be_disabled()
+        _shot(page, "cancel-02-cancelled")
+        _run(page, cells.nth(3))
+        expect(cells.nth(3).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)
+    print(f"Cancel to cancelled: {seconds:.2f} s; screenshots in {ARTIFACTS}")

@@ -225,8 +225,30 @@ def test_attach_to_a_job_that_does_not_exist(ip, ray_cluster):
     with pytest.raises(UsageError, match="no job 'no-such-job-123'") as info:
         ip.run_line_magic("twister2", "attach no-such-job-123")
     assert info.value.error_type == "not_found"
-    with pytest.raises(UsageError, match="no job 'no-such-job-123'"):
-        ip.run_cell_magic("twister2", "--job-id no-such-job-123", "x = 1")
+
+
+def test_a_cell_that_names_its_job_creates_it_then_attaches(ip, magics, ray_cluster, capsys):
+    """``%%twister2 --job-id ID`` starts the job ID when none has it (as
+    ``twister-nb submit --job-id`` does), and is that job when it exists."""
+    from twister_nb.jobs import JobClient
+
+    job_id = "named-by-the-notebook-1"
+    assert JobClient().record(job_id) is None
+    ip.run_cell_magic("twister2", f"--job-id {job_id} --no-graph --no-dashboard",
+                      "total = env.parallelize_list([1, 2, 3], 2).map(lambda x: x * 2).collect()")
+    env = magics.session.env
+    try:
+        assert env.job_id == job_id and sorted(ip.user_ns["total"]) == [2, 4, 6]
+        assert re.search(rf"^Job ID\s+:\s+{job_id}$", capsys.readouterr().out, re.MULTILINE)
+        assert JobClient().record(job_id)["job_id"] == job_id
+        # the same ID again: the same job, no second banner
+        ip.run_cell_magic("twister2", f"--job-id {job_id} --no-graph --no-dashboard", "y = 1")
+        assert magics.session.env is env and "Job ID" not in capsys.readouterr().out
+        with pytest.raises(UsageError, match="--job-id: 'no/such' is not a job ID"):
+            ip.run_cell_magic("twister2", "--job-id no/such", "x = 1")
+    finally:
+        env.close()
+        JobClient().clear(job_id)
 
 
 def test_attach_after_the_job_ended_restores_persisted_tsets(ip, magics, ray_cluster, capsys):
@@ -340,3 +362,23 @@ def test_background_cell_cancel_button(ip, magics, ray_cluster):
         run.wait(timeout=120)
     assert time.perf_counter() - started < 30  # not the 40 × 3 s of the whole action
     assert run.status == "cancelled" and run.dashboard.status == "cancelled"
+
+
+def test_attach_to_a_job_whose_action_failed_says_so_first(ip, magics, ray_cluster, capsys):
+    def boom(x):
+        raise ValueError(f"bad value {x!r}")
+
+    ip.user_ns["boom"] = boom
+    with pytest.raises(Exception, match="bad value"):
+        ip.run_cell_magic("twister2", "--name failing --no-graph --no-dashboard",
+                          "env.parallelize_list([1, 2], 2).map(boom).collect()")
+    job_id = magics.session.env.job_id
+    capsys.readouterr()
+    try:
+        ip.run_line_magic("twister2", f"attach {job_id}")
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith(f"job {job_id!r}: its last action (#1 collect of 'map') "
+                                   "failed: "), lines
+        assert "bad value" in lines[0] and lines[1].startswith("attached to job"), lines
+    finally:
+        magics.session.close()

@@ -122,6 +122,12 @@ def test_finish_and_cancel():
                        time=11.0))
     p.feed(ActionEnded(action=1, state="failed", seconds=1.0, time=11.0))
     assert p.status == "cancelled" and p.elapsed == 1.0
+    # a cancel this dashboard did not ask for (the stop button, another
+    # watcher's Cancel): the JobMaster says cancelled
+    c = JobProgress()
+    c.feed(ActionStarted(action=1, stages=(), time=1.0))
+    c.feed(ActionEnded(action=1, state="cancelled", seconds=1.0, time=2.0))
+    assert c.status == "cancelled"
     q = JobProgress()
     q.feed(ActionStarted(action=1, stages=(), time=1.0))
     q.finish()  # the watcher stopped while the action ran

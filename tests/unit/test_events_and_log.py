@@ -7,13 +7,15 @@ import json
 import pytest
 
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
-                               ErrorRaised, OutputPrinted, StageSubmitted, StageSummary,
+                               DriverLeft, ErrorRaised, OutputPrinted, StageSubmitted, StageSummary,
                                TaskFinished, TSetReleased, TSetRestored, WorkersStarted, decode)
 from twister_nb.runtime.event_log import EventLog
 
 EVERY_KIND = [
     OutputPrinted(lines=("[worker-0] a", "[worker-1] b"), seq=1, time=2.0),
     DriverAttached(host="h", pid=7, seq=2, time=2.5),
+    DriverLeft(host="h", pid=7, reason="kernel restarted", action=3),
+    ActionEnded(action=3, state="cancelled", seconds=0.2),
     WorkersStarted(count=2),
     ActionStarted(action=1, action_kind="persist", stages=(
         StageSummary(index=0, label="map", tset_id="m-1", parallelism=4, output="persist",
@@ -43,7 +45,7 @@ def test_wire_names_are_the_kinds_events_had_as_dicts():
     assert kinds["ActionStarted"] == kinds["ActionEnded"] == "action"
     assert ActionStarted(action=1).to_dict()["state"] == "running"
     assert StageSubmitted().to_dict()["state"] == "submitted"
-    assert {"output", "attached", "workers", "stage", "task", "restored", "checkpoint",
+    assert {"output", "attached", "left", "workers", "stage", "task", "restored", "checkpoint",
             "error", "released"} <= set(kinds.values())
     with pytest.raises(ValueError, match="unknown event kind 'nope'"):
         decode({"kind": "nope"})

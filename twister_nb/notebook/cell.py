@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb.events import ErrorRaised, Event
+from twister_nb.notebook.follow import follow_running
 from twister_nb.notebook.output import put_back, quiet_what_the_dashboard_shows, tset_names
 from twister_nb.notebook.progress import JobProgress
 from twister_nb.notebook.recorder import (
@@ -56,7 +57,7 @@ from twister_nb.tset.tset import TLink, TSet
 # OfflineExecutor and offline_environment live in recorder.py; named here too
 # because the cell is where a dry run's offline job comes from.
 __all__ = ["CellOptions", "CellRun", "OfflineExecutor", "changed_tsets", "offline_environment",
-           "run_cell"]
+           "run_cell", "show_output"]
 
 
 @dataclass
@@ -171,7 +172,8 @@ def execute_code(cell: str, ns: MutableMapping[str, Any], shell: Any = None) -> 
     return None
 
 
-def _default_display(obj: Any, **kwargs: Any) -> Any:
+def show_output(obj: Any, **kwargs: Any) -> Any:
+    """Show ``obj`` in the running cell's output (IPython's ``display``)."""
     try:
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython is a dependency of ipykernel
@@ -191,7 +193,7 @@ def run_cell(session: NotebookSession, cell: str, ns: MutableMapping[str, Any],
     """
     __tracebackhide__ = True
     runner = _CellRunner(session, cell, ns, options or CellOptions(), shell,
-                         display or _default_display)
+                         display or show_output)
     if runner.opts.background and not runner.opts.dry_run:
         return runner.start_background()
     return runner.run()
@@ -216,10 +218,16 @@ class _CellRunner:
                  opts: CellOptions, shell: Any, show: Callable[..., Any]) -> None:
         self.session, self.cell, self.ns, self.opts, self.shell, self.show = (
             session, cell, ns, opts, shell, show)
+        before = session.env
         if opts.dry_run and session.current(job_id=opts.job_id, name=opts.name) is None:
             env = offline_environment(opts.name)  # a dry run starts no job
         else:
-            env = session.job(job_id=opts.job_id, name=opts.name)
+            env = session.job(job_id=opts.job_id, name=opts.name, create=True)
+            if opts.job_id is not None and env is not before and opts.dashboard:
+                running = env.running()  # left by the kernel this one replaced
+                if running is not None:
+                    follow_running(env, running, show, workers=int(env.info()["workers"]),
+                                   max_output_lines=opts.output_lines)
         ns["env"] = self.env = env
         self.progress = JobProgress(env.job_id, env.name, opts.output_lines)
         last = session.last
@@ -275,6 +283,9 @@ class _CellRunner:
             self.quieted = []
 
     def _finish(self, update_display: bool) -> None:
+        watch = self.session.watch
+        if watch is not None and watch.reason:
+            return  # the kernel is leaving and the job goes on: its action was not cancelled
         run = self.run_record
         run.seconds = time.perf_counter() - self.started
         run.actions = self.recorder.actions

@@ -174,14 +174,53 @@ def cmd_jobs(args: argparse.Namespace, session: NotebookSession, **_: Any) -> Jo
     return JobTable(JobClient().jobs(), getattr(session.env, "job_id", None))
 
 
+def _failure_line(job_id: str, record: Mapping[str, Any] | None,
+                  info: Mapping[str, Any]) -> str | None:
+    """How the job's latest action (or the job, as its record says) failed, if it did."""
+    def first_line(error: Any) -> str:
+        return str(error or "").strip().split("\n", 1)[0]  # a user error's traceback follows
+
+    last = info.get("last_action")
+    if last and last.get("state") in ("failed", "cancelled"):
+        return (f"job {job_id!r}: its last action (#{last['action']} {last['kind']} of "
+                f"{last['label']!r}) {last['state']}: {first_line(last.get('error'))}")
+    if last is None and record and record.get("status") in ("failed", "cancelled"):
+        error = f": {first_line(record['error'])}" if record.get("error") else ""
+        return f"job {job_id!r} {record['status']}{error}"
+    return None
+
+
 def cmd_attach(args: argparse.Namespace, session: NotebookSession,
-               ns: MutableMapping[str, Any], **_: Any) -> str:
+               ns: MutableMapping[str, Any], options: dict[str, Any], **_: Any) -> str | None:
+    """Make the job the notebook's; a failure is said first, and a running
+    action's live dashboard is shown (drawn from the action's start)."""
+    from twister_nb.notebook.cell import show_output
+    from twister_nb.notebook.follow import follow_running
+
+    fresh = session.current(job_id=args.job_id) is None
+    record = JobClient().record(args.job_id) if fresh else None
     env = session.job(job_id=args.job_id)
     ns["env"] = env
     info = env.info()
+    lines = [line for line in [_failure_line(env.job_id, record, info)] if line]
     persisted, cached = len(info.get("persisted") or ()), len(info.get("cached") or {})
-    return (f"attached to job {env.job_id!r} ({env.name}): {persisted} persisted and {cached} "
-            "cached TSets; re-run the cells: persist() of a committed TSet returns at once")
+    running = env.running()
+    lines.append(f"attached to job {env.job_id!r} ({env.name}): {persisted} persisted and "
+                 f"{cached} cached TSets")
+    if running is not None:
+        lines.append(f"action #{running['action']} ({running['kind']} of {running['label']!r}) "
+                     "is running; env.wait() returns its value")
+        print("\n".join(lines), flush=True)
+        if options.get("dashboard", True):
+            follow_running(env, running, show_output, workers=int(info.get("workers") or 0),
+                           max_output_lines=int(options.get("output_lines", 200)))
+        return None
+    last = info.get("last_action")
+    if fresh and last is not None and last.get("state") == "done":
+        lines.append(f"its last action (#{last['action']} {last['kind']} of {last['label']!r}) "
+                     "ended while no kernel was attached; env.wait() returns its value")
+    lines.append("re-run the cells: persist() of a committed TSet returns at once")
+    return "\n".join(lines)
 
 
 def cmd_cancel(args: argparse.Namespace, session: NotebookSession, **_: Any) -> str:

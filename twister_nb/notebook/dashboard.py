@@ -4,7 +4,9 @@
 (the state source) folds out of the JobMaster's events: job ID, status,
 elapsed seconds, one progress row per stage (tasks done of total, records in
 and out, its TSets), workers, errors with their traceback, the last lines of
-worker output, and a Cancel button whose callback the caller gives.
+worker output, and a Cancel button whose callback the caller gives. The
+button works while the cell that runs the action waits for it
+(:mod:`~twister_nb.notebook.busy_click`).
 
 Python sets the traits; the child widgets react to them (``@observe``), as an
 anywidget's view would. ``feed(event)`` is an executor listener: it may be
@@ -38,6 +40,7 @@ from traitlets import (
 )
 
 from twister_nb.events import Event
+from twister_nb.notebook.busy_click import on_busy_click
 from twister_nb.notebook.progress import (
     FIELDS,
     JOB_STATUSES,
@@ -111,6 +114,8 @@ class JobDashboard(widgets.VBox):
                                       disabled=True, tooltip="Cancel the running action",
                                       layout=widgets.Layout(width="auto"))
         self._cancel.on_click(self._cancel_clicked)
+        # ... and while a foreground cell waits for the action (see busy_click)
+        on_busy_click(self._cancel, self._cancel_clicked)
         super().__init__(children=[widgets.HBox([self._header, self._cancel]), self._stage_box,
                                    self._materialized_html, self._errors_html,
                                    self._output_html], **kwargs)

@@ -15,6 +15,7 @@ traceback, naming the flag and the fix.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from IPython.core.error import UsageError as _IPythonUsageError
@@ -22,12 +23,19 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Int, TraitError, validate
 
+from twister_nb import config as _config
 from twister_nb.notebook import commands
-from twister_nb.notebook.cell import CellOptions, run_cell
+from twister_nb.notebook.cell import CellOptions, run_cell, show_output
 from twister_nb.notebook.errors import UsageError
+from twister_nb.notebook.follow import follow_running
+from twister_nb.notebook.kernel import KernelWatch
 from twister_nb.notebook.session import NotebookSession
+from twister_nb.tset.environment import TSetEnvironment
 
 __all__ = ["TwisterMagics", "load_ipython_extension"]
+
+#: What a job ID may be (it names a folder in the store).
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 
 
 def _parse(method: Any, line: str, magic: str) -> argparse.Namespace:
@@ -54,6 +62,21 @@ class TwisterMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self.session = NotebookSession()
+        if shell is not None:
+            self.session.watch = KernelWatch(
+                shell, grace=float(_config.get("notebook.leave_grace", 1.0)),
+                on_leave=self.session.detach_all)
+        self.session.on_open = self._on_open
+
+    def _on_open(self, env: TSetEnvironment) -> None:
+        """``env.wait()`` in any cell shows the live dashboard of what it waits for."""
+
+        def show_dashboard(running: dict[str, Any]) -> None:
+            if self.dashboard:
+                follow_running(env, running, show_output, workers=int(env.info()["workers"]),
+                               max_output_lines=self.output_lines)
+
+        env.add_wait_hook(show_dashboard)
 
     @validate("output_lines")
     def _validate_output_lines(self, proposal: dict[str, Any]) -> int:
@@ -69,8 +92,9 @@ class TwisterMagics(Magics):
     @cell_magic("twister2")
     @magic_arguments("%twister2")
     @argument("--job-id", metavar="JOB_ID",
-              help="Run on the job JOB_ID, live or recorded in the store (it becomes the "
-                   "notebook's job).")
+              help="Run on the job JOB_ID: attach to it if it is live or recorded in the "
+                   "store, else start it with that ID. It becomes the notebook's job, and "
+                   "re-running the cells after a kernel restart is the same job.")
     @argument("--name", help="The job's name; another name than the notebook job's starts a new job.")
     @argument("-p", "--parallelism", type=int, metavar="N",
               help="Default parallelism of the sources this cell creates with parallelism 0.")
@@ -94,6 +118,9 @@ class TwisterMagics(Magics):
                              f"{args.parallelism}; e.g. --parallelism 4")
         if args.out is not None and not commands.valid_variable(args.out):
             raise UsageError(f"%%twister2 -o: {args.out!r} is not a variable name; e.g. -o run")
+        if args.job_id is not None and not _JOB_ID.fullmatch(args.job_id):
+            raise UsageError(f"%%twister2 --job-id: {args.job_id!r} is not a job ID; use letters, "
+                             "digits, '.', '_' or '-', e.g. --job-id my-analysis")
         if not cell.strip():
             raise UsageError("%%twister2: the cell is empty; write TSet code below the magic line")
         options = CellOptions(
@@ -127,5 +154,13 @@ class TwisterMagics(Magics):
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext twister_nb``: register the magics (they join ``%config``)."""
+    """``%load_ext twister_nb``: register the magics (they join ``%config``),
+    import the dashboard, and connect to a running cluster in the background."""
     ipython.register_magics(TwisterMagics(ipython))
+    try:  # imported now: a kernel that re-attaches shows the dashboard at once
+        import twister_nb.notebook.dashboard  # noqa: F401
+    except ImportError:
+        pass  # the cells say how to get it
+    from twister_nb.jobs import JobClient
+
+    JobClient().warm_up()

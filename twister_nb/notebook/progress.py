@@ -229,14 +229,14 @@ class JobProgress:
         action = event.action
         state = event.state
         self._actions[action] = state
-        if state == "failed":
+        if state in ("failed", "cancelled"):
             unfinished = [s for (a, _), s in sorted(self._stages.items())
                           if a == action and s["state"] != "done"]
             if unfinished and not any(s["state"] == "failed" for s in unfinished):
                 running = [s for s in unfinished if s["state"] == "running"] or unfinished
                 running[0]["state"] = "failed"
                 self._set_tsets(running[0], "failed")
-            cancelled = self.cancel_requested or any(
+            cancelled = state == "cancelled" or self.cancel_requested or any(
                 "cancelled" in e["message"] for e in self.errors if e.get("action") == action)
             self.status = "cancelled" if cancelled else "failed"
         elif "running" not in self._actions.values():

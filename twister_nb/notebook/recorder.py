@@ -101,6 +101,12 @@ class OfflineExecutor:
     def committed_variables(self) -> dict[str, Any] | None:
         return None  # nothing was ever committed: every variable starts at its default
 
+    def events(self, cursor: int = 0) -> tuple[list[Any], int]:
+        return [], 0
+
+    def detach(self, reason: str) -> None:
+        pass
+
 
 def offline_environment(name: str | None = None, parallelism: int | None = None) -> TSetEnvironment:
     """A job that builds graphs but never runs (no cluster, no banner)."""

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -344,31 +345,43 @@ def _refresh_imported_ray() -> None:
 def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Connect this process to the job cluster once; return banner facts."""
     address, kind = resolve_address(config)
-    if kind == "local":
-        # Ray reads these when it is imported; if the program imported Ray
-        # first, also flip the constant that makes it rewrite 127.0.0.1 into
-        # the machine's address (and then wait forever for a GCS there).
-        os.environ.update(loopback_environ())
-        if "ray" in sys.modules:
-            _refresh_imported_ray()
-    import ray
-
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {}
+    # A kernel connects in a thread while its first cell may ask too: one at a
+    # time, importing Ray included (two threads importing Ray deadlock).
+    with _CONNECTING:
         if kind == "local":
-            kwargs["_node_ip_address"] = _LOOPBACK
-        try:
-            ray.init(address=address, namespace=_config.get("ray.namespace", NAMESPACE_DEFAULT, config),
-                     log_to_driver=False, logging_level="ERROR", **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any failure here is "cannot reach"
-            raise ClusterError(
-                f"cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}); "
-                "check config ray.address, or run `twister-nb cluster start`"
-            ) from exc
-        from twister_nb.runtime import ray_log
+            # Ray reads these when it is imported; if the program imported Ray
+            # first, also flip the constant that makes it rewrite 127.0.0.1 into
+            # the machine's address (and then wait forever for a GCS there).
+            os.environ.update(loopback_environ())
+            if "ray" in sys.modules:
+                _refresh_imported_ray()
+        import ray
 
-        ray_log.install()  # the raylet's messages go to the job logs, not to stdout
+        if not ray.is_initialized():
+            _init(ray, address, kind, config)
+            from twister_nb.runtime import ray_log
+
+            ray_log.install()  # the raylet's messages go to the job logs, not to stdout
     return {"address": address, "type": kind}
+
+
+#: Held while this process connects to Ray (and imports it).
+_CONNECTING = threading.Lock()
+
+
+def _init(ray: Any, address: str, kind: str, config: Mapping[str, Any] | None) -> None:
+    """``ray.init`` of this process, on loopback for the local head."""
+    kwargs: dict[str, Any] = {}
+    if kind == "local":
+        kwargs["_node_ip_address"] = _LOOPBACK
+    try:
+        ray.init(address=address, namespace=_config.get("ray.namespace", NAMESPACE_DEFAULT, config),
+                 log_to_driver=False, logging_level="ERROR", **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure here is "cannot reach"
+        raise ClusterError(
+            f"cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}); "
+            "check config ray.address, or run `twister-nb cluster start`"
+        ) from exc
 
 
 def ray_logs_dir(info: Mapping[str, str]) -> str | None:

@@ -72,6 +72,11 @@ class EventLog:
             start = max(0, cursor - self._first_seq)
             return self._events[start:], self._first_seq + len(self._events)
 
+    def end(self) -> int:
+        """The cursor of the next event: a watcher that asks from it sees what comes next."""
+        with self._lock:
+            return self._first_seq + len(self._events)
+
     def ack(self, token: str, cursor: int) -> None:
         """Driver ``token`` asked from ``cursor``: it has seen every event before it."""
         with self._lock:

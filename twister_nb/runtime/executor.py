@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 Listener = Callable[[Event], None]
 
+#: Seconds a leaving process waits for its JobMaster to note why it left
+#: (Jupyter sends SIGTERM 2.5 s after its shutdown request).
+LEAVE_TIMEOUT = 1.5
+
 
 def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
     """The job's live JobMaster actor, or None.
@@ -124,10 +128,9 @@ class RayExecutor:
             raise JobFailedError(f"job {env.job_id!r} could not start: {ray_error_line(exc)}"
                                  ) from None
         self._token = uuid.uuid4().hex
-        self._attach()
+        self._cursor = self._attach()  # events from now on (not the whole log)
         # Ray's own messages to this driver (the raylet's warnings) go to the job's log
         self.log_path = ray_log.capture(env.job_id, cluster.ray_logs_dir(self._cluster))
-        self._cursor = self._ask(master.events.remote(0))[1]
         self._deliver_lock = threading.Lock()
         self.listeners: list[Listener] = [print_output]
         self._poll = float(env.config.get("runtime.poll_interval", 0.1))
@@ -144,8 +147,9 @@ class RayExecutor:
         except ray.exceptions.RayActorError as exc:
             raise JobMasterLostError(self._env.job_id, ray_error_line(exc)) from None
 
-    def _attach(self) -> None:
-        """Become the job's driver, taking over from a driver that died here."""
+    def _attach(self) -> int:
+        """Become the job's driver, taking over from a driver that died here;
+        the event cursor from which this driver is handed the job's events."""
         host, pid = socket.gethostname(), os.getpid()
         answer = self._ask(self._master.attach.remote(self._token, host, pid))
         if not answer["ok"]:
@@ -158,6 +162,7 @@ class RayExecutor:
                     f"(pid {holder['pid']} on {holder['host']}); close it there "
                     f"(env.close() or stop its kernel) or wait {LEASE_TTL:.0f} s after it died"
                 )
+        return int(answer["cursor"])
 
     def _heartbeat(self) -> None:
         import ray
@@ -243,8 +248,7 @@ class RayExecutor:
             raise JobFailedError(f"job {self._env.job_id!r} could not start again: "
                                  f"{ray_error_line(exc)}") from None
         self._master = master
-        self._attach()
-        self._cursor = self._ask(master.events.remote(0))[1]
+        self._cursor = self._attach()
 
     def _execute_once(self, root: LogicalOp, action: str, materialize_id: str | None) -> Any:
         import ray
@@ -275,6 +279,13 @@ class RayExecutor:
                     break
                 self._drain()
         except KeyboardInterrupt:
+            # Jupyter interrupts a kernel before it restarts or shuts it down: the
+            # environment tells a leaving process (the job goes on without it)
+            # from the stop button (cancel).
+            reason = self._env.leaving()
+            if reason:
+                self.detach(reason)
+                raise
             self._master.cancel.remote()
             with_timeout = ray.wait([ref], timeout=30)
             if with_timeout[0]:
@@ -314,7 +325,9 @@ class RayExecutor:
 
         running = self.running()
         if running is None:
-            return None
+            # It may have ended while no driver was attached: its outcome is kept.
+            last = self._ask(self._master.unclaimed.remote(self._token))
+            return None if last is None else self._value(last["kind"], last["outcome"])
         ref = self._master.result.remote(running["action"], timeout)
         while True:
             ready, _ = ray.wait([ref], timeout=self._poll)
@@ -334,6 +347,22 @@ class RayExecutor:
 
     def committed_variables(self) -> dict[str, Any] | None:
         return committed_variables(self.store, self._env.job_id)
+
+    def events(self, cursor: int = 0) -> tuple[list[Event], int]:
+        """The job's events from ``cursor`` on, as any watcher reads them (the
+        driver's own delivery to its listeners is not touched)."""
+        return self._ask(self._master.events.remote(cursor))
+
+    def detach(self, reason: str) -> None:
+        """Leave the job without ending it (the process is going away): its
+        running action goes on, and its record says why this driver left."""
+        import ray
+
+        self._stop.set()
+        try:
+            ray.get(self._master.detach.remote(self._token, reason), timeout=LEAVE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - the process leaves anyway; the seat times out
+            pass
 
     def release(self, tset_id: str) -> None:
         try:

@@ -39,7 +39,7 @@ from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
                                JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
-                               ErrorRaised, Event, OutputPrinted, StageSummary, TSetReleased,
+                               DriverLeft, ErrorRaised, Event, OutputPrinted, StageSummary, TSetReleased,
                                TSetRestored)
 from twister_nb.plan.physical import Plan, StagePlan, TaskOutput, task_output
 from twister_nb.runtime.drivers import DriverSeat
@@ -79,6 +79,9 @@ class JobMaster:
         #: Outcomes of the latest actions, for a driver that attaches mid-action.
         self._results: dict[int, tuple[str, Any]] = {}
         self._running: dict[str, Any] | None = None
+        #: The latest action: number, kind, label, state, error, and the token of
+        #: the driver that started it (its outcome waits for a driver that left).
+        self._last: dict[str, Any] | None = None
         self._run_lock = threading.Lock()
         self._actions = 0
         self._last_action_end = time.time()
@@ -137,21 +140,34 @@ class JobMaster:
             return {"ok": False, "holder": holder}
         self._log.forget()
         self._emit(DriverAttached(host=host, pid=pid))
-        return {"ok": True, "status": self.status, "persisted": self._persisted()}
+        return {"ok": True, "status": self.status, "persisted": self._persisted(),
+                "cursor": self._log.end()}
 
     def heartbeat(self, token: str) -> bool:
         """A driver says it is alive; False if another driver took over."""
         return self._seat.heartbeat(token)
 
-    def detach(self, token: str) -> None:
-        """The driver ``token`` leaves the job (which goes on running)."""
+    def detach(self, token: str, reason: str | None = None) -> None:
+        """The driver ``token`` leaves the job (which goes on running). With a
+        ``reason`` (``kernel restarted``), the record and the events say why, and
+        which action it left running."""
+        holder = self._seat.holder() if self._seat.held_by(token) else None
+        if holder is not None and reason:
+            action = None if self._running is None else self._running["action"]
+            self._record.update(driver_left={"reason": reason, "host": holder["host"],
+                                             "pid": holder["pid"], "at": time.time(),
+                                             "action": action})
+            self._emit(DriverLeft(host=holder["host"], pid=holder["pid"], reason=reason,
+                                  action=action))
+            going_on = f"; action #{action} goes on" if action is not None else ""
+            self._say(f"the driver (pid {holder['pid']}) left: {reason}{going_on}")
         self._seat.leave(token)
         self._log.forget(token)
 
     # ------------------------------------------------------------------ events
 
-    def _emit(self, event: Event) -> None:
-        self._log.emit(event)
+    def _emit(self, event: Event) -> Event:
+        return self._log.emit(event)
 
     def _say(self, line: str) -> None:
         """Tell the watcher something, as a ``[job-master]`` output line."""
@@ -177,6 +193,7 @@ class JobMaster:
                 "created": self.created, "workers": self._scheduler.workers,
                 "cached": self._scheduler.placement.cached(),
                 "persisted": self._persisted(), "actions": self._actions,
+                "last_action": self.last_action(), "error": self._record.get("error"),
                 "pid": os.getpid(), "host": socket.gethostname(), "node": _node_id(),
                 "driver": self._seat.holder()}
 
@@ -201,8 +218,28 @@ class JobMaster:
         return {k: dict(v) for k, v in self._catalog.items()}
 
     def running(self) -> dict[str, Any] | None:
-        """The action running now (number, kind, label, start), if any."""
+        """The action running now (number, kind, label, start, and ``since``: the
+        event cursor of its start, for a watcher that draws it from the start)."""
         return None if self._running is None else dict(self._running)
+
+    def last_action(self) -> dict[str, Any] | None:
+        """The latest action: number, kind, label, state (``running``, ``done``,
+        ``failed``, ``cancelled``) and error, if any ran."""
+        if self._last is None:
+            return None
+        return {k: v for k, v in self._last.items() if k != "token"}
+
+    def unclaimed(self, token: str) -> dict[str, Any] | None:
+        """The latest action, ended, with its outcome (``outcome``), when a driver
+        other than ``token`` started it: what the kernel that replaced a
+        restarted one waits for. Kept until the next action (or close)."""
+        last = self._last
+        if last is None or last["token"] == token or last["state"] == "running":
+            return None
+        outcome = self._results.get(last["action"])
+        if outcome is None:
+            return None
+        return {**self.last_action(), "outcome": outcome}  # type: ignore[dict-item]
 
     def result(self, action: int, timeout: float | None = None) -> tuple[str, Any] | None:
         """The outcome of action ``action`` once it ends (None on timeout): what a
@@ -256,9 +293,15 @@ class JobMaster:
             action = self._actions
             started = time.time()
             self._running = {"action": action, "kind": plan.action, "started": started,
-                             "label": plan.final.label}
+                             "label": plan.final.label, "since": self._log.end()}
+            self._last = {"action": action, "kind": plan.action, "label": plan.final.label,
+                          "state": "running", "error": None, "token": token}
             outcome = self._run_action(plan, materialize_id, action, started)
             self._running = None
+            status, value = outcome
+            self._last.update(state="done" if status == "ok" else
+                              "cancelled" if isinstance(value, ActionCancelledError) else "failed",
+                              error=None if status == "ok" else str(value))
             self._last_action_end = time.time()
             self._results[action] = outcome
             for old in [a for a in self._results if a <= action - _KEPT_RESULTS]:
@@ -306,7 +349,8 @@ class JobMaster:
             self._record.update(status="cancelled", error=None)
             err = ActionCancelledError(f"the action of job {self.job_id!r} was cancelled")
             self._emit(ErrorRaised(action=action, message=str(err)))
-            self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
+            self._emit(ActionEnded(action=action, state="cancelled",
+                                   seconds=time.time() - started))
             return "error", err
         except Exception as exc:  # noqa: BLE001 - reported to the watcher, not lost
             self.status = "failed"

@@ -14,8 +14,9 @@ Creating an environment starts (or attaches to) its job and prints the job
 banner first, as Twister2 does.
 
 Why this module is long: it is Twister2's ``TSetEnvironment`` API in one class
-(sources, actions, loop variables, attaching, watching), and each method is a
-few lines that hand over to where the work is done (the executor,
+and the one door of every front end to a job (sources, actions, loop
+variables, watching, attaching, leaving), each a short documented method that
+hands over to where the work is done (the executor,
 :mod:`~twister_nb.tset.variables`, :mod:`~twister_nb.tset.tset`); splitting the
 class would split the API a user reads.
 """
@@ -35,7 +36,8 @@ from typing import Any
 from twister_nb import config as _config
 from twister_nb.errors import DataLostError
 from twister_nb.tset import ops
-from twister_nb.tset.executor import ActionHook, Executor, ExecutorFactory, Listener, make_executor
+from twister_nb.tset.executor import (ActionHook, Executor, ExecutorFactory, LeaveCheck, Listener,
+                                      WaitHook, make_executor)
 from twister_nb.tset.functions import Functions
 from twister_nb.tset.identity import tset_id
 from twister_nb.tset.signature import convention
@@ -111,6 +113,10 @@ class TSetEnvironment:
         Configuration keys for this job (they win over every other layer).
     job_id : str, optional
         Attach to or restart the job with this ID instead of starting a new one.
+    create : bool
+        With ``job_id``: start the job with that ID when no job has it (as
+        ``twister-nb submit --job-id`` does) instead of raising
+        :class:`~twister_nb.errors.JobNotFoundError`.
     executor : Executor or callable, optional
         What runs the job's actions: an executor, or a factory called as
         ``executor(env, attach_only=...)`` (a class is a factory). Default: the
@@ -121,7 +127,7 @@ class TSetEnvironment:
 
     def __init__(self, name: str | None = None, resources: list[dict[str, Any]] | None = None,
                  config: Mapping[str, Any] | None = None, job_id: str | None = None, *,
-                 executor: Executor | ExecutorFactory | None = None,
+                 create: bool = False, executor: Executor | ExecutorFactory | None = None,
                  banner: bool = True) -> None:
         self._overrides = dict(config or {})
         # checked when the job starts: a wrong value is one error naming its key
@@ -140,8 +146,11 @@ class TSetEnvironment:
         self._hooks: list[ActionHook] = []
         self._variables = LoopVariables(load=self._load_variables, save=self._save_variables,
                                         handle=self._reference_handle)
-        # An explicit job_id attaches: it must name a live or recorded job.
-        self._executor = make_executor(self, executor, attach_only=job_id is not None)
+        self._wait_hooks: list[WaitHook] = []
+        self._leave_check: LeaveCheck | None = None
+        # An explicit job_id attaches: it must name a live or recorded job (or create it).
+        self._executor = make_executor(self, executor,
+                                       attach_only=job_id is not None and not create)
         if "ipykernel" not in sys.modules:
             # A script's job ends with the script; a notebook's outlives its kernel.
             atexit.register(self.close)
@@ -172,7 +181,31 @@ class TSetEnvironment:
         the action raises). False if this job cannot run actions (an offline one)."""
         return self._executor.cancel()
 
+    def set_leave_check(self, check: LeaveCheck | None) -> None:
+        """What tells an interrupt that means "this process is going away" (a
+        kernel restart or shutdown: the job goes on, see :meth:`detach`) from
+        one that means "stop" (the stop button: the action is cancelled). The
+        notebook sets it; without one every interrupt cancels."""
+        self._leave_check = check
+
+    def leaving(self) -> str | None:
+        """Why this process is going away (e.g. ``"kernel restarted"``), or None:
+        what the executor asks when an action is interrupted."""
+        return None if self._leave_check is None else self._leave_check()
+
+    def detach(self, reason: str) -> None:
+        """Leave the job without ending it: this process is going away (a
+        kernel restart). Its running action goes on, the job's record and
+        events say ``reason``, and a new process attaches by job ID."""
+        self._executor.detach(reason)
+
     # ------------------------------------------------------------------ watching
+
+    def events(self, cursor: int = 0) -> tuple[list[Any], int]:
+        """The job's events from ``cursor`` on and the cursor to ask with next,
+        as any watcher reads them: a dashboard that draws an action from its
+        start (``running()["since"]``). Listeners are not called."""
+        return self._executor.events(cursor)
 
     @property
     def listeners(self) -> list[Listener]:
@@ -390,8 +423,20 @@ class TSetEnvironment:
         kernel that died)."""
         return self._executor.running()
 
+    def add_wait_hook(self, hook: WaitHook) -> None:
+        """Call ``hook(running)`` when :meth:`wait` starts following a running
+        action (the notebook shows its live dashboard)."""
+        self._wait_hooks.append(hook)
+
     def wait(self, timeout: float | None = None) -> Any:
-        """Wait for the running action and return its value (None if none runs)."""
+        """Wait for the running action and return its value. If none runs: the
+        value of the latest action when another process (a kernel that was
+        restarted) started it and it ended since, else None."""
+        if self._wait_hooks:
+            running = self._executor.running()
+            if running is not None:
+                for hook in list(self._wait_hooks):
+                    hook(running)
         return self._executor.wait_running(timeout)
 
     def retain_tset(self, ident: str) -> None:

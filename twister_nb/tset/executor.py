@@ -23,8 +23,8 @@ from twister_nb.tset import ops
 if TYPE_CHECKING:
     from twister_nb.tset.environment import TSetEnvironment
 
-__all__ = ["ActionHook", "Executor", "ExecutorFactory", "Listener", "make_executor",
-           "set_default_executor"]
+__all__ = ["ActionHook", "Executor", "ExecutorFactory", "LeaveCheck", "Listener", "WaitHook",
+           "make_executor", "set_default_executor"]
 
 #: A watcher of a job's events. Events are the JobMaster's, handed over as
 #: they are: this layer does not read them.
@@ -34,6 +34,15 @@ Listener = Callable[[Any], None]
 #: :meth:`~twister_nb.tset.environment.TSetEnvironment.add_action_hook`): True lets it run, False skips it
 #: (the action then returns None), an exception stops it.
 ActionHook = Callable[[str, ops.LogicalOp], bool]
+
+#: Asked when an action is interrupted (``KeyboardInterrupt``): why this process
+#: is going away (``"kernel restarted"``), or None. A leaving process detaches
+#: and the action goes on; any other interrupt cancels the action.
+LeaveCheck = Callable[[], "str | None"]
+
+#: Called with the running action (number, kind, label, ``since``: the event
+#: cursor of its start) before ``env.wait()`` follows it.
+WaitHook = Callable[[dict[str, Any]], None]
 
 
 class Executor(Protocol):
@@ -69,7 +78,14 @@ class Executor(Protocol):
         """The action running now, if any."""
 
     def wait_running(self, timeout: float | None = None) -> Any:
-        """The running action's value, once it ends."""
+        """The running action's value, once it ends (or the outcome of the latest
+        action, if another driver started it and it ended since)."""
+
+    def events(self, cursor: int = 0) -> tuple[list[Any], int]:
+        """The job's events from ``cursor`` on, and the cursor to ask with next."""
+
+    def detach(self, reason: str) -> None:
+        """Leave the job running without this process; ``reason`` is recorded."""
 
     def commit_variables(self, snapshot: dict[str, Any]) -> int:
         """Commit the job's loop variables (TSets as references); the snapshot's number."""

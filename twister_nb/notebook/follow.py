@@ -1,0 +1,75 @@
+"""The live dashboard of an action this kernel did not start.
+
+A kernel that attaches to a job (``%twister2 attach``, ``%%twister2 --job-id``
+after a restart) finds its action running, started by the kernel it replaced.
+:func:`follow_running` draws that action from its start: it reads the job's
+own event log from the action's first event (``running()["since"]``), folds it
+into a :class:`~twister_nb.notebook.progress.JobProgress` before the dashboard
+is shown (so it is live at once), then a thread keeps reading the log until
+the action ends. The thread only sets widget traits, as a ``--background``
+cell's does; the driver's own delivery of events to its listeners is not
+touched. ``env.wait()`` shows the same dashboard (a wait hook).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twister_nb.events import ActionEnded
+from twister_nb.notebook.progress import JobProgress
+from twister_nb.tset.environment import TSetEnvironment
+
+__all__ = ["follow_running"]
+
+#: Seconds between two reads of the job's event log.
+POLL = 0.25
+
+
+def follow_running(env: TSetEnvironment, running: dict[str, Any],
+                   show: Callable[..., Any], *, workers: int = 0,
+                   max_output_lines: int = 200) -> Any:
+    """Show the live dashboard of the ``running`` action (``env.running()``),
+    drawn from its first event, and keep it live until the action ends.
+
+    Returns the dashboard (a ``JobDashboard``), or None without ipywidgets.
+    """
+    try:
+        from twister_nb.notebook.dashboard import JobDashboard
+    except ImportError as exc:
+        print(f"(no job dashboard: {exc}; `pip install ipywidgets` shows it)")
+        return None
+    progress = JobProgress(env.job_id, env.name, max_output_lines)
+    progress.workers = workers
+    action = running["action"]
+    ended = threading.Event()
+
+    def feed(events: list[Any]) -> None:
+        for event in events:
+            progress.feed(event)
+            if isinstance(event, ActionEnded) and event.action == action:
+                ended.set()
+
+    events, cursor = env.events(running["since"])
+    feed(events)
+    dashboard = JobDashboard(on_cancel=env.cancel, progress=progress)
+    show(dashboard)
+    if not ended.is_set():
+        threading.Thread(target=_follow, args=(env, cursor, feed, ended, progress),
+                         name=f"twister2-follow-{env.job_id}", daemon=True).start()
+    return dashboard
+
+
+def _follow(env: TSetEnvironment, cursor: int, feed: Callable[[list[Any]], None],
+            ended: threading.Event, progress: JobProgress) -> None:
+    """Read the log until the action ends (or the job is gone or closed)."""
+    while not ended.wait(POLL):
+        if env.closed:
+            break
+        try:
+            events, cursor = env.events(cursor)
+        except Exception:  # noqa: BLE001 - the job is gone: the dashboard shows its last state
+            break
+        feed(events)
+    progress.finish()
