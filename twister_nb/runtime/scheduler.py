@@ -154,6 +154,7 @@ class Scheduler:
         self._emit = emit
         self._prefix = actor_prefix
         self._workers: list[Any] = []
+        self._spread: WorkerSpread | None = None
         self._cancel = threading.Event()
 
     @property
@@ -174,12 +175,13 @@ class Scheduler:
         remote_worker = ray.remote(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
         retries = int(self.config.get("runtime.max_task_retries", 3))
-        nodes = _alive_nodes()
+        if self._spread is None:
+            self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
         new = [
             # A lost worker is restarted (empty) and the tasks it was running are
             # run again on it, up to runtime.max_task_retries times each.
-            remote_worker.options(num_cpus=cpus, scheduling_strategy=_spread(i, nodes),
-                                  max_restarts=-1, max_task_retries=retries,
+            remote_worker.options(**self._spread.options(i), max_restarts=-1,
+                                  max_task_retries=retries,
                                   name=f"{self._prefix}{self.job_id}.worker-{i}").remote(
                 i, self.job_id, dict(self.config), me, self._store)
             for i in range(len(self._workers), wanted)
@@ -318,23 +320,42 @@ def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
     return [outs[0] for outs in outputs[stage.index]]
 
 
-def _alive_nodes() -> list[str]:
-    """The IDs of the cluster's live nodes, in a stable order."""
-    import ray
-
-    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
-
-
-def _spread(index: int, nodes: list[str]) -> Any:
-    """Where worker ``index`` goes: node ``index % len(nodes)``, round robin.
+class WorkerSpread:
+    """Where a job's workers go: over every node of a multi-node cluster.
 
     Ray's ``SPREAD`` put every zero-CPU worker of a job on one node of a
-    three-node cluster (zero-CPU actors do not count as load); an explicit node
-    for each does spread them. The affinity is soft: a worker whose node is
-    lost is restarted on one that remains.
+    three-node cluster (zero-CPU actors are not load to it), and a soft node
+    affinity was not always kept. A placement group with one bundle per worker
+    and the ``SPREAD`` strategy is: its bundles go over the nodes, and when a
+    node is lost Ray places its bundles on the nodes that remain, where the
+    lost workers restart. A bundle must hold some resource, so on such a
+    cluster a worker reserves at least 0.01 CPU. On one node nothing changes.
     """
-    if len(nodes) < 2:
-        return "SPREAD"
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
+    _MIN_CPUS = 0.01
+
+    def __init__(self, group: Any, cpus: float) -> None:
+        self._group = group
+        self._cpus = cpus
+
+    @classmethod
+    def for_cluster(cls, workers: int, cpus: float) -> "WorkerSpread":
+        import ray
+
+        if sum(1 for n in ray.nodes() if n.get("Alive")) < 2:
+            return cls(None, cpus)
+        from ray.util.placement_group import placement_group
+
+        cpus = max(cpus, cls._MIN_CPUS)
+        group = placement_group([{"CPU": cpus}] * workers, strategy="SPREAD")
+        ray.get(group.ready(), timeout=60)
+        return cls(group, cpus)
+
+    def options(self, index: int) -> dict[str, Any]:
+        """The actor options of worker ``index``."""
+        if self._group is None:
+            return {"num_cpus": self._cpus, "scheduling_strategy": "SPREAD"}
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        return {"num_cpus": self._cpus, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+            self._group, placement_group_bundle_index=index)}
