@@ -42,7 +42,7 @@ class CrashAfterWrite:
         """Record a write that just finished; die if it is write number ``n``."""
         try:
             with open("/proc/self/cmdline", "rb") as f:  # Ray's process title, e.g. ray::Worker
-                title = f.read(60).replace(b"\0", b" ").decode(errors="replace").strip()
+                title = " ".join(f.read(60).decode(errors="replace").replace("\0", " ").split())
         except OSError:
             title = ""
         with open(self.counter, "a+") as f:

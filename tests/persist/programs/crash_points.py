@@ -15,22 +15,19 @@ COUNT_FILE = os.environ["COUNT_FILE"]
 N, PAR = 1000, 4
 
 
-def times_five(itr, collector, ctx):
-    with open(COUNT_FILE, "a") as f:
-        f.write(f"times-five {ctx.index}\n")
-    for i in itr:
-        collector.collect(i * 5)
-
-
-def plus_two(itr, collector, ctx):
-    with open(COUNT_FILE, "a") as f:
-        f.write(f"plus-two {ctx.index}\n")
-    for i in itr:
-        collector.collect(i + 2)
+def counted(label, fn):
+    """A compute applying ``fn`` that logs each call to $COUNT_FILE as "<label> <partition>"."""
+    def compute(itr, collector, ctx):
+        with open(COUNT_FILE, "a") as f:
+            f.write(f"{label} {ctx.index}\n")
+        for i in itr:
+            collector.collect(fn(i))
+    return compute
 
 
 env = TSetEnvironment(name="crash-points", resources=[{"instances": PAR}])
-first = env.create_source(IntSource(N), PAR).compute(times_five).set_name("times-five").persist()
-second = first.compute(plus_two).set_name("plus-two").persist()
-print("SUM = %d" % second.reduce(lambda a, b: a + b).collect()[0], flush=True)
+source = env.create_source(IntSource(N), PAR)
+first = source.compute(counted("times-five", lambda i: i * 5)).set_name("times-five").persist()
+second = first.compute(counted("plus-two", lambda i: i + 2)).set_name("plus-two").persist()
+print(f"SUM = {second.reduce(lambda a, b: a + b).collect()[0]}", flush=True)
 env.close()
