@@ -103,6 +103,7 @@ def _calls(tmp_path: Path, job_id: str) -> Counter:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~33 crashed runs and as many restarts, 10-30 s each when loaded
 def test_crash_after_every_write_restarts_exactly(ray_cluster, job_store, tmp_path):
     started = time.monotonic()
     dry_counter = tmp_path / "dry-writes.txt"
