@@ -72,12 +72,14 @@ class LocalCheckpointStore(CheckpointStore):
             except FileNotFoundError:
                 pass
             raise
+        self._wrote("temp", tmp)
         return tmp, sink.size, sink.checksum
 
     def _write_file(self, path: str, produce: Callable[[Any], None]) -> tuple[int, str]:
         tmp, size, checksum = self._write_temp(path, produce)
         os.replace(tmp, path)
         _fsync_dir(os.path.dirname(path))
+        self._wrote("rename", path)
         return size, checksum
 
     def _write_part_file(self, path: str, produce: Callable[[Any], None]) -> tuple[int, str]:
@@ -100,6 +102,7 @@ class LocalCheckpointStore(CheckpointStore):
         # not listed by it, so their durability does not matter.
         tmp, size, checksum = self._write_temp(path, produce)
         os.replace(tmp, path)
+        self._wrote("rename", path)
         return size, checksum
 
     def _put_if_absent(self, path: str, data: bytes) -> bool:
@@ -117,6 +120,7 @@ class LocalCheckpointStore(CheckpointStore):
         finally:
             os.unlink(tmp)
         _fsync_dir(os.path.dirname(path))
+        self._wrote("link", path)
         return True
 
     def _create_exclusive(self, path: str, data: bytes) -> bool:
@@ -130,6 +134,7 @@ class LocalCheckpointStore(CheckpointStore):
         finally:
             os.close(fd)
         _fsync_dir(os.path.dirname(path))
+        self._wrote("create", path)
         return True
 
     def _read_buffer(self, path: str) -> pa.Buffer | None:

@@ -263,6 +263,7 @@ class S3CheckpointStore(CheckpointStore):
                 self._delete_file(path)
             raise
         out.close()
+        self._wrote("put", path)
         return sink.size, sink.checksum
 
     def _boto_client(self):
@@ -296,6 +297,7 @@ class S3CheckpointStore(CheckpointStore):
         for attempt in range(5):
             try:
                 client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                self._wrote("put-if-absent", path)
                 return True
             except botocore.exceptions.ClientError as e:
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -329,6 +331,7 @@ class S3CheckpointStore(CheckpointStore):
                 errors = [e for e in reply.get("Errors", []) if e.get("Code") != "NoSuchKey"]
                 if errors:
                     raise OSError(f"deleting {path!r} on S3 failed for {errors[:3]!r}")
+        self._wrote("delete", path)
         return True
 
     def _read_buffer(self, path: str) -> pa.Buffer | None:

@@ -29,6 +29,7 @@ import pyarrow.fs as pafs
 
 from twister_nb.storage.checksum import Hasher, default_algorithm, digest
 from twister_nb.storage.codec import decode, decode_table, encode
+from twister_nb.storage.crashpoint import CrashAfterWrite, from_environ
 from twister_nb.storage.errors import (
     CheckpointCorruptError,
     CheckpointCorruptWarning,
@@ -103,10 +104,13 @@ class HashingSink:
         return self._hasher.value()
 
 
-def _restore_store(uri: str, signing_key: bytes, s3_options: dict | None, checksum: str):
-    return CheckpointStore.from_uri(
+def _restore_store(uri: str, signing_key: bytes, s3_options: dict | None, checksum: str,
+                   crash: CrashAfterWrite | None = None):
+    store = CheckpointStore.from_uri(
         uri, signing_key=signing_key, s3_options=s3_options, checksum=checksum
     )
+    store._crash = crash  # the opener's test setting, in processes Ray started without it
+    return store
 
 
 class CheckpointStore(LeaseMixin):
@@ -136,6 +140,8 @@ class CheckpointStore(LeaseMixin):
         self._key = check_key(signing_key)
         self._checksum = checksum or default_algorithm()
         Hasher(self._checksum)  # fail early on an unknown or unavailable algorithm
+        #: test-only: crash after the n-th write (see storage/crashpoint.py); None normally
+        self._crash = from_environ()
 
     # ------------------------------------------------------------------ construction
 
@@ -231,7 +237,8 @@ class CheckpointStore(LeaseMixin):
         return None
 
     def __reduce__(self):
-        return (_restore_store, (self._uri, self._key, self._options(), self._checksum))
+        return (_restore_store,
+                (self._uri, self._key, self._options(), self._checksum, self._crash))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._uri!r})"
@@ -258,6 +265,12 @@ class CheckpointStore(LeaseMixin):
     def _read_buffer(self, path: str) -> pa.Buffer | None:
         """The whole file, or None if it does not exist."""
         raise NotImplementedError
+
+    def _wrote(self, what: str, path: str) -> None:
+        """Called by every write primitive once its write is done: the test-only
+        crash point (:mod:`twister_nb.storage.crashpoint`); nothing when off."""
+        if self._crash is not None:
+            self._crash.after(what, path)
 
     def _prepare_write(self) -> None:
         """Called before writes (S3 creates its bucket here, once)."""
@@ -312,13 +325,15 @@ class CheckpointStore(LeaseMixin):
             self._fs.delete_dir(path)
         except FileNotFoundError:
             return False
+        self._wrote("delete", path)
         return True
 
     def _delete_file(self, path: str) -> None:
         try:
             self._fs.delete_file(path)
         except FileNotFoundError:
-            pass
+            return
+        self._wrote("delete", path)
 
     def _scan_tset(self, job_id: str, tset_id: str) -> dict[int, dict[str, pafs.FileInfo]]:
         """One recursive listing: version -> {file name: FileInfo}; "" holds the dir."""
