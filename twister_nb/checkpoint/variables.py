@@ -14,9 +14,10 @@ Plain Python: no Ray.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from twister_nb.storage import CheckpointStore
+from twister_nb.storage import CheckpointCorruptError, CheckpointCorruptWarning, CheckpointStore
 
 #: The reserved TSet ID of the snapshots (a TSet's ID is a hex fingerprint).
 VARIABLES = "loop-variables"
@@ -34,9 +35,21 @@ def commit_variables(store: CheckpointStore, job_id: str, values: dict[str, Any]
 
 
 def committed_variables(store: CheckpointStore, job_id: str) -> dict[str, Any] | None:
-    """The job's newest committed snapshot, or None if it never committed one."""
-    checkpoint = store.latest(job_id, VARIABLES)
-    if checkpoint is None:
-        return None
-    rows = store.read_part(checkpoint, 0)
-    return dict(list(rows)[0])
+    """The job's newest readable snapshot, or None if it never committed one.
+
+    A snapshot whose part fails its checksum or signature is skipped (with the
+    storage layer's warning) for the one before it: a loop resumes a little
+    earlier rather than not at all.
+    """
+    for version in sorted(store.versions(job_id, VARIABLES), reverse=True):
+        checkpoint = store.checkpoint(job_id, VARIABLES, version)
+        if checkpoint is None:
+            continue
+        try:
+            rows = store.read_part(checkpoint, 0)
+        except CheckpointCorruptError as damaged:
+            warnings.warn(f"loop variables snapshot {version} of job {job_id!r} is not used: "
+                          f"{damaged}", CheckpointCorruptWarning, stacklevel=2)
+            continue
+        return dict(list(rows)[0])
+    return None

@@ -11,6 +11,7 @@ Plain Python, no Ray.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class DriverSeat:
         self._driver: Driver | None = None
         #: The last sign of any driver (seated, heartbeat, left); the seat's creation.
         self._last_seen = clock()
+        self._leaving = threading.Lock()
 
     def unattended_for(self) -> float:
         """Seconds since the job last had a live driver (0 while one heartbeats).
@@ -97,11 +99,18 @@ class DriverSeat:
         self._driver.seen = self._clock()
         return True
 
-    def leave(self, token: str) -> None:
-        """Driver ``token`` leaves (if it holds the seat)."""
-        if self.held_by(token):
-            self._driver = None
+    def leave(self, token: str) -> dict[str, Any] | None:
+        """Driver ``token`` leaves (if it holds the seat): its host, pid and
+        since, or None if it did not hold it (it left already). One check and
+        change under a lock: the JobMaster answers many calls at once, and a
+        leaving kernel may say so from two threads."""
+        with self._leaving:
+            if not self.held_by(token):
+                return None
+            assert self._driver is not None
+            left, self._driver = self._driver.public(), None
             self._last_seen = self._clock()
+            return left
 
     def held_by(self, token: str) -> bool:
         return self._driver is not None and self._driver.token == token

@@ -135,7 +135,9 @@ class RayExecutor:
         self.listeners: list[Listener] = [print_output]
         self._poll = float(env.config.get("runtime.poll_interval", 0.1))
         self._stop = threading.Event()
-        threading.Thread(target=self._heartbeat, name="twister-nb-heartbeat", daemon=True).start()
+        self._rebuilding = threading.Lock()
+        self._left = False
+        self._start_heartbeat()
 
     def _ask(self, ref: Any, timeout: float | None = None) -> Any:
         """The answer of a JobMaster call; a JobMaster that is gone is one clear
@@ -164,14 +166,20 @@ class RayExecutor:
                 )
         return int(answer["cursor"])
 
-    def _heartbeat(self) -> None:
+    def _start_heartbeat(self) -> None:
+        threading.Thread(target=self._heartbeat, args=(self._master,),
+                         name="twister-nb-heartbeat", daemon=True).start()
+
+    def _heartbeat(self, master: Any) -> None:
+        """Keep this driver's seat on ``master`` while it lives (a rebuilt
+        JobMaster gets a heartbeat of its own)."""
         import ray
 
         while not self._stop.wait(LEASE_TTL / 3):
             try:
-                if not ray.get(self._master.heartbeat.remote(self._token), timeout=LEASE_TTL):
+                if not ray.get(master.heartbeat.remote(self._token), timeout=LEASE_TTL):
                     return  # another driver took over
-            except Exception:  # noqa: BLE001 - the job is gone; nothing to keep alive
+            except Exception:  # noqa: BLE001 - this JobMaster is gone; nothing to keep alive
                 return
 
     def __reduce__(self) -> Any:
@@ -216,12 +224,11 @@ class RayExecutor:
         """Run one action on the job. A JobMaster lost on the way (killed, its
         node gone) is rebuilt once from the store, and the action runs again on
         the new one: committed checkpoints are restored, lost caches remade."""
+        lost_master = self._master
         try:
             return self._execute_once(root, action, materialize_id)
         except JobMasterLostError as lost:
-            self._tell(f"[job] {lost.cause_text}: the JobMaster was lost; starting a new one from "
-                       "the store and running the action again")
-            self._rebuild()
+            self._rebuild(lost_master, lost.cause_text)
         return self._execute_once(root, action, materialize_id)
 
     def _tell(self, line: str) -> None:
@@ -229,9 +236,20 @@ class RayExecutor:
         for listener in self.listeners:
             listener(OutputPrinted(lines=(line,)))
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, lost_master: Any, cause: str) -> None:
         """Start a new JobMaster for this job (its record and committed
-        checkpoints are in the store) once the lost one is gone, and attach."""
+        checkpoints are in the store) once the lost one is gone, attach, and
+        heartbeat to it. Another thread of this driver (a background cell and a
+        wait) may have lost the same one: the first rebuilds, the others use it."""
+        with self._rebuilding:
+            if self._master is not lost_master:
+                return  # rebuilt by another thread meanwhile
+            self._tell(f"[job] {cause}: the JobMaster was lost; starting a new one from the "
+                       "store and running the action again")
+            self._start_again()
+
+    def _start_again(self) -> None:
+        """A new JobMaster for this job, once the lost one's name is free."""
         import ray
 
         deadline = time.monotonic() + LEASE_TTL
@@ -248,7 +266,10 @@ class RayExecutor:
             raise JobFailedError(f"job {self._env.job_id!r} could not start again: "
                                  f"{ray_error_line(exc)}") from None
         self._master = master
-        self._cursor = self._attach()
+        cursor = self._attach()
+        with self._deliver_lock:
+            self._cursor = cursor
+        self._start_heartbeat()  # the last one ended with the lost JobMaster
 
     def _execute_once(self, root: LogicalOp, action: str, materialize_id: str | None) -> Any:
         import ray
@@ -359,6 +380,9 @@ class RayExecutor:
         import ray
 
         self._stop.set()
+        if self._left:
+            return  # said already (a leaving kernel may say it from two threads)
+        self._left = True
         try:
             ray.get(self._master.detach.remote(self._token, reason), timeout=LEAVE_TIMEOUT)
         except Exception:  # noqa: BLE001 - the process leaves anyway; the seat times out

@@ -151,7 +151,7 @@ class JobMaster:
         """The driver ``token`` leaves the job (which goes on running). With a
         ``reason`` (``kernel restarted``), the record and the events say why, and
         which action it left running."""
-        holder = self._seat.holder() if self._seat.held_by(token) else None
+        holder = self._seat.leave(token)  # once, even when asked twice at once
         if holder is not None and reason:
             action = None if self._running is None else self._running["action"]
             self._record.update(driver_left={"reason": reason, "host": holder["host"],
@@ -161,7 +161,6 @@ class JobMaster:
                                   action=action))
             going_on = f"; action #{action} goes on" if action is not None else ""
             self._say(f"the driver (pid {holder['pid']}) left: {reason}{going_on}")
-        self._seat.leave(token)
         self._log.forget(token)
 
     # ------------------------------------------------------------------ events

@@ -18,17 +18,16 @@ process. A Ray without it keeps printing: nothing else depends on this.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from twister_nb import config as _config
+from twister_nb.runtime.ray_errors import ANSI_CODE
 
 __all__ = ["capture", "install", "job_log_path", "release"]
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _lock = threading.Lock()
 #: job ID -> its log file, for the jobs this process drives now
 _jobs: dict[str, Path] = {}
@@ -56,7 +55,7 @@ def _to_logs(data: dict[str, Any], ignore_prefix: bool = False) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     source = data.get("pid", "ray")
     stream = "stderr" if data.get("is_err") else "stdout"
-    lines = [f"{stamp} ({source} {stream}) {_ANSI.sub('', str(line))}"
+    lines = [f"{stamp} ({source} {stream}) {ANSI_CODE.sub('', str(line))}"
              for line in data.get("lines") or ()]
     if not lines:
         return

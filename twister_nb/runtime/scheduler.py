@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from twister_nb import config as _config
 from twister_nb.errors import ActionCancelledError, JobFailedError, PartitionLostError
 from twister_nb.events import Event, OutputPrinted, StageSubmitted, TaskFinished, WorkersStarted
 from twister_nb.runtime.ray_errors import ray_error_line
@@ -155,6 +156,8 @@ class Scheduler:
         self._prefix = actor_prefix
         self._workers: list[Any] = []
         self._spread: WorkerSpread | None = None
+        #: How often a lost worker's task runs again (config ``runtime.max_task_retries``).
+        self._retries = int(_config.get("runtime.max_task_retries", config=config))
         self._cancel = threading.Event()
 
     @property
@@ -174,7 +177,7 @@ class Scheduler:
         me = ray.get_runtime_context().current_actor
         remote_worker = ray.remote(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
-        retries = int(self.config.get("runtime.max_task_retries", 3))
+        retries = self._retries
         if self._spread is None:
             self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
         new = [
@@ -275,11 +278,7 @@ class Scheduler:
                     continue
                 except ray.exceptions.RayError as exc:
                     if first_error is None:
-                        retries = int(self.config.get("runtime.max_task_retries", 3))
-                        first_error = (stage, JobFailedError(
-                            f"a worker of job {self.job_id!r} was lost and its task was tried "
-                            f"{retries + 1} times (runtime.max_task_retries: {retries}): "
-                            f"{ray_error_line(exc)}"))
+                        first_error = (stage, self._lost(exc))
                     continue
                 lines = meta.pop("lines")
                 if lines:
@@ -290,6 +289,18 @@ class Scheduler:
         if first_error is not None:
             raise first_error[1]
         return results
+
+    def _lost(self, exc: BaseException) -> JobFailedError:
+        """A task that failed for Ray's reasons (not the user's), in one line."""
+        import ray
+
+        if isinstance(exc, (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)):
+            return JobFailedError(
+                f"a worker of job {self.job_id!r} was lost and its task was tried "
+                f"{self._retries + 1} times (runtime.max_task_retries: {self._retries}): "
+                f"{ray_error_line(exc)}")
+        return JobFailedError(f"a task of job {self.job_id!r} failed in Ray: "
+                              f"{ray_error_line(exc)}")
 
     # ------------------------------------------------------------------ memory
 
@@ -313,6 +324,9 @@ class Scheduler:
             ray.kill(w)
         self._workers = []
         self.placement.clear()
+        if self._spread is not None:
+            self._spread.remove()
+            self._spread = None
 
 
 def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
@@ -344,12 +358,27 @@ class WorkerSpread:
 
         if sum(1 for n in ray.nodes() if n.get("Alive")) < 2:
             return cls(None, cpus)
-        from ray.util.placement_group import placement_group
+        from ray.util.placement_group import placement_group, remove_placement_group
 
         cpus = max(cpus, cls._MIN_CPUS)
         group = placement_group([{"CPU": cpus}] * workers, strategy="SPREAD")
-        ray.get(group.ready(), timeout=60)
+        try:
+            ray.get(group.ready(), timeout=60)
+        except ray.exceptions.GetTimeoutError:
+            remove_placement_group(group)
+            raise JobFailedError(
+                f"the cluster cannot place {workers} workers of {cpus} CPU each within 60 s "
+                f"(runtime.worker_cpus: {cpus}; other jobs may hold the CPUs): lower "
+                "runtime.worker_cpus or runtime.workers") from None
         return cls(group, cpus)
+
+    def remove(self) -> None:
+        """Free the placement group (the job's workers are gone)."""
+        if self._group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self._group)
+            self._group = None
 
     def options(self, index: int) -> dict[str, Any]:
         """The actor options of worker ``index``."""

@@ -150,7 +150,8 @@ def _flat_map(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
 def _compute(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
     """A collecting function's outputs are what it collected; one that collected
     nothing and returned a value is taken by what it did (returned one value),
-    so a second parameter named like a collector never drops a result."""
+    so a second parameter named like a collector never drops a result; one that
+    did both is an error, not a guess."""
     fn, ctx = _with_ctx(step, env)
     conv = step.convention
     itr = iter(args[0])
@@ -164,11 +165,16 @@ def _compute(step: Step, args: list[list[Any]], env: TaskEnv) -> list[Any]:
         returned = fn(itr, collector)
     else:
         returned = fn(itr, collector, ctx)
-    if not out and not _says_nothing(returned):
+    if _says_nothing(returned):
+        return out
+    if not out:
         # It took a collector but returns its result (``lambda itr, c: sum(itr)``):
         # by what it does, a function that returns one value; never drop it.
         return [returned]
-    return out
+    raise TypeError(
+        f"the compute function collected {len(out)} value(s) and also returned "
+        f"{_short(returned)}: a function that collects returns None; one that returns its "
+        "result takes fn(itr) or fn(itr, ctx)")
 
 
 def _says_nothing(returned: Any) -> bool:

@@ -31,6 +31,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from twister_nb import config as _config
@@ -99,6 +100,14 @@ def _split(values: list[Any], parts: int) -> tuple[tuple[Any, ...], ...]:
     return tuple(tuple(values[a:b]) for a, b in _bounds(len(values), parts))
 
 
+@dataclass(frozen=True)
+class Making:
+    """How a materialized TSet is made: the graph, and ``cache`` or ``persist``."""
+
+    op: ops.LogicalOp
+    action: str
+
+
 class TSetEnvironment:
     """A Twister2 job: creates sources and runs actions on the cluster.
 
@@ -138,10 +147,11 @@ class TSetEnvironment:
         self.functions = Functions()
         self._lock = threading.RLock()
         self._refs: Counter[str] = Counter()
-        self._pending: dict[str, tuple[ops.LogicalOp, str]] = {}
+        #: The lazy caches and persists, made by the first action that reads them.
+        self._pending: dict[str, Making] = {}
         #: The graph and action (``cache``/``persist``) each materialized TSet was
         #: made by, by TSet ID: to make it again if its data is lost.
-        self._lineage: dict[str, tuple[ops.LogicalOp, str]] = {}
+        self._lineage: dict[str, Making] = {}
         self._closed = False
         self._hooks: list[ActionHook] = []
         self._variables = LoopVariables(load=self._load_variables, save=self._save_variables,
@@ -328,8 +338,8 @@ class TSetEnvironment:
         """Compute the lazy caches/persists ``root`` reads, before ``root`` itself."""
         for node in root.post_order():
             if isinstance(node, ops.Materialized) and node.tset_id in self._pending:
-                op, storage = self._pending.pop(node.tset_id)
-                self.run_action(op, storage, materialize_id=node.tset_id)
+                making = self._pending.pop(node.tset_id)
+                self.run_action(making.op, making.action, materialize_id=node.tset_id)
 
     def run_action(self, root: ops.LogicalOp, action: str, *,
                    materialize_id: str | None = None) -> Any:
@@ -355,8 +365,7 @@ class TSetEnvironment:
                     raise
                 # Make the lost TSet again as it was made (its own lost inputs
                 # are recovered the same way), then run the action again.
-                op, made_by = lineage
-                self.run_action(op, made_by, materialize_id=exc.tset_id)
+                self.run_action(lineage.op, lineage.action, materialize_id=exc.tset_id)
         raise AssertionError("unreachable")
 
     def materialize(self, op: ops.LogicalOp, storage: str, lazy: bool) -> TSet:
@@ -367,9 +376,10 @@ class TSetEnvironment:
         node = ops.Materialized(parallelism=op.parallelism, name=op.name, keyed=op.keyed,
                                 tset_id=ident, storage=storage)
         action = "cache" if storage == "memory" else "persist"
-        self._lineage[ident] = (ops.detached(op), action)  # to make it again if its data is lost
+        # to make it again if its data is lost
+        self._lineage[ident] = Making(ops.detached(op), action)
         if lazy:
-            self._pending[ident] = (op, action)
+            self._pending[ident] = Making(op, action)
         else:
             self.run_action(op, action, materialize_id=ident)
         return materialized_handle(self, node)

@@ -84,16 +84,27 @@ class LoopVariables:
 
     def commit(self) -> int:
         """Make every variable durable at once (their TSets persisted first)."""
-        snapshot = {name: _stored(value) for name, value in self._values.items()}
+        snapshot = {name: _stored(name, value) for name, value in self._values.items()}
         return self._save(snapshot)
 
 
-def _stored(value: Any) -> Any:
+def _stored(name: str, value: Any) -> Any:
     """What a snapshot keeps of ``value``: a TSet as a reference to its checkpoint."""
     if not isinstance(value, TSet):
+        if _holds_tset(value):
+            raise TypeError(f"loop variable {name!r} holds a TSet inside a container; make "
+                            "each TSet a variable of its own (init_variable/update_variable)")
         return value
     persisted = value if isinstance(value, PersistedTSet) else value.persist()
     node = persisted.op
     assert isinstance(node, ops.Materialized)
     return TSetReference(tset_id=node.tset_id, label=node.name or node.tset_id,
                          parallelism=node.parallelism, keyed=node.keyed)
+
+
+def _holds_tset(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_tset(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(isinstance(v, TSet) or _holds_tset(v) for v in value)
+    return False
