@@ -212,6 +212,7 @@ SCHEMA: dict[str, Key] = {
     "ray.address": Key(str, pattern=r"local|(ray://)?[^\s:]+:\d+",
                        hint="local, or host:port of an existing cluster"),
     "ray.namespace": Key(str, pattern=_ID, hint="letters, digits, '.', '_' or '-'"),
+    "ray.auth_token_path": Key(str, _NONE, hint="the path of the cluster's token file"),
     "ray.num_cpus": Key(int, _NONE, minimum=1),
     "ray.object_store_memory": Key(int, _NONE, minimum=78643200),  # Ray's minimum, 75 MiB
     "ray.start_attempts": Key(int, minimum=1),

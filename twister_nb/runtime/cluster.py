@@ -28,6 +28,7 @@ from typing import Any
 
 from twister_nb import config as _config
 from twister_nb.errors import ClusterError
+from twister_nb.runtime.ray_errors import ray_error_line
 
 NAMESPACE_DEFAULT = "twister_nb"
 _LOOPBACK = "127.0.0.1"
@@ -355,6 +356,11 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
             os.environ.update(loopback_environ())
             if "ray" in sys.modules:
                 _refresh_imported_ray()
+        else:
+            token = _config.get("ray.auth_token_path", None, config)
+            if token:  # read by Ray when it connects
+                os.environ.update(RAY_AUTH_MODE="token",
+                                  RAY_AUTH_TOKEN_PATH=str(Path(token).expanduser()))
         import ray
 
         if not ray.is_initialized():
@@ -378,10 +384,28 @@ def _init(ray: Any, address: str, kind: str, config: Mapping[str, Any] | None) -
         ray.init(address=address, namespace=_config.get("ray.namespace", NAMESPACE_DEFAULT, config),
                  log_to_driver=False, logging_level="ERROR", **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure here is "cannot reach"
-        raise ClusterError(
-            f"cannot connect to the Ray cluster at {address!r} ({type(exc).__name__}: {exc}); "
-            "check config ray.address, or run `twister-nb cluster start`"
-        ) from exc
+        raise ClusterError(_cannot_connect(address, kind, exc)) from None
+
+
+def _cannot_connect(address: str, kind: str, exc: BaseException) -> str:
+    """Why this process could not connect, in one line, with what to do."""
+    causes = []
+    while exc is not None and len(causes) < 10:
+        causes.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(str(c) for c in causes)
+    if kind == "remote" and ("auth" in text.lower() or "token" in text.lower()):
+        configured = os.environ.get("RAY_AUTH_TOKEN_PATH")
+        return (f"the Ray cluster at {address!r} refused this process: it uses token "
+                "authentication and " + (f"the token in {configured!r} is not its token"
+                                         if configured else "no token was given") +
+                "; set config ray.auth_token_path to the cluster's token file")
+    first = ray_error_line(causes[0])
+    if kind == "remote":
+        return (f"cannot connect to the Ray cluster at {address!r} ({first}); check config "
+                "ray.address (host:port of the cluster's head), and that it is running")
+    return (f"cannot connect to the local Ray head at {address!r} ({first}); "
+            "`twister-nb cluster stop` then `twister-nb cluster start` starts a new one")
 
 
 def ray_logs_dir(info: Mapping[str, str]) -> str | None:
