@@ -6,6 +6,12 @@ to twister_nb: a separate process group started with ``ray start --head
 jobs outlive the kernel that started them. Its PID, address and ports are in
 ``<home>/ray/cluster.json``; it is stopped by that PID, never by ``ray stop``
 (other Ray processes on the machine may belong to someone else).
+
+Why this module is long: it is the whole life of the one cluster a process
+uses, start to stop (the local head's start with its retries, priorities and
+one-line failures; its state file; the connection, with its lock, loopback
+and token settings and its one-line refusals), and those steps share the
+head's state and its failure wording; split, each part would reach into the others.
 """
 
 from __future__ import annotations
