@@ -141,3 +141,142 @@ def test_a_jobmaster_killed_mid_action_is_rebuilt_and_the_action_runs_again(fres
     # the cache died with the JobMaster's workers: made again at its next use, once
     assert cached.reduce(operator.add).collect() == [3 * sum(DATA)]
     assert _runs(cache_log) == sorted(list(range(PARTS)) * 2)
+
+
+def _counted_with_pid(log: Path, seconds: float):
+    """Like :func:`_counted`, noting ``index pid`` (a killed worker's new process
+    can be found, and killed again, while it re-runs its task)."""
+
+    def triple(itr, collector, ctx: TSetContext):
+        with open(log, "a") as f:
+            f.write(f"{ctx.index} {os.getpid()}\n")
+        time.sleep(seconds)
+        for x in itr:
+            collector.collect(x * 3)
+
+    return triple
+
+
+def _runs_with_pid(log: Path) -> list[tuple[int, int]]:
+    if not log.exists():
+        return []
+    return [(int(i), int(p)) for i, p in (line.split() for line in log.read_text().splitlines()
+                                           if line.count(" ") == 1)]
+
+
+def test_a_worker_killed_mid_persist_commits_an_exact_checkpoint(fresh_env, tmp_path):
+    log = tmp_path / "runs.txt"
+    source = fresh_env.parallelize_list(DATA, PARTS)
+    source.cache().reduce(operator.add).collect()  # the workers are up
+    victim = _worker_pids(fresh_env)[1]
+    killer = threading.Timer(1.0, _kill, args=(victim,))
+    killer.start()
+    try:
+        persisted = source.compute(_counted(log, seconds=2.0)).persist()
+    finally:
+        killer.join()
+    runs = _runs(log)
+    assert set(runs) == set(range(PARTS)) and PARTS < len(runs) <= PARTS + PARTS // 2, runs
+    # the committed checkpoint is whole: read back from the store, it is exact
+    assert sorted(persisted.collect()) == sorted(3 * x for x in DATA)
+    assert persisted.reduce(operator.add).collect() == [3 * sum(DATA)]
+    assert len(_runs(log)) == len(runs)  # read from the checkpoint, not run again
+
+
+def test_every_worker_killed_at_once_mid_stage_leaves_an_exact_result(fresh_env, tmp_path):
+    log = tmp_path / "runs.txt"
+    source = fresh_env.parallelize_list(DATA, PARTS)
+    source.cache().reduce(operator.add).collect()
+    victims = _worker_pids(fresh_env)
+
+    def kill_all() -> None:
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Timer(1.0, kill_all)
+    killer.start()
+    try:
+        total = source.compute(_counted(log, seconds=2.0)).reduce(operator.add).collect()
+    finally:
+        killer.join()
+    assert total == [3 * sum(DATA)]
+    runs = _runs(log)
+    # every partition ran; the ones running when the workers died ran again
+    assert set(runs) == set(range(PARTS)) and PARTS < len(runs) <= 2 * PARTS, runs
+
+
+def test_a_worker_killed_again_during_its_own_recovery(fresh_env, tmp_path):
+    log = tmp_path / "runs.txt"
+    source = fresh_env.parallelize_list(DATA, PARTS)
+    source.cache().reduce(operator.add).collect()
+    first = _worker_pids(fresh_env)[0]
+    killed: list[int] = []
+
+    def kill_twice() -> None:
+        time.sleep(1.0)
+        _kill(first)
+        killed.append(first)
+        # the worker is restarted and runs its lost task again: kill that run too
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            again = [pid for _, pid in _runs_with_pid(log) if pid not in (first, *others)]
+            if again:
+                time.sleep(0.3)
+                _kill(again[0])
+                killed.append(again[0])
+                return
+            time.sleep(0.05)
+
+    others = _worker_pids(fresh_env)[1:]
+    killer = threading.Thread(target=kill_twice)
+    killer.start()
+    try:
+        total = source.compute(_counted_with_pid(log, seconds=2.0)).reduce(operator.add).collect()
+    finally:
+        killer.join()
+    assert len(killed) == 2, killed  # the recovery itself was hit
+    assert total == [3 * sum(DATA)]
+    runs = _runs_with_pid(log)
+    assert {i for i, _ in runs} == set(range(PARTS))
+    # the partition of the twice-killed worker ran three times, the others no more than once
+    counts = {i: sum(1 for j, _ in runs if j == i) for i in range(PARTS)}
+    assert max(counts.values()) == 3 and sorted(counts.values())[:-2] == [1] * (PARTS - 2), counts
+
+
+@pytest.mark.slow
+def test_a_job_that_failed_after_its_recoveries_restarts_exact_by_job_id(ray_cluster, tmp_path):
+    from twister_nb import TSetEnvironment
+    from twister_nb.errors import JobFailedError
+
+    first_log, flag = tmp_path / "first.txt", tmp_path / "evict"
+    flag.write_text("every worker that runs the second stage is lost\n")
+
+    def evicted(itr, collector, ctx: TSetContext):
+        if os.path.exists(flag):  # the same code (and fingerprint) on both runs
+            os.kill(os.getpid(), signal.SIGKILL)
+        for x in itr:
+            collector.collect(x + 1)
+
+    def build(env):
+        first = env.parallelize_list(DATA, 2).compute(_counted(first_log)).persist()
+        return first.compute(evicted).reduce(operator.add)
+
+    env = TSetEnvironment(name="evicted", resources=[{"instances": 2}],
+                          config={"runtime.max_task_retries": 1}, banner=False)
+    try:
+        job_id = env.job_id
+        with pytest.raises(JobFailedError) as info:
+            build(env).collect()
+        assert "was lost" in str(info.value).splitlines()[0]
+    finally:
+        env.close()
+    assert _runs(first_log) == [0, 1]
+
+    flag.unlink()
+    again = TSetEnvironment(name="evicted", job_id=job_id, resources=[{"instances": 2}],
+                            banner=False)
+    try:
+        assert build(again).collect() == [sum(3 * x + 1 for x in DATA)]
+    finally:
+        again.close()
+    assert _runs(first_log) == [0, 1]  # the persisted stage was restored, not run again
