@@ -225,6 +225,7 @@ SCHEMA: dict[str, Key] = {
                                         hint="file:///absolute/path, a local path, or "
                                              "s3://bucket/prefix"),
     "twister2.checkpointing.retention": Key(int, minimum=1),
+    "twister2.checkpointing.shared_folder": Key(bool),
     "twister2.checkpointing.verify_on_restore": Key(bool),
     "twister2.checkpointing.s3.endpoint_url": Key(str, _NONE, pattern=r"https?://[^\s/]+/?",
                                                   hint="http://host:port"),

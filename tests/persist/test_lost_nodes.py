@@ -103,3 +103,23 @@ def test_a_node_that_joins_takes_work(three_nodes, seaweed, tmp_path):
     out = _finish(proc)
     assert f"RESULT {EXPECTED}" in out, out
     assert added in placed["workers"], (added, placed)
+
+
+def test_a_local_folder_store_is_refused_on_several_nodes_unless_shared(three_nodes, tmp_path):
+    """A file:// store on a multi-node cluster: one line naming the keys and the
+    fix, before the job starts; declared mounted on every node, it runs."""
+    seed = Path(__file__).parents[2] / "examples" / "tset_checkpointing.py"
+    env = {**os.environ, "TWISTER_NB_RAY__ADDRESS": three_nodes.address,
+           "TWISTER_NB_TWISTER2__CHECKPOINTING__STORE": f"file://{tmp_path / 'store'}"}
+    cli = [sys.executable, "-m", "twister_nb.cli", "submit", str(seed)]
+    refused = subprocess.run(cli, capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    # the reason on the first line; below it only the program's own frames
+    reason = refused.stderr.strip().splitlines()[0]
+    assert "has 3 nodes" in reason and "twister2.checkpointing.shared_folder" in reason, reason
+    assert "twister_nb/" not in refused.stderr, refused.stderr
+
+    shared = subprocess.run(cli, capture_output=True, text=True, timeout=300,
+                            env={**env, "TWISTER_NB_TWISTER2__CHECKPOINTING__SHARED_FOLDER": "true"})
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    assert f"SUM = {sum(5 * i + 2 for i in range(10000)) * 4}" in shared.stdout, shared.stdout

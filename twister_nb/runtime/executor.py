@@ -29,6 +29,7 @@ from twister_nb.runtime import cluster, ray_log
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.runtime.ray_errors import ray_error_line
+from twister_nb.runtime.store_reach import require_shared_store
 from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp, Parallelize
 
@@ -119,6 +120,7 @@ class RayExecutor:
                     f"no job {env.job_id!r}: none is running on {self._cluster['address']} and "
                     f"none is recorded in {self.store.uri}; `twister-nb jobs` lists the jobs"
                 )
+            require_shared_store(self.store.uri, env.config)
             master = new_master(env.job_id, env.name, env.config, self.store, _program(),
                                 self._cluster["address"])
         self._master = master
