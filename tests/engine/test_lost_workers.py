@@ -83,7 +83,7 @@ def test_a_cached_tset_whose_worker_died_is_made_again(fresh_env, tmp_path):
     assert _runs(log) == sorted(list(range(PARTS)) * 2)
 
 
-def test_a_worker_killed_mid_stage_does_not_fail_the_action(fresh_env, tmp_path):
+def test_a_worker_killed_mid_stage_does_not_fail_the_action(fresh_env, tmp_path, capsys):
     log = tmp_path / "runs.txt"
     source = fresh_env.parallelize_list(DATA, PARTS)
     source.cache().reduce(operator.add).collect()  # the workers are up
@@ -99,6 +99,9 @@ def test_a_worker_killed_mid_stage_does_not_fail_the_action(fresh_env, tmp_path)
     assert set(runs) == set(range(PARTS))
     # only what the killed worker was running ran again (2 workers: 2 tasks each)
     assert PARTS < len(runs) <= PARTS + PARTS // 2, runs
+    # and the job said so, in the output the CLI and the dashboard show
+    assert "was lost and has been restarted: the tasks it was running run again" in (
+        capsys.readouterr().out)
 
 
 @pytest.mark.slow

@@ -82,6 +82,17 @@ class Worker:
         self._programs: OrderedDict[str, bytes] = OrderedDict()
         #: Calls that streamed printed lines to the JobMaster during the running task.
         self._shipped: list[Any] = []
+        self._say_if_restarted()
+
+    def _say_if_restarted(self) -> None:
+        """A worker Ray restarted after its process was lost says so to the job's
+        watchers (the CLI, the dashboard): Ray re-runs its tasks silently."""
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed:
+            self._ship([f"[job] worker-{self.index} was lost and has been restarted: the tasks "
+                        "it was running run again, and a cached partition it held is made "
+                        "again when it is next used"])
 
     def ping(self) -> dict[str, Any]:
         import ray
