@@ -214,10 +214,21 @@ class TSetReleased(Event):
     tset_id: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class JobMasterRebuilt(Event):
+    """The driver lost the job's JobMaster mid-action and started a new one from
+    the store (``cause`` says how it was lost); the action it was running runs
+    again on the new one, which numbers its actions afresh. Said by the driver
+    to its own listeners: the lost JobMaster cannot."""
+
+    kind: ClassVar[str] = "rebuilt"
+    cause: str = ""
+
+
 _BY_KIND: dict[str, type[Event]] = {
     cls.kind: cls for cls in (OutputPrinted, DriverAttached, DriverLeft, WorkersStarted,
                               StageSubmitted, TaskFinished, TSetRestored, CheckpointCommitted,
-                              ErrorRaised, TSetReleased)
+                              ErrorRaised, TSetReleased, JobMasterRebuilt)
 }
 
 

@@ -138,3 +138,24 @@ def test_batches_tutorial(ray_cluster, tmp_path):
     html_out = "".join(d.get("text/html", "") for c in nb.cells if c.cell_type == "code"
                        for d in _data(c))
     assert re.search(r"persisted scaled version \d+", html_out), html_out
+
+
+def test_evictions_tutorial(ray_cluster, tmp_path):
+    """The evictions tutorial kills a worker and the JobMaster from its cells and
+    stops a loop mid-way: every result is the plain-Python one, and the job says
+    what it lost."""
+    nb = _run(nbformat.read(ROOT / "notebooks" / "09_evictions.ipynb", as_version=4), tmp_path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors
+    out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
+    data = range(100_000)
+    sums = [int(s) for s in re.findall(r"SUM = (\d+)", out)]
+    assert sums == [sum(x * x for x in data), sum(x ** 4 for x in data)], out
+    assert "was lost and has been restarted" in out, out
+    assert "the JobMaster was lost" in out, out
+    assert "starting at round 0" in out and "starting at round 4" in out, out
+    # the actions that lost a worker or the JobMaster still ended done
+    lost = [c for c in nb.cells if "os.kill" in c.source]
+    assert len(lost) == 2
+    assert [_dashboard_of(nb, c)["status"] for c in lost] == ["done", "done"]

@@ -28,8 +28,8 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, ErrorRaised,
-                               Event, OutputPrinted, StageSubmitted, TaskFinished, TSetRestored,
-                               WorkersStarted)
+                               Event, JobMasterRebuilt, OutputPrinted, StageSubmitted,
+                               TaskFinished, TSetRestored, WorkersStarted)
 
 __all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
@@ -243,6 +243,19 @@ class JobProgress:
             self.status = "done" if self.status == "running" else self.status
         return ("status", "stages", "tset_status")
 
+    def _on_master_rebuilt(self, event: JobMasterRebuilt) -> Iterable[str]:
+        """The running actions died with their JobMaster: their unfinished stages
+        failed, and the job runs on (the action runs again on the new JobMaster,
+        whose own events end it)."""
+        for action, state in self._actions.items():
+            if state != "running":
+                continue
+            self._actions[action] = "lost"
+            for (owner, _), stage in self._stages.items():
+                if owner == action and stage["state"] != "done":
+                    stage["state"] = "failed"
+        return ("stages",)
+
     def _on_stage(self, event: StageSubmitted) -> Iterable[str]:
         stage = self._stages.get((event.action, event.stage))
         if stage is None:
@@ -319,6 +332,7 @@ class JobProgress:
 _HANDLERS: dict[type[Event], Callable[[JobProgress, Any], Iterable[str]]] = {
     ActionStarted: JobProgress._on_action_started,
     ActionEnded: JobProgress._on_action_ended,
+    JobMasterRebuilt: JobProgress._on_master_rebuilt,
     StageSubmitted: JobProgress._on_stage,
     TaskFinished: JobProgress._on_task,
     OutputPrinted: JobProgress._on_output,

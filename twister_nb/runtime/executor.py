@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from twister_nb.checkpoint import open_store
 from twister_nb.checkpoint.variables import commit_variables, committed_variables
-from twister_nb.events import CheckpointCommitted, Event, OutputPrinted, TSetRestored
+from twister_nb.events import (CheckpointCommitted, Event, JobMasterRebuilt, OutputPrinted,
+                               TSetRestored)
 from twister_nb.plan.planner import plan as make_plan
 from twister_nb.runtime import cluster, ray_log
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
@@ -246,8 +247,10 @@ class RayExecutor:
         with self._rebuilding:
             if self._master is not lost_master:
                 return  # rebuilt by another thread meanwhile
-            self._tell(f"[job] {cause}: the JobMaster was lost; starting a new one from the "
+            self._tell(f"[job] the JobMaster was lost ({cause}); starting a new one from the "
                        "store and running the action again")
+            for listener in self.listeners:
+                listener(JobMasterRebuilt(cause=cause, time=time.time()))
             self._start_again()
 
     def _start_again(self) -> None:
