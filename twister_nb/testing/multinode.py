@@ -29,17 +29,30 @@ _MARK = "@@twister-nb-cluster "
 class MultiNodeCluster:
     """A head and ``workers`` worker nodes (``cpus`` each), on 127.0.0.1."""
 
-    def __init__(self, workers: int = 2, cpus: int = 1, timeout: float = 120.0) -> None:
+    def __init__(self, workers: int = 2, cpus: int = 1, timeout: float = 120.0,
+                 attempts: int = 2) -> None:
+        # On a loaded machine a node of Ray's Cluster can time out while it
+        # starts ("The current node timed out during startup"): start again.
+        for attempt in range(1, attempts + 1):
+            self._proc = self._launch(workers, cpus)
+            try:
+                self.address = self._answer(timeout)["address"]
+                return
+            except RuntimeError:  # the cluster process ended while starting
+                self.stop()
+                if attempt == attempts:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+
+    @staticmethod
+    def _launch(workers: int, cpus: int) -> subprocess.Popen:
         env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-        self._proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "twister_nb.testing.multinode", str(workers), str(cpus)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=env, start_new_session=True)
-        try:
-            self.address = self._answer(timeout)["address"]
-        except BaseException:
-            self.stop()
-            raise
 
     def _answer(self, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -80,8 +93,14 @@ class MultiNodeCluster:
                 self._proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
-        if self._proc.poll() is None:
+        # The nodes' processes are in the cluster process's group (its own
+        # session): end what is left of it, also when it ended first (a start
+        # that failed half-way leaves raylets behind).
+        try:
             os.killpg(self._proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self._proc.poll() is None:
             self._proc.wait(timeout=30)
 
     def __enter__(self) -> "MultiNodeCluster":
