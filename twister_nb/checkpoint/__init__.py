@@ -57,3 +57,10 @@ def verify_on_restore(config: Mapping[str, Any] | None = None) -> bool:
     """Whether a restore reads and checks every part before ``persist()`` returns
     (else sizes are checked, and checksums as each part is read)."""
     return bool(_config.get(VERIFY_KEY, False, config))
+
+
+# The policy base (``module:Class`` policies subclass it), at the layer's door.
+from twister_nb.checkpoint.policy import CheckpointGroup, CheckpointPolicy, TaskInfo  # noqa: E402
+
+__all__ = ["CheckpointGroup", "CheckpointPolicy", "TaskInfo", "enabled", "open_store",
+           "retention", "store_uri", "verify_on_restore"]
