@@ -92,6 +92,11 @@ class TaskCheckpoints:
         self.policy = policy
         self.plan = plan
         self.action = action
+        self._reset()
+
+    def _reset(self) -> None:
+        """The action's bookkeeping, empty (at the start, and when it starts over)."""
+        plan = self.plan
         self.saves: dict[tuple[int, int], TaskSave] = {}
         self.recover: dict[tuple[int, int], Checkpoint] = {}
         self.counts = {s.index: StageCounts(s.index, s.label, s.parallelism) for s in plan.stages}
@@ -142,6 +147,17 @@ class TaskCheckpoints:
         with ThreadPoolExecutor(min(_LOOKUP_THREADS, len(wanted))) as pool:
             found = list(pool.map(find, wanted))
         return {key: cp for key, cp in found if cp is not None}
+
+    def damaged(self, tset_id: str, reason: str) -> bool:
+        """A recovered task checkpoint failed its checks when read: mark it damaged
+        (never offered again) and start the action's bookkeeping over, so the
+        action can run again and run that task. False if it is not one of ours."""
+        for key, cp in self.recover.items():
+            if cp.tset_id == tset_id and self.manager is not None:
+                self.manager.mark_version_damaged(tset_id, cp.version, reason)
+                self._reset()
+                return True
+        return False
 
     def instantiated(self, stage: StagePlan, partition: int, worker: int) -> None:
         """The task of ``stage`` on ``partition`` was submitted to ``worker`` (to run)."""

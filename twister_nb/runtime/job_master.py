@@ -56,6 +56,8 @@ __all__ = ["ACTOR_PREFIX", "LEASE_TTL", "JobMaster"]
 ACTOR_PREFIX = "twister_nb.job."
 #: Outcomes kept for drivers that attach mid-action (the newest actions').
 _KEPT_RESULTS = 8
+#: How often an action runs again because a task checkpoint it recovered was damaged.
+_TASK_DAMAGE_RETRIES = 3
 
 
 class JobMaster:
@@ -391,12 +393,21 @@ class JobMaster:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
         tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action)
-        tasks.begin()
-        for line in tasks.recovered_lines():
-            self._say(line)
         try:
-            outputs, results = self._scheduler.run(plan, action, output_for, self._checkpoint,
-                                                   tasks)
+            for attempt in range(_TASK_DAMAGE_RETRIES + 1):
+                tasks.begin()
+                for line in tasks.recovered_lines():
+                    self._say(line)
+                try:
+                    outputs, results = self._scheduler.run(plan, action, output_for,
+                                                           self._checkpoint, tasks)
+                    break
+                except CheckpointLostError as exc:  # a damaged task checkpoint: run that task
+                    if attempt == _TASK_DAMAGE_RETRIES or not tasks.damaged(exc.tset_id,
+                                                                             exc.reason):
+                        raise
+                    self._say(f"a task checkpoint of {exc.label!r} is damaged ({exc.reason}); "
+                              "the action runs again and runs that task")
         except BaseException:
             if version is not None:  # what the failed attempt wrote takes no space
                 self._checkpoints.discard(materialize_id, version)

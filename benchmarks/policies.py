@@ -1,0 +1,138 @@
+"""POLICY (issue 12): what task checkpoints cost while a stage runs, and what they save.
+
+One stage of 40 partitions, each task ~0.1 s of Python work that returns
+20,000 ints (the partition a task checkpoint writes, ~160 KB). Two cases:
+
+- **overhead while running**: the stage with ``finished_tasks`` 1 (every task
+  checkpointed as it finishes, by its worker, beside the next task) against
+  the same stage with no policy, in two live jobs, alternated. Each round names
+  the stage afresh, so its tasks have new fingerprints and nothing is
+  recovered. The action's time includes waiting for the last commits.
+- **resume after a failure at 90%**: the stage with ``finished_tasks`` 1 whose
+  function raises on partitions 36-39 (a flag file; the code and fingerprints
+  stay the same), the job closed, then the same job ID opened again and the
+  stage run (untimed: the failing run, the jobs' start); timed: the action of
+  the resumed job, which recovers 36 tasks from the store and runs 4, against
+  the same action of a new job with no checkpoints (the full recompute).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+from benchmarks.harness import TNB, Variant, expect_equal
+from twister_nb.testing.seed import IntSource
+
+PARTITIONS = 40
+RECORDS = 20_000
+#: Python additions per task, set at the start of the workload so a task takes ~0.1 s here
+#: (a list, so the function's code and constants never change within a run).
+SPINS = [1_000_000]
+FAIL_FROM = 36  # 90% of the stage
+
+
+def work(itr: Any, collector: Any, ctx: Any) -> None:
+    """~0.1 s of Python, then the partition; raises on the last 10% while the flag exists."""
+    acc = 0
+    for k in range(SPINS[0]):
+        acc += k
+    if ctx.index >= FAIL_FROM and os.path.exists(FAIL_FLAG[0]):
+        raise RuntimeError(f"planned failure on partition {ctx.index}")
+    for i in itr:
+        collector.collect(i + ctx.index + (acc & 1))
+
+
+#: The flag file's path; a list so the function's code and constants never change.
+FAIL_FLAG = [""]
+
+
+def _calibrate(seconds: float) -> int:
+    """How many additions of :func:`work`'s loop take ``seconds`` in this process."""
+    n, acc = 200_000, 0
+    started = time.perf_counter()
+    for k in range(n):
+        acc += k
+    return max(10_000, int(n * seconds / max(time.perf_counter() - started, 1e-6)))
+
+
+def _expected() -> list[int]:
+    acc = sum(range(SPINS[0])) & 1
+    return [i + p + acc for p in range(PARTITIONS) for i in range(RECORDS)]
+
+
+def _stage(env: Any, name: str) -> Any:
+    return env.create_source(IntSource(RECORDS), PARTITIONS).compute(work).set_name(name)
+
+
+def policies(b: Any) -> dict[str, Any]:
+    from benchmarks.workloads import case
+
+    FAIL_FLAG[0] = os.path.join(b.folder("policy"), "fail")
+    SPINS[0] = _calibrate(0.1)
+    expected = _expected()
+    check = expect_equal(expected)
+    policy = {"twister2.checkpointing.policy": "finished_tasks",
+              "twister2.checkpointing.policy_params": "finished.tasks:1",
+              "runtime.workers": 2}
+    plain = {"runtime.workers": 2}
+    env_none = b.new_env("policy-none", plain)
+    env_ft1 = b.new_env("policy-ft1", policy)
+    rounds = {"n": 0}
+
+    def run_fresh(env: Any) -> Any:
+        rounds["n"] += 1
+        return _stage(env, f"stage-{rounds['n']}").collect()
+
+    overhead = b.measure("POLICY overhead", [
+        Variant(f"{TNB} finished_tasks 1", lambda: run_fresh(env_ft1), check, is_tnb=True,
+                note="every task checkpointed by its worker as it finishes"),
+        Variant(f"{TNB} no policy", lambda: run_fresh(env_none), check),
+    ])
+
+    def resumed() -> tuple[Any, float]:
+        job_id = f"policy-resume-{uuid.uuid4().hex[:8]}"
+        failing = b.new_env("policy-resume", policy, job_id=job_id, keep=False)
+        open(FAIL_FLAG[0], "w").close()
+        try:
+            _stage(failing, "stage").collect()
+        except Exception:  # noqa: BLE001 - the planned failure at 90%
+            pass
+        finally:
+            os.remove(FAIL_FLAG[0])
+            failing.close()
+        again = b.new_env("policy-resume", policy, job_id=job_id, keep=False)
+        try:
+            started = time.perf_counter()
+            value = _stage(again, "stage").collect()
+            return value, time.perf_counter() - started
+        finally:
+            again.close()
+
+    def recomputed() -> tuple[Any, float]:
+        env = b.new_env("policy-full", plain, keep=False)
+        try:
+            started = time.perf_counter()
+            value = _stage(env, "stage").collect()
+            return value, time.perf_counter() - started
+        finally:
+            env.close()
+
+    resume = b.measure("POLICY resume", [
+        Variant(f"{TNB} resumed after a failure at 90% (finished_tasks 1)", resumed, check,
+                self_timed=True, is_tnb=True,
+                note="36 tasks recovered from the store, 4 run; job start untimed"),
+        Variant("full recompute (a new job, no checkpoints)", recomputed, check,
+                self_timed=True, note="job start untimed"),
+    ])
+    records = PARTITIONS * RECORDS
+    return {"title": "POLICY: task checkpoints (finished_tasks 1) on a 40-task stage",
+            "params": {"partitions": PARTITIONS, "records": records, "task_seconds": "~0.1",
+                       "fail_at": f"{FAIL_FROM}/{PARTITIONS}"},
+            "cases": [case("overhead while running", overhead, metric="seconds per stage",
+                           records=records, expected=len(expected)),
+                      case("resume after a failure at 90%", resume,
+                           metric="seconds to the result", records=records,
+                           expected=len(expected))]}
