@@ -84,17 +84,20 @@ def _result(out: str) -> list[int]:
     return json.loads(re.search(r"^RESULT = (.*)$", out, re.M).group(1))
 
 
-def _restart(job_store, tmp_path: Path, job_id: str, mode: str) -> str:
+def _restart(job_store, tmp_path: Path, job_id: str, mode: str, **extra: str) -> str:
+    """``twister-nb restart JOB_ID`` with the first run's settings (they are part of
+    the functions' fingerprints), without its flags."""
     done = subprocess.run([*CLI, "restart", job_id], capture_output=True, text=True,
-                          timeout=240, env=_environ(job_store, tmp_path, mode))
+                          timeout=240, env=_environ(job_store, tmp_path, mode, **extra))
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
 def _check_resume(job_store, tmp_path: Path, job_id: str, mode: str,
-                  committed: set[tuple[str, int]], before: list[tuple[str, int]]) -> str:
+                  committed: set[tuple[str, int]], before: list[tuple[str, int]],
+                  extra: dict[str, str]) -> str:
     """Restart by job ID: exact result; only the tasks not committed ran again."""
-    out = _restart(job_store, tmp_path, job_id, mode)
+    out = _restart(job_store, tmp_path, job_id, mode, **extra)
     assert _result(out) == reference(mode)
     again = sorted(_ran(tmp_path)[len(before):])
     labels = {"work": "work", "prepare": "base"}
@@ -147,7 +150,7 @@ def test_a_failed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
         assert snap["tsets"] == ["base"] and snap["partitions"] == PAR and snap["bytes"] > 0
     before = _ran(tmp_path)
     (tmp_path / "fail").unlink()
-    _check_resume(job_store, tmp_path, job_id, mode, committed, before)
+    _check_resume(job_store, tmp_path, job_id, mode, committed, before, extra)
 
 
 @pytest.mark.slow
@@ -241,4 +244,4 @@ def test_a_killed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
         time.sleep(0.1)
     before = _ran(tmp_path)
     (tmp_path / "block").unlink()
-    _check_resume(job_store, tmp_path, job_id, mode, committed, before)
+    _check_resume(job_store, tmp_path, job_id, mode, committed, before, extra)

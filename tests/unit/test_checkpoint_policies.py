@@ -223,3 +223,16 @@ def test_a_saved_task_is_handed_to_its_worker_once_and_counted(tmp_path):
         action.saved(save)
     assert action.due() == []
     assert action.stage_counts()[0]["checkpointed"] == 2
+
+
+def test_a_task_is_not_avoided_for_the_cached_tset_it_reads():
+    from twister_nb.checkpoint.task_manager import task_info
+    from twister_nb.plan.physical import MaterializedInput
+
+    stage = StagePlan(index=0, label="work", tset_id="work-1", parallelism=2, output="collect",
+                      materialized_inputs=[MaterializedInput("base-1", 2)],
+                      tsets=[("base", "base-1"), ("work", "work-1")])
+    info = task_info(stage, 0, 1)
+    assert info.tsets == ("work",)
+    pol = policy("none", "avoid.checkpoint:[base]")
+    assert not pol.avoided(info)

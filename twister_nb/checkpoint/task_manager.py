@@ -63,11 +63,14 @@ def stage_task_saves(stage: StagePlan) -> list[TaskSave]:
 
 
 def task_info(stage: StagePlan, partition: int, action: int) -> TaskInfo:
-    """What a policy sees of the task of ``stage`` on ``partition``."""
+    """What a policy sees of the task of ``stage`` on ``partition``: the TSets it
+    computes (not the cached or persisted ones it reads)."""
+    read = {m.tset_id for m in stage.materialized_inputs}
     return TaskInfo(tset=stage.label, tset_id=stage.tset_id,
                     function=stage.functions[-1] if stage.functions else "",
                     stage=stage.index, partition=partition, parallelism=stage.parallelism,
-                    action=action, tsets=tuple(label for label, _ in stage.tsets),
+                    action=action, tsets=tuple(label for label, ident in stage.tsets
+                                               if ident not in read),
                     functions=tuple(stage.functions))
 
 
