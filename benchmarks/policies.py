@@ -26,27 +26,22 @@ from typing import Any
 from benchmarks.harness import TNB, Variant, expect_equal
 from twister_nb.testing.seed import IntSource
 
-PARTITIONS = 40
 RECORDS = 20_000
-#: Python additions per task, set at the start of the workload so a task takes ~0.1 s here
-#: (a list, so the function's code and constants never change within a run).
-SPINS = [1_000_000]
-FAIL_FROM = 36  # 90% of the stage
+#: Set at the start of the workload (a dict, so the function's code and constants never
+#: change within a run): the Python additions that take ~0.1 s here, the first failing
+#: partition (90% of the stage) and the flag file that makes it fail.
+SETTINGS: dict[str, Any] = {"spins": 1_000_000, "fail_from": 36, "flag": ""}
 
 
 def work(itr: Any, collector: Any, ctx: Any) -> None:
     """~0.1 s of Python, then the partition; raises on the last 10% while the flag exists."""
     acc = 0
-    for k in range(SPINS[0]):
+    for k in range(SETTINGS["spins"]):
         acc += k
-    if ctx.index >= FAIL_FROM and os.path.exists(FAIL_FLAG[0]):
+    if ctx.index >= SETTINGS["fail_from"] and os.path.exists(SETTINGS["flag"]):
         raise RuntimeError(f"planned failure on partition {ctx.index}")
     for i in itr:
         collector.collect(i + ctx.index + (acc & 1))
-
-
-#: The flag file's path; a list so the function's code and constants never change.
-FAIL_FLAG = [""]
 
 
 def _calibrate(seconds: float) -> int:
@@ -58,21 +53,22 @@ def _calibrate(seconds: float) -> int:
     return max(10_000, int(n * seconds / max(time.perf_counter() - started, 1e-6)))
 
 
-def _expected() -> list[int]:
-    acc = sum(range(SPINS[0])) & 1
-    return [i + p + acc for p in range(PARTITIONS) for i in range(RECORDS)]
+def _expected(partitions: int) -> list[int]:
+    acc = sum(range(SETTINGS["spins"])) & 1
+    return [i + p + acc for p in range(partitions) for i in range(RECORDS)]
 
 
-def _stage(env: Any, name: str) -> Any:
-    return env.create_source(IntSource(RECORDS), PARTITIONS).compute(work).set_name(name)
+def _stage(env: Any, name: str, partitions: int) -> Any:
+    return env.create_source(IntSource(RECORDS), partitions).compute(work).set_name(name)
 
 
 def policies(b: Any) -> dict[str, Any]:
     from benchmarks.workloads import case
 
-    FAIL_FLAG[0] = os.path.join(b.folder("policy"), "fail")
-    SPINS[0] = _calibrate(0.1)
-    expected = _expected()
+    partitions = 8 if b.mode == "smoke" else 40
+    SETTINGS.update(flag=os.path.join(b.folder("policy"), "fail"), fail_from=partitions * 9 // 10,
+                    spins=_calibrate(0.01 if b.mode == "smoke" else 0.1))
+    expected = _expected(partitions)
     check = expect_equal(expected)
     policy = {"twister2.checkpointing.policy": "finished_tasks",
               "twister2.checkpointing.policy_params": "finished.tasks:1",
@@ -84,7 +80,7 @@ def policies(b: Any) -> dict[str, Any]:
 
     def run_fresh(env: Any) -> Any:
         rounds["n"] += 1
-        return _stage(env, f"stage-{rounds['n']}").collect()
+        return _stage(env, f"stage-{rounds['n']}", partitions).collect()
 
     overhead = b.measure("POLICY overhead", [
         Variant(f"{TNB} finished_tasks 1", lambda: run_fresh(env_ft1), check, is_tnb=True,
@@ -95,18 +91,18 @@ def policies(b: Any) -> dict[str, Any]:
     def resumed() -> tuple[Any, float]:
         job_id = f"policy-resume-{uuid.uuid4().hex[:8]}"
         failing = b.new_env("policy-resume", policy, job_id=job_id, keep=False)
-        open(FAIL_FLAG[0], "w").close()
+        open(SETTINGS["flag"], "w").close()
         try:
-            _stage(failing, "stage").collect()
+            _stage(failing, "stage", partitions).collect()
         except Exception:  # noqa: BLE001 - the planned failure at 90%
             pass
         finally:
-            os.remove(FAIL_FLAG[0])
+            os.remove(SETTINGS["flag"])
             failing.close()
         again = b.new_env("policy-resume", policy, job_id=job_id, keep=False)
         try:
             started = time.perf_counter()
-            value = _stage(again, "stage").collect()
+            value = _stage(again, "stage", partitions).collect()
             return value, time.perf_counter() - started
         finally:
             again.close()
@@ -115,7 +111,7 @@ def policies(b: Any) -> dict[str, Any]:
         env = b.new_env("policy-full", plain, keep=False)
         try:
             started = time.perf_counter()
-            value = _stage(env, "stage").collect()
+            value = _stage(env, "stage", partitions).collect()
             return value, time.perf_counter() - started
         finally:
             env.close()
@@ -123,14 +119,16 @@ def policies(b: Any) -> dict[str, Any]:
     resume = b.measure("POLICY resume", [
         Variant(f"{TNB} resumed after a failure at 90% (finished_tasks 1)", resumed, check,
                 self_timed=True, is_tnb=True,
-                note="36 tasks recovered from the store, 4 run; job start untimed"),
+                note=f"{SETTINGS['fail_from']} tasks recovered from the store, "
+                     f"{partitions - SETTINGS['fail_from']} run; job start untimed"),
         Variant("full recompute (a new job, no checkpoints)", recomputed, check,
                 self_timed=True, note="job start untimed"),
     ])
-    records = PARTITIONS * RECORDS
-    return {"title": "POLICY: task checkpoints (finished_tasks 1) on a 40-task stage",
-            "params": {"partitions": PARTITIONS, "records": records, "task_seconds": "~0.1",
-                       "fail_at": f"{FAIL_FROM}/{PARTITIONS}"},
+    records = partitions * RECORDS
+    return {"title": f"POLICY: task checkpoints (finished_tasks 1) on a {partitions}-task stage",
+            "params": {"partitions": partitions, "records": records,
+                       "additions_per_task": SETTINGS["spins"],
+                       "fail_at": f"{SETTINGS['fail_from']}/{partitions}"},
             "cases": [case("overhead while running", overhead, metric="seconds per stage",
                            records=records, expected=len(expected)),
                       case("resume after a failure at 90%", resume,

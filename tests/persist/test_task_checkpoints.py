@@ -245,3 +245,51 @@ def test_a_killed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
     before = _ran(tmp_path)
     (tmp_path / "block").unlink()
     _check_resume(job_store, tmp_path, job_id, mode, committed, before, extra)
+
+
+FLAG_FILE: list[str] = [""]
+
+
+def _square_or_fail(itr, collector, ctx):
+    if ctx.index >= 3 and os.path.exists(FLAG_FILE[0]):
+        raise RuntimeError(f"planned failure on partition {ctx.index}")
+    with open(FLAG_FILE[0] + ".ran", "a") as f:
+        f.write(f"{ctx.index}\n")
+    for i in itr:
+        collector.collect(i * i)
+
+
+@pytest.mark.slow
+def test_environment_config_sets_the_policy_and_the_same_job_resumes(ray_cluster, local_store,
+                                                                     tmp_path):
+    """TSetEnvironment(config=...) with a YAML-style mapping of parameters; the
+    action run again in the same job recovers the saved tasks."""
+    from twister_nb import TSetEnvironment
+    from twister_nb.errors import UserFunctionError
+
+    FLAG_FILE[0] = str(tmp_path / "fail")
+    open(FLAG_FILE[0], "w").close()
+    config = {**local_store.config, "twister2.checkpointing.policy": "finished_tasks",
+              "twister2.checkpointing.policy_params": {"finished.tasks": 1}}
+    env = TSetEnvironment(name="policy-config", config=config)
+    try:
+        squares = env.parallelize_list(list(range(40)), 4).compute(_square_or_fail)
+        with pytest.raises(UserFunctionError, match="planned failure on partition 3"):
+            squares.collect()
+        assert env.info()["last_action"]["tasks"][0]["checkpointed"] == 3
+        os.remove(FLAG_FILE[0])
+        assert squares.collect() == [i * i for i in range(40)]
+        assert env.info()["last_action"]["tasks"][0]["recovered"] == 3
+    finally:
+        env.close()
+    ran = sorted(int(x) for x in open(FLAG_FILE[0] + ".ran").read().split())
+    assert ran == [0, 1, 2, 3], "partitions 0-2 ran once, then were recovered"
+
+
+def test_a_bad_policy_in_the_environment_config_is_refused_before_the_job_starts(local_store):
+    from twister_nb import TSetEnvironment
+    from twister_nb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown checkpoint policy 'every_task'"):
+        TSetEnvironment(name="bad-policy", config={**local_store.config,
+                                                   "twister2.checkpointing.policy": "every_task"})

@@ -236,3 +236,27 @@ def test_a_task_is_not_avoided_for_the_cached_tset_it_reads():
     assert info.tsets == ("work",)
     pol = policy("none", "avoid.checkpoint:[base]")
     assert not pol.avoided(info)
+
+
+def test_a_group_name_can_be_used_again_by_the_next_action():
+    pol = policy("instantiated_group", "instantiated.group:2")
+    first = tasks(3)
+    run(pol, first, [0, 1, 2])
+    pol.end_action()
+    second = [TaskInfo("work", "work-1", "f", 0, p, 3, action=2) for p in range(3)]
+    # the open group {2} of the first action closes with the second's first task;
+    # group "0" was closed and dropped, so the name serves again without an error
+    assert run(pol, second, [0, 1, 2]) == [0, 1, 2]
+
+
+def test_a_custom_policy_may_name_its_groups_the_same_in_every_action():
+    class OwnGroup(CheckpointPolicy):
+        def assign_task_to_group(self, task):
+            self.add_task_to_group(task, f"p{task.partition}")
+            self.close_group(f"p{task.partition}")
+
+    pol = OwnGroup({})
+    assert run(pol, tasks(2), [0, 1]) == [0, 1]
+    pol.end_action()
+    again = [TaskInfo("work", "work-1", "f", 0, p, 2, action=2) for p in range(2)]
+    assert run(pol, again, [1]) == [1]

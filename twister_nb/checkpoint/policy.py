@@ -258,8 +258,14 @@ class CheckpointPolicy:
             return out
 
     def end_action(self) -> None:
-        """The action ended: its finished, unsaved tasks' values are gone (groups stay)."""
+        """The action ended: its finished, unsaved tasks' values are gone, and so are
+        the closed groups (a later action may use their names again); a group still
+        open goes on filling with the next action's tasks, as in COMPSs."""
         with self._lock:
+            closed = {name for name, group in self._groups.items() if group.closed}
+            for name in closed:
+                del self._groups[name]
+            self._group_of = {k: g for k, g in self._group_of.items() if g not in closed}
             self._finished.clear()
             self._asked.clear()
             self._handed.clear()
