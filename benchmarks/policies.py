@@ -88,27 +88,10 @@ def policies(b: Any) -> dict[str, Any]:
         Variant(f"{TNB} no policy", lambda: run_fresh(env_none), check),
     ])
 
-    def resumed() -> tuple[Any, float]:
-        job_id = f"policy-resume-{uuid.uuid4().hex[:8]}"
-        failing = b.new_env("policy-resume", policy, job_id=job_id, keep=False)
-        open(SETTINGS["flag"], "w").close()
-        try:
-            _stage(failing, "stage", partitions).collect()
-        except Exception:  # noqa: BLE001 - the planned failure at 90%
-            pass
-        finally:
-            os.remove(SETTINGS["flag"])
-            failing.close()
-        again = b.new_env("policy-resume", policy, job_id=job_id, keep=False)
-        try:
-            started = time.perf_counter()
-            value = _stage(again, "stage", partitions).collect()
-            return value, time.perf_counter() - started
-        finally:
-            again.close()
-
-    def recomputed() -> tuple[Any, float]:
-        env = b.new_env("policy-full", plain, keep=False)
+    def timed_stage(name: str, config: dict[str, Any], job_id: str | None = None
+                    ) -> tuple[Any, float]:
+        """The stage's action in a job of its own (its start untimed), closed after."""
+        env = b.new_env(name, config, job_id=job_id, keep=False)
         try:
             started = time.perf_counter()
             value = _stage(env, "stage", partitions).collect()
@@ -116,12 +99,24 @@ def policies(b: Any) -> dict[str, Any]:
         finally:
             env.close()
 
+    def resumed() -> tuple[Any, float]:
+        job_id = f"policy-resume-{uuid.uuid4().hex[:8]}"
+        open(SETTINGS["flag"], "w").close()
+        try:
+            timed_stage("policy-resume", policy, job_id)
+        except Exception:  # noqa: BLE001 - the planned failure at 90%
+            pass
+        finally:
+            os.remove(SETTINGS["flag"])
+        return timed_stage("policy-resume", policy, job_id)
+
     resume = b.measure("POLICY resume", [
         Variant(f"{TNB} resumed after a failure at 90% (finished_tasks 1)", resumed, check,
                 self_timed=True, is_tnb=True,
                 note=f"{SETTINGS['fail_from']} tasks recovered from the store, "
                      f"{partitions - SETTINGS['fail_from']} run; job start untimed"),
-        Variant("full recompute (a new job, no checkpoints)", recomputed, check,
+        Variant("full recompute (a new job, no checkpoints)",
+                lambda: timed_stage("policy-full", plain), check,
                 self_timed=True, note="job start untimed"),
     ])
     records = partitions * RECORDS

@@ -232,6 +232,7 @@ SCHEMA: dict[str, Key] = {
                                          hint="none, periodic_time, finished_tasks, "
                                               "instantiated_group or module:Class"),
     "twister2.checkpointing.policy_params": Key(str, int, float, _NONE),
+    "twister2.checkpointing.on_sigterm": Key(bool),
     "twister2.checkpointing.s3.endpoint_url": Key(str, _NONE, pattern=r"https?://[^\s/]+/?",
                                                   hint="http://host:port"),
     "twister2.checkpointing.s3.access_key": Key(str, _NONE),

@@ -293,3 +293,51 @@ def test_a_bad_policy_in_the_environment_config_is_refused_before_the_job_starts
     with pytest.raises(ConfigError, match="unknown checkpoint policy 'every_task'"):
         TSetEnvironment(name="bad-policy", config={**local_store.config,
                                                    "twister2.checkpointing.policy": "every_task"})
+
+
+def _logged_square(itr, collector, ctx):
+    with open(FLAG_FILE[0] + ".ran", "a") as f:
+        f.write(f"{ctx.index} {os.getpid()}\n")
+    time.sleep(0.4)
+    for i in itr:
+        collector.collect(i * i)
+
+
+@pytest.mark.slow
+def test_a_worker_told_to_leave_checkpoints_what_it_finished(ray_cluster, local_store, tmp_path):
+    """SIGTERM a worker mid-stage (issue 13's eviction notice): it commits the tasks it
+    finished, then leaves; Ray restarts it and the action ends exact. Run again in
+    the same job, those tasks are recovered, not run."""
+    from twister_nb import TSetEnvironment
+
+    FLAG_FILE[0] = str(tmp_path / "sigterm")
+    ran = Path(FLAG_FILE[0] + ".ran")
+    config = {**local_store.config, "twister2.checkpointing.on_sigterm": True,
+              "runtime.workers": 2}
+    env = TSetEnvironment(name="sigterm", config=config)
+    try:
+        squares = env.parallelize_list(list(range(80)), 8).compute(_logged_square)
+        done: dict[str, object] = {}
+        import threading
+
+        thread = threading.Thread(target=lambda: done.update(value=squares.collect()))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # worker 0 runs 0, 2, 4, 6: kill it in its third
+            lines = ran.read_text().split("\n")[:-1] if ran.exists() else []
+            started = {int(line.split()[0]): int(line.split()[1]) for line in lines}
+            if 4 in started:
+                break
+            time.sleep(0.05)
+        os.kill(started[0], signal.SIGTERM)
+        thread.join(120)
+        assert done["value"] == [i * i for i in range(80)]
+        committed = _committed(local_store, env.job_id)
+        assert {("compute", 0), ("compute", 2)} <= committed, committed
+        assert all(p % 2 == 0 for _, p in committed), "only the leaving worker saved"
+        before = ran.read_text().split("\n")[:-1]
+        assert squares.collect() == [i * i for i in range(80)]
+        again = sorted(int(line.split()[0]) for line in ran.read_text().split("\n")[:-1][len(before):])
+        assert again == sorted(set(range(8)) - {p for _, p in committed})
+    finally:
+        env.close()

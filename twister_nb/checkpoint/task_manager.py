@@ -90,8 +90,9 @@ class TaskCheckpoints:
     """
 
     def __init__(self, manager: CheckpointManager | None, policy: CheckpointPolicy, plan: Plan,
-                 action: int) -> None:
+                 action: int, on_sigterm: bool = False) -> None:
         self.manager = manager
+        self.on_sigterm = on_sigterm
         self.policy = policy
         self.plan = plan
         self.action = action
@@ -107,6 +108,13 @@ class TaskCheckpoints:
         self.saved_fingerprints: set[str] = set()
         self._workers: dict[tuple[int, int], int] = {}
         self._infos: dict[tuple[int, int], TaskInfo] = {}
+
+    @property
+    def keeps(self) -> bool:
+        """Whether the workers keep finished tasks' outputs to save them: a policy
+        other than ``none`` is on, or ``twister2.checkpointing.on_sigterm`` asks a
+        worker told to leave (SIGTERM) to save what it finished."""
+        return self.active and (self.policy.name != "none" or self.on_sigterm)
 
     @property
     def active(self) -> bool:

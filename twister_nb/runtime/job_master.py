@@ -35,6 +35,7 @@ import time
 import traceback
 from typing import Any
 
+from twister_nb.checkpoint import on_sigterm
 from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.checkpoint.policies import is_shipped, load_policy
 from twister_nb.checkpoint.task_manager import TaskCheckpoints, stage_task_saves
@@ -392,7 +393,8 @@ class JobMaster:
         def output_for(stage: StagePlan) -> TaskOutput:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
-        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action)
+        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action,
+                                on_sigterm(self.config))
         try:
             for attempt in range(_TASK_DAMAGE_RETRIES + 1):
                 tasks.begin()

@@ -236,7 +236,7 @@ class Scheduler:
         outputs: StageOutputs = {}
         metas: dict[Any, int] = {}
         recover = tasks.recover if tasks is not None else {}
-        keep = tasks is not None and tasks.active
+        keep = tasks is not None and tasks.keeps
         self._saving = TaskSaving(tasks, workers, action, self._emit)
         for stage in plan.stages:
             # Small programs travel inside the task (Ray inlines small arguments);
@@ -259,7 +259,8 @@ class Scheduler:
                     args.extend(workers[owner].get_partition.remote(tset_id, q)
                                 for owner, tset_id, q in fetches)
                     refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
-                        key, holder, p, counts, reads, out_spec, *args, keep=keep)
+                        key, holder, p, counts, reads, out_spec, *args,
+                        save=tasks.saves[(stage.index, p)] if keep else None)  # type: ignore[union-attr]
                     if tasks is not None:
                         tasks.instantiated(stage, p, w)
                 if stage.num_outputs == 0:
