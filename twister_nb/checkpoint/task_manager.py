@@ -139,18 +139,19 @@ class TaskCheckpoints:
         return dict(self.recover)
 
     def _lookup(self) -> dict[tuple[int, int], Checkpoint]:
-        assert self.manager is not None
-        present = committed_tasks(self.manager.store, self.manager.job_id)
+        manager = self.manager
+        assert manager is not None
+        present = committed_tasks(manager.store, manager.job_id)
         wanted = [(key, save) for key, save in self.saves.items() if save.fingerprint in present]
         if not wanted:
             return {}
 
         def find(item: tuple[tuple[int, int], TaskSave]) -> tuple[tuple[int, int], Any]:
             key, save = item
-            cp = self.manager.find_valid(task_id(save.fingerprint))  # type: ignore[union-attr]
+            ident = task_id(save.fingerprint)
+            cp = manager.find_valid(ident)
             if cp is None:  # a damaged or unfinished one: the next save writes past it
-                version = self.manager.store.next_version(  # type: ignore[union-attr]
-                    self.manager.job_id, task_id(save.fingerprint))  # type: ignore[union-attr]
+                version = manager.store.next_version(manager.job_id, ident)
                 self.saves[key] = TaskSave(save.fingerprint, version, save.label, save.stage,
                                            save.partition, save.holds)
             return key, cp

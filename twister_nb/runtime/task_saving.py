@@ -60,29 +60,34 @@ class TaskSaving:
         self._collect(0)
 
     def _collect(self, timeout: float) -> None:
+        """Turn the saves that ended (waiting up to ``timeout`` for all of them,
+        without holding the lock: the stage's wait loop polls meanwhile) into events."""
         import ray
 
         with self._lock:
-            if not self._pending:
-                return
-            ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending),
-                                timeout=timeout)
-            for ref in ready:
-                save = self._pending.pop(ref)
-                try:
-                    info = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the task stays unsaved; said so
-                    self.emit(OutputPrinted(lines=(
-                        f"[job-master] task {save.partition} of {save.label!r} was not "
-                        f"checkpointed: {ray_error_line(exc)}",)))
-                    continue
-                if info is None:
-                    continue
-                self.tasks.saved(save)  # type: ignore[union-attr]
-                self._done.append({**info, "label": save.label})
-                self.emit(TaskCheckpointed(action=self.action, stage=save.stage,
-                                           partition=save.partition, label=save.label,
-                                           bytes=info["bytes"], seconds=info["seconds"]))
+            refs = list(self._pending)
+        if not refs:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        for ref in ready:
+            with self._lock:
+                save = self._pending.pop(ref, None)
+            if save is None:
+                continue  # another thread reported it
+            try:
+                info = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - the task stays unsaved; said so
+                self.emit(OutputPrinted(lines=(
+                    f"[job-master] task {save.partition} of {save.label!r} was not "
+                    f"checkpointed: {ray_error_line(exc)}",)))
+                continue
+            if info is None:
+                continue
+            self.tasks.saved(save)  # type: ignore[union-attr]
+            self._done.append({**info, "label": save.label})
+            self.emit(TaskCheckpointed(action=self.action, stage=save.stage,
+                                       partition=save.partition, label=save.label,
+                                       bytes=info["bytes"], seconds=info["seconds"]))
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Save every finished, unsaved task now and wait for it."""

@@ -407,7 +407,9 @@ class TSetEnvironment:
         """Checkpoint the outputs of every finished task not saved yet: the
         partitions of the cached TSets and the finished tasks of a running action
         (COMPSs's ``compss_snapshot()``). A re-run of this job ID recovers those
-        tasks from the store instead of running them.
+        tasks from the store instead of running them. (A running action's workers
+        keep their finished outputs when a checkpoint policy is on, or with
+        ``twister2.checkpointing.on_sigterm``; else its tasks are not saved.)
 
         Returns
         -------
