@@ -260,3 +260,19 @@ def test_a_custom_policy_may_name_its_groups_the_same_in_every_action():
     pol.end_action()
     again = [TaskInfo("work", "work-1", "f", 0, p, 2, action=2) for p in range(2)]
     assert run(pol, again, [1]) == [1]
+
+
+def test_a_damaged_task_checkpoint_is_never_recovered_again(tmp_path):
+    manager = _manager(tmp_path)
+    plan = Plan([_stage(0, 2)], "collect", "work-1")
+    saves = stage_task_saves(plan.stages[0])
+    for save in saves:
+        commit_task(manager.store, "job-1", save, [save.partition], 1)
+    action = TaskCheckpoints(manager, policy("finished_tasks", "finished.tasks:1"), plan, 1)
+    found = action.begin()
+    assert action.damaged(found[(0, 1)].tset_id, "checksum mismatch")
+    assert not action.damaged("task.unknown", "not ours")
+    assert sorted(action.begin()) == [(0, 0)], "the damaged one runs; the other is recovered"
+    assert action.saves[(0, 1)].version == 1, "its next save writes past the damaged version"
+    again = TaskCheckpoints(_manager(tmp_path), policy("none"), plan, 2)
+    assert sorted(again.begin()) == [(0, 0)], "a restarted job reads the damaged mark"
