@@ -150,6 +150,10 @@ def targets(data: dict) -> list[dict[str, Any]]:
                       "raw Ray", 1.3, _time_x),
         _seconds_target(data, "RECOVERY", "RECOVERY a worker's death to the next result < 2 s",
                         "RECOVERY", "", "twister_nb after", 2.0),
+        _ratio_target(data, "POLICY-overhead", "POLICY finished_tasks 1 costs < 5% while the "
+                      "stage runs", "POLICY", "overhead", "twister_nb no policy", 1.05, _time_x),
+        _ratio_target(data, "POLICY-resume", "POLICY resume after a failure at 90% < 15% of a "
+                      "full recompute", "POLICY", "resume", "full recompute", 0.15, _time_x),
     ]
     m = data["workloads"].get("MEM") or {}
     tnb_mem = [r for r in m.get("memory", []) if r["system"] == "twister_nb"]

@@ -32,6 +32,7 @@ from benchmarks import rawray
 from benchmarks import userfns as uf
 from benchmarks.first_result import w0
 from benchmarks.recovery import recovery
+from benchmarks.policies import policies
 from benchmarks.harness import (
     TNB,
     Variant,
@@ -857,6 +858,6 @@ def w6(b: Bench) -> dict[str, Any]:
 
 
 WORKLOADS = {"W0": w0, "W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "SCALE": scale,
-             "MEM": mem, "RECOVERY": recovery}
-ORDER = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "SCALE", "MEM", "RECOVERY"]
-RUN_ORDER = ["W0", "W1", "W2", "SCALE", "MEM", "W5", "W6", "W3", "W4", "RECOVERY"]
+             "MEM": mem, "RECOVERY": recovery, "POLICY": policies}
+ORDER = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "SCALE", "MEM", "RECOVERY", "POLICY"]
+RUN_ORDER = ["W0", "W1", "W2", "SCALE", "MEM", "W5", "W6", "W3", "W4", "RECOVERY", "POLICY"]

@@ -9,6 +9,7 @@ commands, so ``twister-nb --help`` imports no Ray.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -53,6 +54,28 @@ def _run_program(program: ProgramRun) -> None:
         sys.exit(1)
 
 
+def _set_policy(command: str, policy: str | None, params: str | None) -> None:
+    """``--checkpoint``/``--checkpoint-params``: checked now (one line naming a bad
+    name or parameter, before the job starts), then handed to the program's
+    environment as its config (``TWISTER_NB_TWISTER2__CHECKPOINTING__POLICY``...)."""
+    import json
+
+    from twister_nb import config as _config
+    from twister_nb.checkpoint.params import PARAMS_KEY, POLICY_KEY
+    from twister_nb.checkpoint.policies import load_policy
+    from twister_nb.errors import ConfigError
+
+    given = {k: v for k, v in ((POLICY_KEY, policy), (PARAMS_KEY, params)) if v is not None}
+    if not given:
+        return
+    try:
+        load_policy(_config.load(given))
+    except ConfigError as exc:
+        raise UsageFailure(f"{command} --checkpoint: {exc}") from None
+    for key, value in given.items():  # JSON strings: the config reads them back as strings
+        os.environ[_config.ENV_PREFIX + key.upper().replace(".", "__")] = json.dumps(value)
+
+
 def _program_failure(exc: BaseException, path: Path) -> str:
     from twister_nb.tset.identity import is_library_path
 
@@ -80,18 +103,27 @@ def _syntax_error(command: str, exc: SyntaxError) -> UsageFailure:
 @click.option("--job-id", default=None, help="Run as this job ID (default: a new one).")
 @click.option("--name", default=None,
               help="The job's name, unless the program gives one (default: config job.name).")
-def submit(program: str, args: tuple[str, ...], job_id: str | None, name: str | None) -> None:
+@click.option("--checkpoint", "policy", default=None, metavar="POLICY",
+              help="Checkpoint finished tasks: none, periodic_time, finished_tasks, "
+                   "instantiated_group or module:Class (config twister2.checkpointing.policy).")
+@click.option("--checkpoint-params", "policy_params", default=None, metavar="PARAMS",
+              help="The policy's parameters, COMPSs's form: period.time:30s, finished.tasks:5, "
+                   "instantiated.group:3, avoid.checkpoint:[mod.f,tset-name].")
+def submit(program: str, args: tuple[str, ...], job_id: str | None, name: str | None,
+           policy: str | None, policy_params: str | None) -> None:
     """Run PROGRAM.py as a job.
 
     The program creates its ``TSetEnvironment()`` as usual, which prints the
     job banner; it gets this job's ID, and --name as its name unless it gives
-    one. Extra ARGS are passed to the program as ``sys.argv[1:]``.
+    one. Extra ARGS are passed to the program as ``sys.argv[1:]``. A re-run of
+    the same job ID (``twister-nb restart``) recovers every checkpointed task.
     """
     from twister_nb.errors import ClusterError
 
     path = Path(program)
     if not path.is_file():
         raise UsageFailure(f"submit: no such program {program!r}")
+    _set_policy("submit", policy, policy_params)
     try:
         program = _client().launch(path, list(args), job_id=job_id, name=name)
     except ClusterError as exc:
@@ -246,11 +278,18 @@ def config_check() -> None:
 
 @main.command()
 @click.argument("job_id")
-def restart(job_id: str) -> None:
+@click.option("--checkpoint", "policy", default=None, metavar="POLICY",
+              help="The checkpoint policy of the re-run (as for submit).")
+@click.option("--checkpoint-params", "policy_params", default=None, metavar="PARAMS",
+              help="The policy's parameters (as for submit).")
+def restart(job_id: str, policy: str | None, policy_params: str | None) -> None:
     """Re-run a job's recorded program with the same ID: every committed
-    persist() is restored instead of recomputed."""
+    persist() is restored, and every checkpointed task recovered, instead of
+    recomputed."""
     from twister_nb.errors import ClusterError, JobNotFoundError
     from twister_nb.jobs import NoProgramError
+
+    _set_policy("restart", policy, policy_params)
 
     try:
         program = _client().relaunch(job_id)

@@ -227,6 +227,13 @@ SCHEMA: dict[str, Key] = {
     "twister2.checkpointing.retention": Key(int, minimum=1),
     "twister2.checkpointing.shared_folder": Key(bool),
     "twister2.checkpointing.verify_on_restore": Key(bool),
+    # The policy's name and parameters are checked by twister_nb.checkpoint.policies.load_policy
+    # (a custom module:Class must be imported to be checked; this layer imports nothing).
+    "twister2.checkpointing.policy": Key(str, _NONE, pattern=r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?",
+                                         hint="none, periodic_time, finished_tasks, "
+                                              "instantiated_group or module:Class"),
+    "twister2.checkpointing.policy_params": Key(str, int, float, _NONE),
+    "twister2.checkpointing.on_sigterm": Key(bool),
     "twister2.checkpointing.s3.endpoint_url": Key(str, _NONE, pattern=r"https?://[^\s/]+/?",
                                                   hint="http://host:port"),
     "twister2.checkpointing.s3.access_key": Key(str, _NONE),
@@ -240,6 +247,8 @@ SCHEMA: dict[str, Key] = {
 }
 #: Key prefixes that are ours: an unknown key under one is a mistake (a typo).
 OWN_PREFIXES = ("job.", "notebook.", "ray.", "runtime.", "twister2.")
+#: Prefixes whose keys are free-form (a YAML mapping of policy parameters, flattened).
+FREE_PREFIXES = ("twister2.checkpointing.policy_params.",)
 
 
 def problems(values: Mapping[str, Any]) -> list[str]:
@@ -254,7 +263,7 @@ def problems(values: Mapping[str, Any]) -> list[str]:
     for key, value in values.items():
         spec = SCHEMA.get(key)
         if spec is None:
-            if key.startswith(OWN_PREFIXES):
+            if key.startswith(OWN_PREFIXES) and not key.startswith(FREE_PREFIXES):
                 near = difflib.get_close_matches(key, SCHEMA, n=1)
                 out.append(f"{key}: unknown key" + (f"; did you mean {near[0]!r}?" if near else
                                                    "; `twister-nb config check` lists the keys"))

@@ -30,7 +30,7 @@ __all__ = [
     "ActionEnded", "ActionStarted", "CheckpointCommitted", "DriverAttached", "DriverLeft",
     "ErrorRaised",
     "Event", "OutputPrinted", "StageSubmitted", "StageSummary", "TSetReleased", "TSetRestored",
-    "TaskFinished", "WorkersStarted", "decode",
+    "TaskCheckpointed", "TaskFinished", "WorkersStarted", "decode",
 ]
 
 
@@ -160,6 +160,22 @@ class TaskFinished(Event):
     records_out: int = 0
     seconds: float = 0.0
     write_seconds: float | None = None
+    #: Read from its task checkpoint instead of run (a resumed job).
+    recovered: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCheckpointed(Event):
+    """A worker committed one finished task's outputs as a task checkpoint
+    (a checkpoint policy or ``snapshot()`` asked for it)."""
+
+    kind: ClassVar[str] = "task_checkpoint"
+    action: int = 0
+    stage: int = 0
+    partition: int = 0
+    label: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,8 +243,8 @@ class JobMasterRebuilt(Event):
 
 _BY_KIND: dict[str, type[Event]] = {
     cls.kind: cls for cls in (OutputPrinted, DriverAttached, DriverLeft, WorkersStarted,
-                              StageSubmitted, TaskFinished, TSetRestored, CheckpointCommitted,
-                              ErrorRaised, TSetReleased, JobMasterRebuilt)
+                              StageSubmitted, TaskFinished, TaskCheckpointed, TSetRestored,
+                              CheckpointCommitted, ErrorRaised, TSetReleased, JobMasterRebuilt)
 }
 
 

@@ -159,3 +159,27 @@ def test_evictions_tutorial(ray_cluster, tmp_path):
     lost = [c for c in nb.cells if "os.kill" in c.source]
     assert len(lost) == 2
     assert [_dashboard_of(nb, c)["status"] for c in lost] == ["done", "done"]
+
+
+def test_checkpoint_policies_tutorial(ray_cluster, tmp_path):
+    """The policies tutorial runs end to end: the failed stage resumes running only
+    the tasks its policy did not save, snapshot() saves the cached partitions once,
+    and every result is the plain-Python one (asserted in the notebook too)."""
+    nb = _run(nbformat.read(ROOT / "notebooks" / "10_checkpoint_policies.ipynb", as_version=4),
+              tmp_path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    failed, resumed, snapshot, custom, refused = (
+        _stdout(c) for c in code if c.source.startswith(("%%twister2", "from twister_nb.errors"))
+        and "import CheckpointPolicy" not in c.source)
+    assert "failed: user function of TSet 'squares'" in failed, failed
+    assert "ran: [0, 1, 2, 3, 4, 5, 6, 7]" in failed
+    assert "'checkpointed': 6" in failed, failed
+    assert "ran: [6, 7]" in resumed and "'recovered': 6" in resumed, resumed
+    first, second = [line for line in snapshot.splitlines() if line.startswith("{")]
+    assert "'tsets': ['prepared'], 'partitions': 8" in first and "'partitions': 0" in second
+    assert "ran again: [1, 3, 5, 6, 7]" in custom, custom
+    assert refused.strip() == ("checkpoint policy 'finished_tasks' takes no parameter "
+                               "'finished.task'; it takes avoid.checkpoint, finished.tasks")

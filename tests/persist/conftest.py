@@ -39,3 +39,9 @@ def job_store(request, tmp_path) -> JobStore:
         return JobStore("local", (tmp_path / "store").as_uri(), None)
     server = request.getfixturevalue("seaweed")
     return JobStore("s3", f"s3://{server.bucket}/{uuid.uuid4().hex}", server.s3_options)
+
+
+@pytest.fixture
+def local_store(tmp_path) -> JobStore:
+    """The local store alone, for a test that checks no store-specific behaviour."""
+    return JobStore("local", (tmp_path / "store").as_uri(), None)

@@ -25,6 +25,7 @@ ENABLE_KEY = "twister2.checkpointing.enable"
 STORE_KEY = "twister2.checkpointing.store"
 RETENTION_KEY = "twister2.checkpointing.retention"
 VERIFY_KEY = "twister2.checkpointing.verify_on_restore"
+SIGTERM_KEY = "twister2.checkpointing.on_sigterm"
 
 
 def store_uri(config: Mapping[str, Any] | None = None) -> str:
@@ -53,7 +54,21 @@ def retention(config: Mapping[str, Any] | None = None) -> int:
     return max(1, int(_config.get(RETENTION_KEY, 2, config) or 2))
 
 
+def on_sigterm(config: Mapping[str, Any] | None = None) -> bool:
+    """Whether a worker told to leave (SIGTERM) saves the tasks it finished even
+    when no policy is on (their outputs are then kept in the worker until the
+    action ends; with a policy they are kept anyway)."""
+    return bool(_config.get(SIGTERM_KEY, False, config))
+
+
 def verify_on_restore(config: Mapping[str, Any] | None = None) -> bool:
     """Whether a restore reads and checks every part before ``persist()`` returns
     (else sizes are checked, and checksums as each part is read)."""
     return bool(_config.get(VERIFY_KEY, False, config))
+
+
+# The policy base (``module:Class`` policies subclass it), at the layer's door.
+from twister_nb.checkpoint.policy import CheckpointGroup, CheckpointPolicy, TaskInfo  # noqa: E402
+
+__all__ = ["CheckpointGroup", "CheckpointPolicy", "TaskInfo", "enabled", "on_sigterm",
+           "open_store", "retention", "store_uri", "verify_on_restore"]

@@ -173,6 +173,18 @@ class CheckpointManager:
                              f"the store: {exc}")
         return cp
 
+    def mark_version_damaged(self, tset_id: str, version: int, reason: str = "") -> None:
+        """Version ``version`` of ``tset_id`` (one this job did not restore as a
+        ``persist()``: a task checkpoint) was found damaged when read: never offer
+        it again."""
+        self._seen_damage.add(tset_id)
+        self._damaged[tset_id] = self.damaged(tset_id) | {version}
+        try:
+            self.store.mark_damaged(self.job_id, tset_id, version, reason)
+        except Exception as exc:  # noqa: BLE001 - remembered here; the store is told next time
+            self._report(f"could not mark version {version} of {tset_id} damaged in "
+                         f"the store: {exc}")
+
     def forget(self, tset_id: str) -> None:
         """Stop using ``tset_id``'s checkpoint (its handles were released);
         the store keeps it."""

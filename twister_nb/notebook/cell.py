@@ -77,6 +77,9 @@ class CellOptions:
     output_var: str | None = None
     #: Return at once and run the cell in a thread; the dashboard keeps updating.
     background: bool = False
+    #: The job's checkpoint policy from this cell on (``--checkpoint``), and its parameters.
+    checkpoint: str | None = None
+    checkpoint_params: str | None = None
 
 
 @dataclass
@@ -228,6 +231,8 @@ class _CellRunner:
                 if running is not None:
                     follow_running(env, running, show, workers=int(env.info()["workers"]),
                                    max_output_lines=opts.output_lines)
+        if opts.checkpoint is not None and not opts.dry_run:
+            env.set_checkpoint_policy(opts.checkpoint, opts.checkpoint_params)
         ns["env"] = self.env = env
         self.progress = JobProgress(env.job_id, env.name, opts.output_lines)
         last = session.last

@@ -350,3 +350,16 @@ def cmd_config(args: argparse.Namespace, options: dict[str, Any], **_: Any) -> C
 def valid_variable(name: str) -> bool:
     """Whether ``-o NAME`` can bind ``NAME``."""
     return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def check_policy(policy: str, params: str | None) -> None:
+    """``%%twister2 --checkpoint``: a bad policy name or parameter is one
+    :class:`UsageError` naming it, before the cell starts a job or runs."""
+    from twister_nb.checkpoint.params import PARAMS_KEY, POLICY_KEY
+    from twister_nb.checkpoint.policies import load_policy
+    from twister_nb.errors import ConfigError
+
+    try:
+        load_policy(_config.load({POLICY_KEY: policy, PARAMS_KEY: params}))
+    except ConfigError as exc:
+        raise UsageError(f"%%twister2 --checkpoint: {exc}") from None

@@ -109,6 +109,11 @@ class TwisterMagics(Magics):
               help="Return at once and run the cell in a thread; the dashboard keeps updating "
                    "and its Cancel button works. The cell returns its CellRun: .wait() gives "
                    "the value.")
+    @argument("--checkpoint", metavar="POLICY",
+              help="Checkpoint finished tasks from this cell on: none, periodic_time, "
+                   "finished_tasks, instantiated_group or module:Class.")
+    @argument("--checkpoint-params", metavar="PARAMS",
+              help="The policy's parameters, e.g. finished.tasks:5,avoid.checkpoint:[mod.f].")
     def twister2_cell(self, line: str, cell: str) -> Any:
         """Run the cell as TSet code with ``env`` bound to the notebook's job."""
         __tracebackhide__ = True
@@ -121,6 +126,11 @@ class TwisterMagics(Magics):
         if args.job_id is not None and not _JOB_ID.fullmatch(args.job_id):
             raise UsageError(f"%%twister2 --job-id: {args.job_id!r} is not a job ID; use letters, "
                              "digits, '.', '_' or '-', e.g. --job-id my-analysis")
+        if args.checkpoint_params is not None and args.checkpoint is None:
+            raise UsageError("%%twister2 --checkpoint-params needs --checkpoint POLICY, e.g. "
+                             "--checkpoint finished_tasks --checkpoint-params finished.tasks:5")
+        if args.checkpoint is not None:
+            commands.check_policy(args.checkpoint, args.checkpoint_params)
         if not cell.strip():
             raise UsageError("%%twister2: the cell is empty; write TSet code below the magic line")
         options = CellOptions(
@@ -129,7 +139,8 @@ class TwisterMagics(Magics):
             dashboard=self.dashboard if args.dashboard is None else args.dashboard,
             dry_run=args.dry_run, output_lines=self.output_lines, rankdir=self.rankdir.upper(),
             graph_format=self.graph_format.lower(), output_var=args.out,
-            background=args.background)
+            background=args.background, checkpoint=args.checkpoint,
+            checkpoint_params=args.checkpoint_params)
         if args.background and args.dry_run:
             raise UsageError("%%twister2: --background and --dry-run do not go together; "
                              "a dry run returns at once anyway")

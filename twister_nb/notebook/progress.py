@@ -29,7 +29,7 @@ from typing import Any
 
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, ErrorRaised,
                                Event, JobMasterRebuilt, OutputPrinted, StageSubmitted,
-                               TaskFinished, TSetRestored, WorkersStarted)
+                               TaskCheckpointed, TaskFinished, TSetRestored, WorkersStarted)
 
 __all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
@@ -218,6 +218,7 @@ class JobProgress:
                 "tsets": [t[0] for t in summary.tsets], "tset_ids": [t[1] for t in summary.tsets],
                 "tasks": summary.parallelism, "done": 0, "records_in": 0,
                 "records_out": 0, "seconds": 0.0, "state": "pending",
+                "checkpointed": 0, "recovered": 0,
             }
             stage["names"] = self._stage_names(stage)
             self._stages[(action, stage["index"])] = stage
@@ -271,6 +272,7 @@ class JobProgress:
         if stage is None:
             return ()
         stage["done"] += 1
+        stage["recovered"] += bool(event.recovered)
         stage["records_in"] += int(event.records_in)
         stage["records_out"] += int(event.records_out)
         stage["seconds"] += float(event.seconds)
@@ -281,6 +283,13 @@ class JobProgress:
             stage["state"] = "running"
             self._set_tsets(stage, "running")
         return ("stages", "tset_status")
+
+    def _on_task_checkpoint(self, event: TaskCheckpointed) -> Iterable[str]:
+        stage = self._stages.get((event.action, event.stage))
+        if stage is None:
+            return ()
+        stage["checkpointed"] += 1
+        return ("stages",)
 
     def _on_output(self, event: OutputPrinted) -> Iterable[str]:
         lines = [str(line) for line in event.lines]
@@ -335,6 +344,7 @@ _HANDLERS: dict[type[Event], Callable[[JobProgress, Any], Iterable[str]]] = {
     JobMasterRebuilt: JobProgress._on_master_rebuilt,
     StageSubmitted: JobProgress._on_stage,
     TaskFinished: JobProgress._on_task,
+    TaskCheckpointed: JobProgress._on_task_checkpoint,
     OutputPrinted: JobProgress._on_output,
     ErrorRaised: JobProgress._on_error,
     CheckpointCommitted: JobProgress._on_checkpoint,
@@ -382,9 +392,12 @@ def stage_caption(stage: dict[str, Any]) -> str:
 
 
 def stage_numbers(stage: dict[str, Any]) -> str:
-    """``4/4 tasks · 40,000 in · 40,000 out``."""
+    """``4/4 tasks · 40,000 in · 40,000 out``, and the tasks checkpointed and
+    recovered from task checkpoints, if any (``· 3 checkpointed · 1 recovered``)."""
+    saved = "".join(f" \u00b7 {stage[k]} {k}" for k in ("checkpointed", "recovered")
+                    if stage.get(k))
     return (f"{stage['done']}/{stage['tasks']} tasks \u00b7 {_fmt_count(stage['records_in'])} in "
-            f"\u00b7 {_fmt_count(stage['records_out'])} out")
+            f"\u00b7 {_fmt_count(stage['records_out'])} out{saved}")
 
 
 def render_header(state: dict[str, Any]) -> str:

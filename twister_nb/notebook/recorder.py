@@ -101,6 +101,12 @@ class OfflineExecutor:
     def committed_variables(self) -> dict[str, Any] | None:
         return None  # nothing was ever committed: every variable starts at its default
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"tsets": [], "partitions": 0, "bytes": 0}  # nothing ever ran
+
+    def set_checkpoint_policy(self, policy: str, params: Any = None) -> dict[str, Any]:
+        return {"policy": policy, "params": params}  # nothing runs, nothing is checkpointed
+
     def events(self, cursor: int = 0) -> tuple[list[Any], int]:
         return [], 0
 

@@ -120,6 +120,11 @@ class StagePlan:
     program: bytes = b""
     #: Outputs each task returns besides its metadata.
     num_outputs: int = 0
+    #: The exchange (link ID and side) this stage's tasks send to, "" if none:
+    #: part of a task checkpoint's fingerprint, since the buckets depend on it.
+    feeds: str = ""
+    #: Qualified names of the stage's user functions (``avoid.checkpoint``, policies).
+    functions: tuple[str, ...] = ()
 
 
 @dataclass

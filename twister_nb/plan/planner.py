@@ -92,7 +92,8 @@ class Planner:
 
     # ------------------------------------------------------------ stages
 
-    def _stage(self, root: ops.LogicalOp, output: str, exchange: ExchangeSpec | None) -> int:
+    def _stage(self, root: ops.LogicalOp, output: str, exchange: ExchangeSpec | None,
+               feeds: str = "") -> int:
         builder = _StageBuilder(self, -1)
         out_step = self._emit(root, builder)
         program = Program(steps=builder.steps, output_step=out_step,
@@ -115,6 +116,8 @@ class Planner:
             tsets=[(s.label, s.tset_id) for s in builder.steps],
             program=dumps_by_value(program, self.pickler),
             num_outputs=num_outputs,
+            feeds=feeds,
+            functions=_function_names(builder.steps, exchange),
         ))
         return index
 
@@ -173,7 +176,8 @@ class Planner:
         spec = self._spec(op, src)
         key = (id(op), side)
         if key not in self._exchange_stages:
-            self._exchange_stages[key] = self._stage(src, "exchange", spec)
+            self._exchange_stages[key] = self._stage(src, "exchange", spec,
+                                                     feeds=f"{tset_id(op)}:{side}")
         return self._exchange_stages[key], spec
 
     def _plan_exchange_op(self, op: ops.AbstractExchange, b: _StageBuilder) -> int:
@@ -186,6 +190,20 @@ class Planner:
         left = b.exchange(left_stage, spec)
         right = b.exchange(right_stage, spec)
         return b.add(op, "join", payload=(spec, left, right))
+
+
+def _function_names(steps: list[Step], exchange: ExchangeSpec | None) -> tuple[str, ...]:
+    """The qualified names of a stage's user functions (sources by their class),
+    for ``avoid.checkpoint`` and the policies; no code, only names."""
+    names = []
+    for value in [*(s.fn if s.fn is not None else s.payload for s in steps),
+                  *((exchange.fn, exchange.pf) if exchange is not None else ())]:
+        fn = value if callable(value) and hasattr(value, "__qualname__") else type(value)
+        module = getattr(fn, "__module__", "") or ""
+        if value is None or module.startswith("twister_nb") or module == "builtins":
+            continue
+        names.append(f"{module}.{fn.__qualname__}")
+    return tuple(dict.fromkeys(names))
 
 
 def _user_modules(value: Any, found: set[str], depth: int = 0) -> None:
@@ -216,6 +234,13 @@ def dumps_by_value(program: Program, pickler: Any = cloudpickle) -> bytes:
     for step in program.steps:
         _user_modules(step, modules)
     _user_modules(program.exchange, modules)
+    return dumps_with_modules(program, modules, pickler)
+
+
+def dumps_with_modules(value: Any, modules: set[str], pickler: Any = cloudpickle) -> bytes:
+    """Pickle ``value`` with the code of ``modules`` (the user's own) by value,
+    so a process without the user's files loads it (a program, a custom
+    checkpoint policy sent to the JobMaster)."""
     registered = []
     for name in sorted(modules - {"__main__", "__mp_main__"}):
         module = sys.modules.get(name)
@@ -226,7 +251,7 @@ def dumps_by_value(program: Program, pickler: Any = cloudpickle) -> bytes:
             except ValueError:
                 pass
     try:
-        return pickler.dumps(program)
+        return pickler.dumps(value)
     finally:
         for module in registered:
             pickler.unregister_pickle_by_value(module)

@@ -7,6 +7,10 @@ plan and polls the JobMaster's event log, printing worker output as it comes
 and handing every event to the listeners (the dashboard), until the result is
 ready. The kernel owns no data: results of ``collect`` come straight from the
 workers' object refs.
+
+Why this module is long: it is the whole driver side of the Executor protocol,
+one short method per call the environment makes (most are one JobMaster call
+through ``_ask``); the work is in the JobMaster and its parts.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twister_nb.checkpoint import open_store
+from twister_nb.checkpoint.policies import load_policy, policy_config
 from twister_nb.checkpoint.variables import commit_variables, committed_variables
 from twister_nb.events import (CheckpointCommitted, Event, JobMasterRebuilt, OutputPrinted,
                                TSetRestored)
-from twister_nb.plan.planner import plan as make_plan
+from twister_nb.plan.planner import dumps_with_modules, plan as make_plan
 from twister_nb.runtime import cluster, ray_log
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
@@ -110,6 +115,8 @@ class RayExecutor:
 
     def __init__(self, env: "TSetEnvironment", *, attach_only: bool = False) -> None:
         self._env = env
+        # A bad checkpoint policy is refused before the job starts.
+        self._policy_config, self._policy = env.config, load_policy(env.config)
         self._cluster = cluster.connect(env.config)  # before importing Ray: it sets Ray's variables
         import ray
 
@@ -167,7 +174,18 @@ class RayExecutor:
                     f"(pid {holder['pid']} on {holder['host']}); close it there "
                     f"(env.close() or stop its kernel) or wait {LEASE_TTL:.0f} s after it died"
                 )
+        self._send_policy()
         return int(answer["cursor"])
+
+    def _send_policy(self) -> None:
+        """A custom (``module:Class``) policy travels to the JobMaster by value:
+        the JobMaster's process need not import the user's module."""
+        if type(self._policy).__module__.startswith("twister_nb."):
+            return
+        import ray.cloudpickle
+
+        data = dumps_with_modules(self._policy, {type(self._policy).__module__}, ray.cloudpickle)
+        self._ask(self._master.set_policy.remote(self._policy_config, data))
 
     def _start_heartbeat(self) -> None:
         threading.Thread(target=self._heartbeat, args=(self._master,),
@@ -370,6 +388,20 @@ class RayExecutor:
         """The loop variables, from this driver straight to the store (their
         TSets were committed by the actions that persisted them)."""
         return commit_variables(self.store, self._env.job_id, snapshot)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Checkpoint every finished task not saved yet (``env.snapshot()``); what was saved."""
+        return self._ask(self._master.snapshot.remote())
+
+    def set_checkpoint_policy(self, policy: str, params: Any = None) -> dict[str, Any]:
+        """Check the policy here (a bad one is a ConfigError naming it), then
+        make it the JobMaster's."""
+        changed = policy_config(self._env.config, policy, params)
+        self._policy_config, self._policy = changed, load_policy(changed)
+        if not type(self._policy).__module__.startswith("twister_nb."):
+            self._send_policy()
+            return self._policy.describe()
+        return self._ask(self._master.set_policy.remote(changed))
 
     def committed_variables(self) -> dict[str, Any] | None:
         return committed_variables(self.store, self._env.job_id)

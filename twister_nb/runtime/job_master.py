@@ -35,12 +35,16 @@ import time
 import traceback
 from typing import Any
 
+from twister_nb.checkpoint import on_sigterm
 from twister_nb.checkpoint.manager import CheckpointManager
+from twister_nb.checkpoint.policies import is_shipped, load_policy
+from twister_nb.checkpoint.task_manager import TaskCheckpoints, stage_task_saves
+from twister_nb.checkpoint.tasks import TaskSave
 from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
                                JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
-                               DriverLeft, ErrorRaised, Event, OutputPrinted, StageSummary, TSetReleased,
-                               TSetRestored)
+                               DriverLeft, ErrorRaised, Event, OutputPrinted, StageSummary,
+                               TaskCheckpointed, TSetReleased, TSetRestored)
 from twister_nb.plan.physical import Plan, StagePlan, TaskOutput, task_output
 from twister_nb.runtime.drivers import DriverSeat
 from twister_nb.runtime.event_log import EventLog
@@ -53,6 +57,8 @@ __all__ = ["ACTOR_PREFIX", "LEASE_TTL", "JobMaster"]
 ACTOR_PREFIX = "twister_nb.job."
 #: Outcomes kept for drivers that attach mid-action (the newest actions').
 _KEPT_RESULTS = 8
+#: How often an action runs again because a task checkpoint it recovered was damaged.
+_TASK_DAMAGE_RETRIES = 3
 
 
 class JobMaster:
@@ -74,6 +80,13 @@ class JobMaster:
         self._checkpoints = (None if store is None else
                              CheckpointManager(store, job_id, config, report=self._say))
         self._record = JobRecord(store, job_id, report=self._say)
+        #: When finished tasks are checkpointed (COMPSs's policies; checked by the driver
+        #: first). A custom module:Class policy comes from the driver (set_policy), by value.
+        self._policy = load_policy(config if is_shipped(config) else {})
+        #: The task saves of each cached TSet's partitions, for ``snapshot()``.
+        self._cache_saves: dict[str, list[TaskSave]] = {}
+        #: Fingerprints of the task checkpoints this job committed or recovered.
+        self._saved: set[str] = set()
         #: What a re-attached driver can get handles to: tset_id -> label, storage, ...
         self._catalog: dict[str, dict[str, Any]] = {}
         #: Outcomes of the latest actions, for a driver that attaches mid-action.
@@ -356,7 +369,8 @@ class JobMaster:
             self._record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             what = (f"persist() of {plan.final.label!r}" if isinstance(exc, StoreWriteError)
                     else f"job {self.job_id!r}")
-            err = JobFailedError(f"{what} failed: {type(exc).__name__}: {exc}")
+            err = (exc if type(exc) is JobFailedError  # says what failed already
+                   else JobFailedError(f"{what} failed: {type(exc).__name__}: {exc}"))
             self._emit(ErrorRaised(action=action, message=str(err),
                                    traceback=traceback.format_exc()))
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
@@ -379,14 +393,32 @@ class JobMaster:
         def output_for(stage: StagePlan) -> TaskOutput:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
+        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action,
+                                on_sigterm(self.config))
         try:
-            outputs, results = self._scheduler.run(plan, action, output_for, self._checkpoint)
+            for attempt in range(_TASK_DAMAGE_RETRIES + 1):
+                tasks.begin()
+                for line in tasks.recovered_lines():
+                    self._say(line)
+                try:
+                    outputs, results = self._scheduler.run(plan, action, output_for,
+                                                           self._checkpoint, tasks)
+                    break
+                except CheckpointLostError as exc:  # a damaged task checkpoint: run that task
+                    if attempt == _TASK_DAMAGE_RETRIES or not tasks.damaged(exc.tset_id,
+                                                                             exc.reason):
+                        raise
+                    self._say(f"a task checkpoint of {exc.label!r} is damaged ({exc.reason}); "
+                              "the action runs again and runs that task")
         except BaseException:
             if version is not None:  # what the failed attempt wrote takes no space
                 self._checkpoints.discard(materialize_id, version)
             raise
+        finally:
+            self._tasks_done(tasks)
         if plan.action == "cache" and materialize_id is not None:
             self._scheduler.hold(materialize_id, final.parallelism)
+            self._cache_saves[materialize_id] = stage_task_saves(final)
             self._catalog[materialize_id] = {"label": final.label, "storage": "memory",
                                               "parallelism": final.parallelism,
                                               "keyed": plan.keyed}
@@ -395,6 +427,58 @@ class JobMaster:
         if plan.action in ("collect", "partitions"):
             return stage_outputs_of(outputs, final)
         return None
+
+    # ------------------------------------------------------------------ task checkpoints
+
+    def _tasks_done(self, tasks: TaskCheckpoints) -> None:
+        """An action ended: its per-stage task counts go to the latest action (``info()``,
+        ``twister-nb status``) and the record; a line says what was checkpointed."""
+        self._saved.update(tasks.saved_fingerprints)
+        counts = tasks.stage_counts()
+        if self._last is not None:
+            self._last["tasks"] = counts
+        if any(c["checkpointed"] or c["recovered"] for c in counts):
+            self._record.update(task_checkpoints=counts)
+        for c in counts:
+            if c["checkpointed"]:
+                self._say(f"stage {c['stage']} {c['label']!r}: {c['checkpointed']} of "
+                          f"{c['tasks']} tasks checkpointed")
+
+    def set_policy(self, config: dict[str, Any], policy: bytes | None = None) -> dict[str, Any]:
+        """Use the checkpoint policy ``config`` names from the next task on (the
+        driver checked it); its description. A custom policy comes made, as
+        ``policy`` (pickled with its module by value)."""
+        import pickle
+
+        self._policy = load_policy(config) if policy is None else pickle.loads(policy)
+        self._say(f"checkpoint policy: {self._policy.name} {self._policy.params or ''}".rstrip())
+        return self._policy.describe()
+
+    def snapshot(self) -> dict[str, Any]:
+        """``env.snapshot()`` (COMPSs's ``compss_snapshot()``): commit the outputs of
+        every finished task not saved yet -- the running action's finished tasks and
+        the partitions of every cached TSet. Returns what was saved: ``tsets``
+        (labels), ``partitions``, ``bytes``."""
+        if self._checkpoints is None:
+            raise JobFailedError("snapshot() needs a checkpoint store; this job has none")
+        saved = list(self._scheduler.snapshot())
+        for tset_id, saves in list(self._cache_saves.items()):
+            if not self._scheduler.placement.holds(tset_id):
+                continue
+            todo = [s for s in saves if s.fingerprint not in self._saved]
+            for info in self._scheduler.save_cached(tset_id, todo):
+                self._saved.add(info["fingerprint"])
+                self._emit(TaskCheckpointed(action=0, stage=info["stage"],
+                                            partition=info["partition"], label=info["label"],
+                                            bytes=info["bytes"], seconds=info["seconds"]))
+                saved.append(info)
+        self._saved.update(info["fingerprint"] for info in saved)
+        labels = sorted({info["label"] for info in saved})
+        total = sum(info["bytes"] for info in saved)
+        if saved:
+            self._say(f"snapshot(): {len(saved)} partitions of {', '.join(map(repr, labels))} "
+                      f"checkpointed ({total:,} bytes)")
+        return {"tsets": labels, "partitions": len(saved), "bytes": total}
 
     # ------------------------------------------------------------------ checkpoints
 

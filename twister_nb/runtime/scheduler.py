@@ -11,6 +11,10 @@ for them, turning their metadata into events.
 
 :class:`Placement` and :func:`task_inputs` are plain Python, tested without a
 cluster; :class:`Scheduler` is the part that talks to Ray.
+
+Why this module is long: submitting a task (run it, or recover it from its
+task checkpoint), placing it and reading its inputs are one decision per task;
+the task checkpoints in flight are in :mod:`twister_nb.runtime.task_saving`.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twister_nb import config as _config
+from twister_nb.checkpoint.task_manager import TaskCheckpoints
 from twister_nb.errors import ActionCancelledError, JobFailedError, PartitionLostError
 from twister_nb.events import Event, OutputPrinted, StageSubmitted, TaskFinished, WorkersStarted
 from twister_nb.runtime.ray_errors import ray_error_line
+from twister_nb.runtime.task_saving import TaskSaving
 from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
                                       StoreRead, TaskOutput)
 
@@ -159,6 +165,8 @@ class Scheduler:
         #: How often a lost worker's task runs again (config ``runtime.max_task_retries``).
         self._retries = int(_config.get("runtime.max_task_retries", config=config))
         self._cancel = threading.Event()
+        #: The running action's task checkpoints in flight (None before the first action).
+        self._saving: TaskSaving | None = None
 
     @property
     def workers(self) -> int:
@@ -175,7 +183,8 @@ class Scheduler:
         if len(self._workers) >= wanted:
             return
         me = ray.get_runtime_context().current_actor
-        remote_worker = ray.remote(Worker)
+        # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
+        remote_worker = ray.remote(concurrency_groups={"save": 1})(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
         retries = self._retries
         if self._spread is None:
@@ -204,12 +213,14 @@ class Scheduler:
         self._cancel.set()
 
     def run(self, plan: Plan, action: int, output_for: Callable[[StagePlan], TaskOutput],
-            checkpoint_for: Callable[[str], Any]
+            checkpoint_for: Callable[[str], Any], tasks: TaskCheckpoints | None = None
             ) -> tuple[StageOutputs, dict[int, list[dict[str, Any]]]]:
         """Run every stage of ``plan`` (action number ``action``) and wait for it.
 
         Returns the refs each task returned besides its metadata, and the
-        metadata of every task by stage.
+        metadata of every task by stage. With ``tasks``, a task whose outputs
+        are committed is recovered from the store instead of run, and the
+        policy's task checkpoints are written by the workers as it asks.
 
         Raises
         ------
@@ -224,6 +235,9 @@ class Scheduler:
         n = len(workers)
         outputs: StageOutputs = {}
         metas: dict[Any, int] = {}
+        recover = tasks.recover if tasks is not None else {}
+        keep = tasks is not None and tasks.keeps
+        self._saving = TaskSaving(tasks, workers, action, self._emit)
         for stage in plan.stages:
             # Small programs travel inside the task (Ray inlines small arguments);
             # a large one (parallelize_list data) once through the object store.
@@ -232,21 +246,38 @@ class Scheduler:
             key = f"{action}.{stage.index}.{id(stage)}"
             out_spec = output_for(stage)
             stage_outs = []
+            self._saving.keys[stage.index] = key
             for p in range(stage.parallelism):
                 w = self.placement.worker_for(p, n)
-                counts, reads, args, fetches = task_inputs(stage, p, w, outputs, self.placement,
-                                                           checkpoint_for)
-                args.extend(workers[owner].get_partition.remote(tset_id, q)
-                            for owner, tset_id, q in fetches)
-                refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
-                    key, holder, p, counts, reads, out_spec, *args)
+                found = recover.get((stage.index, p))
+                if found is not None:  # committed: read from the store, never run
+                    refs = workers[w].recover_task.options(
+                        num_returns=1 + stage.num_outputs).remote(p, found, out_spec)
+                else:
+                    counts, reads, args, fetches = task_inputs(stage, p, w, outputs,
+                                                               self.placement, checkpoint_for)
+                    args.extend(workers[owner].get_partition.remote(tset_id, q)
+                                for owner, tset_id, q in fetches)
+                    refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
+                        key, holder, p, counts, reads, out_spec, *args,
+                        save=tasks.saves[(stage.index, p)] if keep else None)  # type: ignore[union-attr]
+                    if tasks is not None:
+                        tasks.instantiated(stage, p, w)
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index
                 stage_outs.append(list(refs[1:]))
             outputs[stage.index] = stage_outs
             self._emit(StageSubmitted(action=action, stage=stage.index, tasks=stage.parallelism))
-        return outputs, self._wait(metas, action)
+        try:
+            return outputs, self._wait(metas, action)
+        finally:
+            self._saving.finish()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """``env.snapshot()`` during an action: commit every finished task of the
+        running action that is not checkpointed yet; what was saved."""
+        return self._saving.snapshot() if self._saving is not None else []
 
     def _wait(self, metas: dict[Any, int], action: int) -> dict[int, list[dict[str, Any]]]:
         """Wait for every task (``metas``: metadata ref -> stage), emitting its
@@ -256,7 +287,9 @@ class Scheduler:
         pending = list(metas)
         results: dict[int, list[dict[str, Any]]] = {}
         first_error: tuple[int, BaseException] | None = None
+        saving = self._saving
         while pending:
+            saving.poll()
             if self._cancel.is_set():
                 for ref in pending:
                     ray.cancel(ref)
@@ -286,6 +319,8 @@ class Scheduler:
                 results.setdefault(stage, []).append(meta)
                 self._emit(TaskFinished(action=action, stage=stage,
                                         **{k: v for k, v in meta.items() if k != "part"}))
+                if not meta.get("recovered"):
+                    saving.finished(stage, meta["partition"])
         if first_error is not None:
             raise first_error[1]
         return results
@@ -301,6 +336,20 @@ class Scheduler:
                 f"{ray_error_line(exc)}")
         return JobFailedError(f"a task of job {self.job_id!r} failed in Ray: "
                               f"{ray_error_line(exc)}")
+
+    def save_cached(self, tset_id: str, saves: Sequence[Any]) -> list[dict[str, Any]]:
+        """Commit the cached partitions of ``tset_id`` that ``saves`` name as task
+        checkpoints, each by the worker holding it (``snapshot()``); what was saved."""
+        import ray
+
+        refs = {self._workers[self.placement.owner(tset_id, save.partition)].save_cached.options(
+            concurrency_group="save").remote(tset_id, save.partition, save): save for save in saves}
+        out = []
+        for ref, save in refs.items():
+            info = ray.get(ref)
+            if info is not None:
+                out.append({**info, "label": save.label})
+        return out
 
     # ------------------------------------------------------------------ memory
 

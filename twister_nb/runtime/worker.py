@@ -13,6 +13,9 @@ import contextlib
 import io
 import os
 import pickle
+import signal
+import sys
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -80,6 +83,12 @@ class Worker:
         self._store = store
         self._cache: dict[tuple[str, int], list[Any]] = {}
         self._programs: OrderedDict[str, bytes] = OrderedDict()
+        #: Outputs of finished tasks kept for a task checkpoint:
+        #: (key, partition) -> (value, records, the TaskSave that commits them).
+        self._unsaved: dict[tuple[str, int], tuple[Any, int, Any]] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._vacate)
         #: Calls that streamed printed lines to the JobMaster during the running task.
         self._shipped: list[Any] = []
         self._say_if_restarted()
@@ -128,14 +137,18 @@ class Worker:
             self._shipped.clear()
 
     def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
-                 materialized: list[MaterializedRead], output: TaskOutput, *args: Any) -> Any:
+                 materialized: list[MaterializedRead], output: TaskOutput, *args: Any,
+                 save: Any = None) -> Any:
         """Run one stage's program on one partition.
 
         ``args`` holds, in order, the exchange buckets (``exchange_counts[i]``
         of them for input i) and the fetched materialized partitions (one per
         :class:`~twister_nb.plan.physical.FetchedRead` of ``materialized``; a
         ``LocalRead`` is read from this worker's memory, a ``StoreRead`` from
-        the store).
+        the store). With ``save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
+        a checkpoint policy is on), the task's outputs stay here until
+        :meth:`save_task` writes them, a SIGTERM makes the worker save them
+        (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`).
         """
         started = time.perf_counter()
         # A fresh copy per task: each parallel instance owns its functions' state.
@@ -171,6 +184,14 @@ class Worker:
         meta = {"partition": partition, "worker": self.index, "records_in": records_in,
                 "records_out": count_records(out), "seconds": time.perf_counter() - started,
                 "lines": stream.finish()}
+        if save is not None:
+            self._unsaved[(key, partition)] = (buckets if isinstance(output, SendOutput) else out,
+                                               meta["records_out"], save)
+        return self._deliver(output, partition, out, buckets, meta)
+
+    def _deliver(self, output: TaskOutput, partition: int, out: Any, buckets: list[list[Any]],
+                 meta: dict[str, Any]) -> Any:
+        """A finished (or recovered) task's outputs where ``output`` says they go."""
         if isinstance(output, SendOutput):
             return (meta, *buckets)
         if isinstance(output, ReturnOutput):
@@ -183,6 +204,71 @@ class Worker:
                                                   partition, out)
             meta["write_seconds"] = time.perf_counter() - write_started
         return meta
+
+    # ------------------------------------------------------------------ task checkpoints
+
+    def recover_task(self, partition: int, checkpoint: Any, output: TaskOutput) -> Any:
+        """A task whose outputs are committed: read them from the store (checksum
+        and signature checked) instead of running it, and deliver them as
+        :meth:`run_task` would."""
+        started = time.perf_counter()
+        value = self._read_persisted(checkpoint, 0)
+        records = int(checkpoint.meta.get("records", 0))
+        meta = {"partition": partition, "worker": self.index, "records_in": 0,
+                "records_out": records, "seconds": time.perf_counter() - started, "lines": [],
+                "recovered": True}
+        if isinstance(output, SendOutput):
+            return self._deliver(output, partition, None, list(value), meta)
+        return self._deliver(output, partition, _as_list(value), [], meta)
+
+    def save_task(self, key: str, partition: int, save: Any) -> dict[str, Any] | None:
+        """Commit the kept outputs of a finished task as its task checkpoint (runs
+        in its own thread, beside the tasks). None if they are gone already."""
+        from twister_nb.checkpoint.tasks import commit_task
+
+        kept = self._unsaved.pop((key, partition), None)
+        if kept is None:
+            return None
+        return commit_task(self._store, self.job_id, save, kept[0], kept[1])
+
+    def save_cached(self, tset_id: str, partition: int, save: Any) -> dict[str, Any] | None:
+        """Commit a cached partition this worker holds as its task's checkpoint
+        (``env.snapshot()``). None if it no longer holds it."""
+        from twister_nb.checkpoint.tasks import commit_task
+
+        values = self._cache.get((tset_id, partition))
+        if values is None:
+            return None
+        return commit_task(self._store, self.job_id, save, values, count_records(values))
+
+    def _vacate(self, signum: int, frame: Any) -> None:
+        """SIGTERM (an eviction notice: HTCondor's vacate, a preemption, a drain):
+        commit the kept outputs of every task this worker finished and nobody
+        saved yet, then exit. Ray restarts the worker and runs its unfinished
+        task again; a re-run of the job recovers the finished ones."""
+        from twister_nb.checkpoint.tasks import commit_task
+
+        saved = 0
+        for key in list(self._unsaved):
+            kept = self._unsaved.pop(key, None)
+            if kept is None:
+                continue  # the save thread took it meanwhile
+            try:
+                commit_task(self._store, self.job_id, kept[2], kept[0], kept[1])
+                saved += 1
+            except Exception as exc:  # noqa: BLE001 - leaving anyway; say what was lost
+                print(f"[worker-{self.index}] SIGTERM: task {key[1]} not checkpointed: {exc}",
+                      file=sys.__stderr__, flush=True)
+        print(f"[worker-{self.index}] SIGTERM: {saved} finished tasks checkpointed; leaving",
+              file=sys.__stderr__, flush=True)
+        os._exit(1)  # Ray's own handler waits for the threads of a threaded actor
+
+    def forget_unsaved(self, action_prefix: str) -> int:
+        """Drop the kept outputs of an action's tasks (the action ended)."""
+        keys = [k for k in self._unsaved if k[0].startswith(action_prefix)]
+        for k in keys:
+            self._unsaved.pop(k, None)
+        return len(keys)
 
     def _read_persisted(self, checkpoint: Any, partition: int) -> Any:
         """A persisted partition, its checksum checked as it is read; a damaged

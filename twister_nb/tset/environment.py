@@ -403,6 +403,31 @@ class TSetEnvironment:
         self._check_open()
         return self._variables.commit()
 
+    def snapshot(self) -> dict[str, Any]:
+        """Checkpoint the outputs of every finished task not saved yet: the
+        partitions of the cached TSets and the finished tasks of a running action
+        (COMPSs's ``compss_snapshot()``). A re-run of this job ID recovers those
+        tasks from the store instead of running them. (A running action's workers
+        keep their finished outputs when a checkpoint policy is on, or with
+        ``twister2.checkpointing.on_sigterm``; else its tasks are not saved.)
+
+        Returns
+        -------
+        dict
+            What was saved: ``tsets`` (their names), ``partitions``, ``bytes``.
+        """
+        self._check_open()
+        return self._executor.snapshot()
+
+    def set_checkpoint_policy(self, policy: str, params: Any = None) -> dict[str, Any]:
+        """Use another checkpoint policy from the next task on (as
+        ``twister2.checkpointing.policy``/``policy_params`` at the job's start
+        would): ``env.set_checkpoint_policy("finished_tasks", "finished.tasks:5")``.
+        A bad name or parameter is a ``ConfigError`` naming it. Returns the
+        policy's name, parameters and avoided names."""
+        self._check_open()
+        return self._executor.set_checkpoint_policy(policy, params)
+
     def _load_variables(self) -> dict[str, Any] | None:
         return self._executor.committed_variables()
 

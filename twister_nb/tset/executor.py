@@ -93,6 +93,12 @@ class Executor(Protocol):
     def committed_variables(self) -> dict[str, Any] | None:
         """The job's newest committed loop variables, or None."""
 
+    def snapshot(self) -> dict[str, Any]:
+        """Checkpoint every finished task not saved yet; what was saved."""
+
+    def set_checkpoint_policy(self, policy: str, params: Any = None) -> dict[str, Any]:
+        """The job's checkpoint policy from now on; its description."""
+
 
 #: Makes the executor of ``env``: ``factory(env, attach_only=...)``; with
 #: ``attach_only`` the job must exist already (live or recorded).

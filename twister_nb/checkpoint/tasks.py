@@ -1,0 +1,97 @@
+"""Task checkpoints: one task's outputs, committed as a unit, found again by fingerprint.
+
+A task checkpoint is a checkpoint like a persisted TSet's, through the same
+store protocol (the part first, a signed manifest last, put-if-absent,
+checksums), under a reserved ID ``task.<fingerprint>`` in the job's ``tsets/``
+folder. It holds one part: the task's partition, or, for a task that feeds an
+exchange, the buckets it sends. The worker that ran the task writes and
+commits it (:func:`commit_task`), beside the computation; the JobMaster only
+says which tasks and learns the result.
+
+The fingerprint (:func:`task_fingerprint`) is what makes a resumed job find
+the task again and only it: the stage's TSet ID (itself a fingerprint of the
+operation, the user function, its parents' IDs, the parallelism and the name,
+so a changed function or input changes it), the exchange it feeds, the
+partition and the parallelism. Only the newest version of each is kept.
+
+Plain Python, no Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from twister_nb.storage import Checkpoint, CheckpointStore
+
+__all__ = ["PREFIX", "TaskSave", "commit_task", "is_task_id", "task_fingerprint", "task_id"]
+
+#: The reserved ID prefix of task checkpoints (a TSet's ID is a hex fingerprint).
+PREFIX = "task."
+#: What a task checkpoint holds: the task's partition, or the buckets it sends.
+HOLDS_PARTITION = "partition"
+HOLDS_BUCKETS = "buckets"
+
+
+def task_fingerprint(stage_tset_id: str, partition: int, parallelism: int, holds: str,
+                     feeds: str = "") -> str:
+    """The fingerprint of one task's outputs.
+
+    >>> a = task_fingerprint("map-1", 0, 4, "partition")
+    >>> a == task_fingerprint("map-1", 0, 4, "partition"), a == task_fingerprint("map-2", 0, 4, "partition")
+    (True, False)
+    >>> a == task_fingerprint("map-1", 0, 8, "partition")
+    False
+    """
+    text = "\n".join((stage_tset_id, str(partition), str(parallelism), holds, feeds))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def task_id(fingerprint: str) -> str:
+    """The store ID (in ``tsets/``) of a task checkpoint."""
+    return PREFIX + fingerprint
+
+
+def is_task_id(tset_id: str) -> bool:
+    """Whether a TSet ID of the store is a task checkpoint's."""
+    return tset_id.startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class TaskSave:
+    """What the JobMaster asks a worker to commit for one finished task."""
+
+    fingerprint: str
+    #: The version to write: 0 for a first checkpoint, else one past the newest folder.
+    version: int
+    label: str
+    stage: int
+    partition: int
+    holds: str = HOLDS_PARTITION
+
+
+def commit_task(store: CheckpointStore, job_id: str, save: TaskSave, value: Any,
+                records: int) -> dict[str, Any]:
+    """Write ``value`` as the part of ``save``'s task checkpoint, then its
+    manifest (put-if-absent: a version another writer committed first stands).
+    Older versions are deleted once this one is committed. What was saved:
+    partition, stage, bytes, seconds."""
+    started = time.perf_counter()
+    ident = task_id(save.fingerprint)
+    part = store.write_part(job_id, ident, save.version, 0, value)
+    store.commit(job_id, ident, save.version, [part],
+                 {"label": save.label, "task": True, "stage": save.stage,
+                  "partition": save.partition, "holds": save.holds, "records": records})
+    if save.version > 0:
+        store.gc(job_id, ident, keep=1)
+    return {"partition": save.partition, "stage": save.stage, "bytes": part.size,
+            "seconds": time.perf_counter() - started, "fingerprint": save.fingerprint}
+
+
+def committed_tasks(store: CheckpointStore, job_id: str) -> set[str]:
+    """The fingerprints that have a task checkpoint folder (committed or not:
+    :meth:`CheckpointManager.find_valid` tells)."""
+    return {t[len(PREFIX):] for t in store.list_tsets(job_id) if is_task_id(t)}
+

@@ -1,0 +1,108 @@
+"""Task checkpoints in flight during one action, between the scheduler and the workers.
+
+The scheduler runs tasks; this part asks the action's
+:class:`~twister_nb.checkpoint.task_manager.TaskCheckpoints` (the policy) which
+finished tasks to save, sends each save to the worker that holds the task's
+outputs (its ``save`` concurrency group: a thread beside the one running
+tasks, so checkpointing does not stall the stage), and turns each commit into
+a :class:`~twister_nb.events.TaskCheckpointed` event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twister_nb.checkpoint.task_manager import TaskCheckpoints
+from twister_nb.events import Event, OutputPrinted, TaskCheckpointed
+from twister_nb.runtime.ray_errors import ray_error_line
+
+__all__ = ["TaskSaving"]
+
+
+class TaskSaving:
+    """The task checkpoints of the running action in flight: asks the policy
+    (through :class:`TaskCheckpoints`) which finished tasks to save, sends each
+    to the worker that holds its outputs (its ``save`` thread), and turns each
+    commit into a :class:`TaskCheckpointed` event. At the action's end, failed
+    or not, the saves asked for are waited for, so what finished and was due
+    is committed before the action returns."""
+
+    #: How long the action's end waits for the saves in flight.
+    FINISH_TIMEOUT = 120.0
+
+    def __init__(self, tasks: TaskCheckpoints | None, workers: list[Any], action: int,
+                 emit: Callable[[Event], Any]) -> None:
+        self.tasks = tasks
+        self.workers = workers
+        self.action = action
+        self.emit = emit
+        #: The run key of each stage (the worker keeps a task's outputs under it).
+        self.keys: dict[int, str] = {}
+        self._pending: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._done: list[dict[str, Any]] = []
+
+    def finished(self, stage: int, partition: int) -> None:
+        if self.tasks is not None:
+            self.tasks.finished(stage, partition)
+
+    def poll(self, snapshot: bool = False) -> None:
+        """Send the saves due now; collect those that ended."""
+        if self.tasks is None or not self.tasks.active:
+            return
+        with self._lock:
+            for worker, save in self.tasks.due(snapshot=snapshot):
+                ref = self.workers[worker].save_task.options(concurrency_group="save").remote(
+                    self.keys[save.stage], save.partition, save)
+                self._pending[ref] = save
+        self._collect(0)
+
+    def _collect(self, timeout: float) -> None:
+        """Turn the saves that ended (waiting up to ``timeout`` for all of them,
+        without holding the lock: the stage's wait loop polls meanwhile) into events."""
+        import ray
+
+        with self._lock:
+            refs = list(self._pending)
+        if not refs:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        for ref in ready:
+            with self._lock:
+                save = self._pending.pop(ref, None)
+            if save is None:
+                continue  # another thread reported it
+            try:
+                info = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - the task stays unsaved; said so
+                self.emit(OutputPrinted(lines=(
+                    f"[job-master] task {save.partition} of {save.label!r} was not "
+                    f"checkpointed: {ray_error_line(exc)}",)))
+                continue
+            if info is None:
+                continue
+            self.tasks.saved(save)  # type: ignore[union-attr]
+            self._done.append({**info, "label": save.label})
+            self.emit(TaskCheckpointed(action=self.action, stage=save.stage,
+                                       partition=save.partition, label=save.label,
+                                       bytes=info["bytes"], seconds=info["seconds"]))
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Save every finished, unsaved task now and wait for it."""
+        before = len(self._done)
+        self.poll(snapshot=True)
+        self._collect(self.FINISH_TIMEOUT)
+        return self._done[before:]
+
+    def finish(self) -> None:
+        """The action ended: send what is due, wait for the saves in flight, and
+        let the workers drop the outputs nobody will save."""
+        if self.tasks is None or not self.tasks.active:
+            return
+        self.poll()
+        self._collect(self.FINISH_TIMEOUT)
+        self.tasks.end()
+        for worker in self.workers:
+            worker.forget_unsaved.remote(f"{self.action}.")
