@@ -19,3 +19,10 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# The Jupyter server extension (the jobs sidebar's REST API) is enabled by a config
+# file that a regular install places as data files; an editable install (this one)
+# places none, so it is copied where `jupyter server` reads config (<prefix>/etc/jupyter).
+prefix=$(python3 -c 'import sys; print(sys.prefix)')
+install -D -m 0644 jupyter-config/jupyter_server_config.d/twister_nb.json \
+  "$prefix/etc/jupyter/jupyter_server_config.d/twister_nb.json"
