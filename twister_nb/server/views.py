@@ -119,7 +119,8 @@ def detail_json(job: Mapping[str, Any], state: JobProgress | None, cursor: int,
     running = job.get("running")
     errors = [str(e) for e in (record.get("error"), live.get("error")) if e]
     if snapshot is not None:
-        errors += [e["message"] for e in snapshot["errors"] if e["message"] not in errors]
+        errors += [e["message"] for e in snapshot["errors"]]
+    errors = list(dict.fromkeys(errors))  # each once, in order
     progress = None
     if snapshot is not None and running:
         progress = progress_json(snapshot, running.get("action"))
