@@ -2,11 +2,13 @@
  * The left sidebar: every job of the configured cluster and store, across
  * kernels and scripts, refreshed by a Lumino `Poll` (the interval from the
  * settings; on errors it backs off, up to a minute). Its state is the server's:
- * a reloaded page shows the same list. The filter (by status) is kept in the
+ * a reloaded page shows the same list. Nothing is asked while the sidebar is
+ * closed (or the page is in the background). The filter (by status) is kept in the
  * state database, so it survives a reload too.
  */
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
 import { IStateDB } from '@jupyterlab/statedb';
+import { Message } from '@lumino/messaging';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 import * as React from 'react';
@@ -34,7 +36,9 @@ export class JobsModel {
       auto: true,
       factory: () => this._refresh(),
       frequency: { interval: intervalMs, backoff: true, max: 60_000 },
-      name: 'twister-nb:jobs'
+      name: 'twister-nb:jobs',
+      // nothing is asked while the sidebar is closed or the page is in the background
+      standby: () => !this._active || 'when-hidden'
     });
     if (this._state) {
       void this._state.fetch(STATE_KEY).then(value => {
@@ -72,6 +76,17 @@ export class JobsModel {
     return [...jobs].reverse();
   }
 
+  /** Whether the list is on screen (the sidebar open): it is refreshed only then. */
+  get active(): boolean {
+    return this._active;
+  }
+  set active(value: boolean) {
+    this._active = value;
+    if (value) {
+      void this._poll.refresh();
+    }
+  }
+
   /** A new refresh interval (from the settings). */
   setInterval(intervalMs: number): void {
     this._poll.frequency = { interval: intervalMs, backoff: true, max: 60_000 };
@@ -101,6 +116,7 @@ export class JobsModel {
   private _jobs: IJob[] = [];
   private _error = '';
   private _filter = '';
+  private _active = false;
   private _poll: Poll;
   private _changed = new Signal<this, void>(this);
 }
@@ -217,6 +233,16 @@ export class JobsSidebar extends ReactWidget {
         </UseSignal>
       </div>
     );
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.active = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.active = false;
   }
 
   dispose(): void {

@@ -50,22 +50,29 @@ POLL_SECONDS = 0.25
 class JobAPI:
     """What the handlers share: the job client and the threads that call it.
 
-    The first task of the pool imports the runtime (Ray) and connects, once,
-    before any request's call can import it too (two threads importing Ray
-    can deadlock)."""
+    At the first request, the first task of the pool imports the runtime (Ray)
+    and connects, once, before any other call can import it too (two threads
+    importing Ray can deadlock); a server whose sidebar is never opened never
+    imports Ray nor connects."""
 
     def __init__(self, max_poll_seconds: float, threads: int) -> None:
         self.client = JobClient()
         self.max_poll_seconds = max_poll_seconds
         self._pool = ThreadPoolExecutor(max_workers=max(2, threads),
                                         thread_name_prefix="twister-nb-api")
-        self._ready: Future = self._pool.submit(self.client.warm_up)
+        self._ready: Future | None = None
+        self._lock = threading.Lock()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the pool, awaited."""
+        with self._lock:
+            if self._ready is None:
+                self._ready = self._pool.submit(self.client.warm_up)
+        ready = self._ready
+
         def run() -> T:
             try:
-                self._ready.result()
+                ready.result()
             except Exception:  # noqa: BLE001 - the call itself says what is wrong
                 pass
             return fn(*args)
