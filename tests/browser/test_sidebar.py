@@ -12,7 +12,8 @@ One scenario, as a person would go through it, on the ``jupyterlab`` fixture's s
    "Attach" in the sidebar inserts and runs ``%twister2 attach ID`` in the notebook,
    which shows the action's live dashboard again;
 5. a job panel (its graph and dashboard) opens, and after a page reload the sidebar and
-   that panel come back.
+   that panel come back;
+6. Clear asks for a confirmation, then the shell's job is gone from the list and the store.
 
 The refresh latency (a job's state change, stamped by its JobMaster's event, to the
 sidebar showing it, stamped by a MutationObserver in the page; one clock) is measured
@@ -35,6 +36,7 @@ from playwright.sync_api import Page, expect
 
 from twister_nb.events import ActionEnded, ActionStarted
 from twister_nb.jobs import JobClient
+from twister_nb.testing.programs import slow_program, slow_total
 
 pytestmark = pytest.mark.slow
 
@@ -43,20 +45,9 @@ ARTIFACTS = lab_tests.ARTIFACTS
 UI_MS, RUN_MS = lab_tests.UI_MS, lab_tests.RUN_ALL_MS
 NOTEBOOK = "sidebar.ipynb"
 
-SHELL_PROGRAM = """\
-import time
-from twister_nb import TSetEnvironment
-
-def slow(x):
-    time.sleep(4)
-    return x * 2
-
-env = TSetEnvironment(name="sidebar-shell", resources=[{"instances": 4}])
-doubled = env.parallelize_list(list(range(4)), 4).map(slow).set_name("doubled").persist()
-print("TOTAL", sum(doubled.collect()), flush=True)
-env.close()
-"""
-SHELL_TOTAL = sum(x * 2 for x in range(4))
+#: The shell's job: 4 tasks of 4 s, persisted, then collected from its checkpoint.
+SHELL_PROGRAM = slow_program("sidebar-shell", tasks=4, seconds=4, persist=True)
+SHELL_TOTAL = slow_total(4)
 
 SETUP_CELL = """\
 %%twister2 --job-id {job_id} --no-graph
@@ -119,6 +110,9 @@ def _latencies(page: Page, job_id: str, changes: list[tuple[str, float, bool]]
 
 
 def test_sidebar_lists_follows_cancels_attaches_and_comes_back(jupyterlab, tmp_path) -> None:
+    # its one setting, in JupyterLab's settings (what the settings editor shows)
+    plugin = jupyterlab.api("/lab/api/settings/twister-nb:plugin")
+    assert plugin["schema"]["properties"]["refreshInterval"]["default"] == 2000
     nb_job, shell_job = f"sidebar-nb-{os.getpid()}", f"sidebar-shell-{os.getpid()}"
     lab_tests._write_notebook(jupyterlab.root, NOTEBOOK, [
         "%load_ext twister_nb",
@@ -182,6 +176,13 @@ def test_sidebar_lists_follows_cancels_attaches_and_comes_back(jupyterlab, tmp_p
             assert shell.returncode == 0 and f"TOTAL {SHELL_TOTAL}" in out, out
             expect(shell_row).to_have_attribute("data-status", "finished", timeout=UI_MS)
             expect(shell_row.locator(".tnb-job-driver")).to_have_text("driver: none")
+            # Clear asks first; then the job's record and checkpoints are gone
+            shell_row.get_by_role("button", name="Clear").click()
+            dialog = page.locator(".jp-Dialog")
+            expect(dialog).to_contain_text(f"Delete the record and every checkpoint of {shell_job}")
+            dialog.locator("button.jp-mod-accept", has_text="Clear").click()
+            expect(shell_row).to_have_count(0, timeout=UI_MS)
+            assert client.record(shell_job) is None
 
             # 4. a kernel restart during an action: still listed; Attach brings the dashboard
             lab_tests._run(page, cells.nth(3))

@@ -24,6 +24,7 @@ from twister_nb.events import decode
 from twister_nb.jobs import JobClient
 from twister_nb.runtime.ray_errors import ANSI_CODE
 from twister_nb.testing.jupyter import JupyterServer
+from twister_nb.testing.programs import slow_program
 
 pytestmark = pytest.mark.slow
 
@@ -32,19 +33,8 @@ CLI = [sys.executable, "-m", "twister_nb.cli"]
 API = "/twister2/api"
 
 #: A submitted program whose one action runs long enough to be watched and cancelled:
-#: 8 tasks of ~2.5 s on 2 CPUs.
-SLOW_PROGRAM = """\
-import time
-from twister_nb import TSetEnvironment
-
-def slow(x):
-    time.sleep(2.5)
-    return x * 2
-
-env = TSetEnvironment(name="api-slow", resources=[{"instances": 8}])
-print("TOTAL", sum(env.parallelize_list(list(range(8)), 8).map(slow).collect()), flush=True)
-env.close()
-"""
+#: 8 tasks of 2.5 s on 2 CPUs.
+SLOW_PROGRAM = slow_program("api-slow", tasks=8, seconds=2.5)
 
 QUICK_PROGRAM = """\
 from twister_nb import TSetEnvironment
