@@ -22,6 +22,8 @@ import { formatAge, formatDriver, formatProgress, statusClass } from './format';
 const LONG_POLL_S = 10;
 /** How often a job that is not live (or an API that failed) is asked again, in ms. */
 const IDLE_MS = 3000;
+/** The least time between two reads of the detail (events are coalesced meanwhile), in ms. */
+const MIN_GAP_MS = 500;
 /** Events kept for the panel's event list. */
 const MAX_EVENTS = 200;
 
@@ -88,6 +90,7 @@ export class JobPanelModel {
         }
         if (answer.events.length || !answer.live) {
           await this.reload();
+          await sleep(MIN_GAP_MS); // a busy job's events come in batches, not one read each
         }
       } catch (error) {
         this._error = (error as Error).message;
