@@ -50,7 +50,7 @@ from typing import Any, TypedDict
 from twister_nb import config as _config
 from twister_nb.errors import JobNotFoundError, TwisterError
 
-__all__ = ["ClusterStatus", "JobClient", "JobRow", "JobRunningError", "LocalHead",
+__all__ = ["ClusterStatus", "JobClient", "JobDetail", "JobRow", "JobRunningError", "LocalHead",
            "NoProgramError", "Program", "ProgramRun"]
 
 
@@ -76,6 +76,22 @@ class JobRow(TypedDict):
     cached: int
     persisted: int
     created: float | None
+    #: The live driver's host, pid and since (None: no driver, or not live).
+    driver: dict[str, Any] | None
+    #: The latest action (number, kind, label, state, error), if a live job ran one.
+    last_action: dict[str, Any] | None
+    #: The running action (number, kind, label, started, ``since``: its first
+    #: event's cursor), or None.
+    running: dict[str, Any] | None
+
+
+class JobDetail(JobRow):
+    """One job of :meth:`JobClient.job`: its row, record and live view."""
+
+    #: Its ``job.json`` in the store (None if the store has none).
+    record: dict[str, Any] | None
+    #: Its live JobMaster's ``info()`` (None if none runs).
+    info: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -116,9 +132,12 @@ class ProgramRun:
         try:
             runpy.run_path(str(self.path), run_name="__main__")
         except Exception as exc:  # recorded in the job, then the caller reports it
+            from twister_nb.errors import ActionCancelledError
             from twister_nb.runtime.jobs import record_failure
 
-            record_failure(self.job_id, f"{type(exc).__name__}: {exc}")
+            # A cancelled action is the JobMaster's to record (``cancelled``), not a failure
+            if not isinstance(exc, ActionCancelledError):
+                record_failure(self.job_id, f"{type(exc).__name__}: {exc}")
             raise
 
 
@@ -266,6 +285,22 @@ class JobClient:
         if record is None and live is None:
             raise JobNotFoundError(f"no job {job_id!r} on the cluster or in {self.store_uri}")
         return {"record": record, "live": live}
+
+    def job(self, job_id: str) -> JobDetail:
+        """One job's row, as :meth:`jobs` lists it, with its record and its live
+        JobMaster's view, as :meth:`status` gives them (the record made current
+        first if the job is live).
+
+        Raises
+        ------
+        JobNotFoundError
+            Neither the cluster nor the store knows the job.
+        """
+        from twister_nb.runtime.jobs import job_row
+
+        found = self.status(job_id)
+        row = job_row(job_id, found["live"], found["record"])
+        return {**row, "record": found["record"], "info": found["live"]}  # type: ignore[typeddict-item]
 
     def name(self, job_id: str) -> str | None:
         """The name of a live or recorded job, or None if there is no such job."""

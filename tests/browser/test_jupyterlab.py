@@ -1,8 +1,9 @@
 """What a person sees: the tutorial notebook run in a real JupyterLab, in Chromium.
 
-A JupyterLab server runs as a subprocess on 127.0.0.1 (a random port and token,
-a temporary copy of ``notebooks/`` as its root, its news, update check and
-extension-manager calls turned off). Debian's Chromium, driven by Playwright,
+A JupyterLab server runs as a subprocess on 127.0.0.1
+(:class:`twister_nb.testing.jupyter.JupyterServer`: a random port and token, a
+temporary copy of ``notebooks/`` as its root, its news, update check and
+extension-manager calls turned off, twister_nb's server and lab extensions on). Debian's Chromium, driven by Playwright,
 opens ``01_persisting.ipynb``, waits for the kernel, clicks *Run > Run All
 Cells* and checks the page as a person would read it: the job banner, the TSet
 graph drawn as an SVG picture (with the compute function's name in it), the
@@ -18,24 +19,17 @@ The kernel JupyterLab starts inherits the session's TWISTER_NB_HOME (set in
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from twister_nb.testing.jupyter import JupyterServer
 
 pytestmark = pytest.mark.slow
 
@@ -75,120 +69,37 @@ CHROMIUM_ARGS = [
     "--no-proxy-server",  # all its traffic is to 127.0.0.1
 ]
 
-# JupyterLab's own settings: never ask for, fetch or show Jupyter news or updates.
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"fetchNews": "false", "checkForUpdates": False},
-}
-# ... and the announcements plugin off altogether.
-PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+#: The built JupyterLab extension (scripts/build_extension.py), enabled in every server
+#: here as an install enables it, with the server extension (the repository's jupyter-config/).
+LABEXTENSION = ROOT / "twister_nb" / "labextension"
 
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-    log: Path
-
-    def api(self, path: str, method: str = "GET") -> object:
-        req = urllib.request.Request(f"{self.url}{path}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
-        with _opener.open(req, timeout=10) as resp:
-            body = resp.read()
-        return json.loads(body) if body else None
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no server log)"
-
-
-# Loopback only: never through a proxy from the environment.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process by its PID, SIGKILL it if it is still there after ``grace``."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=grace)
+#: The server the tests drive (``.url``, ``.token``, ``.root``, ``.api()``, ``.log_tail()``).
+Lab = JupyterServer
 
 
 @pytest.fixture
 def jupyterlab(ray_cluster, tmp_path) -> Iterator[Lab]:
-    """A real JupyterLab server on 127.0.0.1, serving a temporary copy of notebooks/."""
+    """A real JupyterLab server on 127.0.0.1, serving a temporary copy of notebooks/,
+    with twister_nb's server and lab extensions; its log is
+    ``test-artifacts/browser/jupyterlab.log``. The kernels it starts inherit the
+    session's TWISTER_NB_HOME (the server drops the test's Ray variables)."""
     root = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    settings, config = tmp_path / "lab-settings", tmp_path / "jupyter-config"
-    for name, value in LAB_SETTINGS.items():
-        path = settings / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value))
-    (config / "labconfig").mkdir(parents=True)
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
-
-    port, token = _free_port(), secrets.token_hex(24)
-    # The kernel gets this environment: the session's TWISTER_NB_HOME, but not the
-    # Ray variables this process got when it connected (as from a real server).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    # Jupyter's own files (config, cookie and signing secrets, connection files) stay in tmp.
-    env.update(JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), PYTHONUNBUFFERED="1")
-    assert env.get("TWISTER_NB_HOME"), "conftest.py sets the session's TWISTER_NB_HOME"
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
-        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        f"--LabApp.user_settings_dir={settings}",
-        f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
+    assert os.environ.get("TWISTER_NB_HOME"), "conftest.py sets the session's TWISTER_NB_HOME"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "jupyterlab.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    lab = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    log.unlink(missing_ok=True)
+    built = (LABEXTENSION / "package.json").is_file()
+    lab = JupyterServer(root=root, workdir=tmp_path, log=log, jupyter_config=ROOT / "jupyter-config",
+                        labextensions={"twister-nb": LABEXTENSION} if built else {})
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{lab.log_tail()}")
-            try:
-                lab.api("/api/status")
-                break
-            except (urllib.error.URLError, OSError, ValueError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer in {SERVER_START_S} s:\n"
-                                f"{lab.log_tail()}")
-                time.sleep(0.5)
+        try:
+            lab.start(SERVER_START_S)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         yield lab
     finally:
-        try:  # shut the kernels down through the server first, so none is left behind
-            if proc.poll() is None:
-                for kernel in lab.api("/api/kernels") or []:
-                    lab.api(f"/api/kernels/{kernel['id']}", method="DELETE")
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        _stop(proc)
+        lab.stop()
 
 
 def _shot(page: Page, name: str) -> Path:
@@ -462,6 +373,15 @@ _WATCH_LIVE = """cell => {
 }"""
 
 
+def _restart_kernel(page: Page) -> None:
+    """What a person does: Kernel > Restart Kernel..., then Restart in the dialog;
+    returns when the new kernel is idle."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Kernel$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel…$")).click()
+    page.locator(".jp-Dialog button.jp-mod-accept", has_text=re.compile(r"^Restart$")).click()
+    _wait_kernel_idle(page, PAGE_LOAD_MS)
+
+
 def _restart_and_attach(page: Page, lab: Lab, name: str) -> float:
     notebook = _open(page, lab, name)
     cells = notebook.locator(".jp-CodeCell")
@@ -473,11 +393,7 @@ def _restart_and_attach(page: Page, lab: Lab, name: str) -> float:
     expect(dash.locator(".twister-nb-header")).to_contain_text("running", timeout=RUN_ALL_MS)
     _shot(page, "restart-01-job-running")
 
-    # What a person does: Kernel > Restart Kernel..., then Restart in the dialog.
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Kernel$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel…$")).click()
-    page.locator(".jp-Dialog button.jp-mod-accept", has_text=re.compile(r"^Restart$")).click()
-    _wait_kernel_idle(page, PAGE_LOAD_MS)
+    _restart_kernel(page)
     _shot(page, "restart-02-restarted")
 
     warm = cells.nth(3)

@@ -200,12 +200,15 @@ class JobMaster:
         self._emit(OutputPrinted(lines=tuple(lines)))
 
     def info(self) -> dict[str, Any]:
-        """The job's state now: status, workers, cached and persisted TSets, driver."""
+        """The job's state now: status, workers, cached and persisted TSets, driver,
+        and the running action (with ``since``, its first event's cursor, so a
+        watcher such as the sidebar folds that action's progress alone)."""
         return {"job_id": self.job_id, "name": self.name, "status": self.status,
                 "created": self.created, "workers": self._scheduler.workers,
                 "cached": self._scheduler.placement.cached(),
                 "persisted": self._persisted(), "actions": self._actions,
-                "last_action": self.last_action(), "error": self._record.get("error"),
+                "last_action": self.last_action(), "running": self.running(),
+                "error": self._record.get("error"),
                 "pid": os.getpid(), "host": socket.gethostname(), "node": _node_id(),
                 "driver": self._seat.holder()}
 

@@ -161,20 +161,29 @@ def recorded_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str
 def all_jobs(config: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Live and recorded jobs, one row each, oldest first."""
     live, recorded = live_jobs(config), recorded_jobs(config)
-    rows = []
-    for job_id in set(live) | set(recorded):
-        info, record = live.get(job_id, {}), recorded.get(job_id, {})
-        rows.append({
-            "job_id": job_id,
-            "name": info.get("name") or record.get("name", ""),
-            "status": info.get("status") or _stopped(record.get("status", "")),
-            "live": job_id in live,
-            "workers": info.get("workers", 0),
-            "cached": len(info.get("cached") or {}),
-            "persisted": len(info.get("persisted") or record.get("persisted") or {}),
-            "created": info.get("created") or record.get("created"),
-        })
+    rows = [job_row(job_id, live.get(job_id), recorded.get(job_id))
+            for job_id in set(live) | set(recorded)]
     return sorted(rows, key=lambda r: r["created"] or 0)
+
+
+def job_row(job_id: str, info: Mapping[str, Any] | None,
+            record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One job's row of :func:`all_jobs`, from its live JobMaster's ``info()``
+    (None if none runs) and its record (None if the store has none)."""
+    info, record = info or {}, record or {}
+    return {
+        "job_id": job_id,
+        "name": info.get("name") or record.get("name", ""),
+        "status": info.get("status") or _stopped(record.get("status", "")),
+        "live": bool(info),
+        "workers": info.get("workers", 0),
+        "cached": len(info.get("cached") or {}),
+        "persisted": len(info.get("persisted") or record.get("persisted") or {}),
+        "created": info.get("created") or record.get("created"),
+        "driver": info.get("driver"),
+        "last_action": info.get("last_action"),
+        "running": info.get("running"),
+    }
 
 
 def _stopped(status: str) -> str:

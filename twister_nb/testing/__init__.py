@@ -6,6 +6,10 @@ suite and ``benchmarks/`` stop reaching into each other's folders through ``sys.
 
 - :mod:`twister_nb.testing.seaweed`: a real SeaweedFS S3 server on 127.0.0.1
   (:class:`SeaweedServer`), stopped by its PID.
+- :mod:`twister_nb.testing.jupyter`: a real JupyterLab server on 127.0.0.1
+  (:class:`JupyterServer`), twister_nb's extensions enabled, stopped by its PID.
+- :mod:`twister_nb.testing.programs`: a slow program for ``twister-nb submit``
+  (:func:`slow_program`), to watch, follow and cancel.
 - :mod:`twister_nb.testing.seed`: the seed tutorial's source and user functions
   (:class:`IntSource`, :func:`mul_by_five`, :func:`add_two`, :func:`add`).
 
