@@ -50,11 +50,12 @@ def _kill(pid: int) -> None:
 
 
 def _counted(log: Path, seconds: float = 0.0):
-    """A compute that tripples its partition and notes each run in ``log``."""
+    """A compute that triples its partition and notes each run in ``log`` as
+    ``index pid`` (the pid finds a restarted worker's new process)."""
 
     def triple(itr, collector, ctx: TSetContext):
         with open(log, "a") as f:
-            f.write(f"{ctx.index}\n")
+            f.write(f"{ctx.index} {os.getpid()}\n")
         time.sleep(seconds)
         for x in itr:
             collector.collect(x * 3)
@@ -62,8 +63,16 @@ def _counted(log: Path, seconds: float = 0.0):
     return triple
 
 
+def _runs_with_pid(log: Path) -> list[tuple[int, int]]:
+    """Every run so far, as ``(index, pid)`` (a line being written is skipped)."""
+    if not log.exists():
+        return []
+    return [(int(i), int(p)) for i, p in (line.split() for line in log.read_text().splitlines()
+                                           if line.count(" ") == 1)]
+
+
 def _runs(log: Path) -> list[int]:
-    return sorted(int(line) for line in log.read_text().split())
+    return sorted(i for i, _ in _runs_with_pid(log))
 
 
 def test_a_cached_tset_whose_worker_died_is_made_again(fresh_env, tmp_path):
@@ -146,27 +155,6 @@ def test_a_jobmaster_killed_mid_action_is_rebuilt_and_the_action_runs_again(fres
     assert _runs(cache_log) == sorted(list(range(PARTS)) * 2)
 
 
-def _counted_with_pid(log: Path, seconds: float):
-    """Like :func:`_counted`, noting ``index pid`` (a killed worker's new process
-    can be found, and killed again, while it re-runs its task)."""
-
-    def triple(itr, collector, ctx: TSetContext):
-        with open(log, "a") as f:
-            f.write(f"{ctx.index} {os.getpid()}\n")
-        time.sleep(seconds)
-        for x in itr:
-            collector.collect(x * 3)
-
-    return triple
-
-
-def _runs_with_pid(log: Path) -> list[tuple[int, int]]:
-    if not log.exists():
-        return []
-    return [(int(i), int(p)) for i, p in (line.split() for line in log.read_text().splitlines()
-                                           if line.count(" ") == 1)]
-
-
 def test_a_worker_killed_mid_persist_commits_an_exact_checkpoint(fresh_env, tmp_path):
     log = tmp_path / "runs.txt"
     source = fresh_env.parallelize_list(DATA, PARTS)
@@ -234,7 +222,7 @@ def test_a_worker_killed_again_during_its_own_recovery(fresh_env, tmp_path):
     killer = threading.Thread(target=kill_twice)
     killer.start()
     try:
-        total = source.compute(_counted_with_pid(log, seconds=2.0)).reduce(operator.add).collect()
+        total = source.compute(_counted(log, seconds=2.0)).reduce(operator.add).collect()
     finally:
         killer.join()
     assert len(killed) == 2, killed  # the recovery itself was hit
