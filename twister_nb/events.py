@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 __all__ = [
     "ActionEnded", "ActionStarted", "CheckpointCommitted", "DriverAttached", "DriverLeft",
     "ErrorRaised",
-    "Event", "OutputPrinted", "StageSubmitted", "StageSummary", "TSetReleased", "TSetRestored",
-    "TaskFinished", "WorkersStarted", "decode",
+    "Event", "OutputPrinted", "StageSubmitted", "StageSummary", "StartupStep", "TSetReleased",
+    "TSetRestored", "TaskCount", "TaskFinished", "TasksProgressed", "WorkersStarted", "decode",
 ]
 
 
@@ -162,6 +162,47 @@ class TaskFinished(Event):
     write_seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class TaskCount:
+    """One running task's counters so far: records read from its inputs and
+    made by its last step, seconds since it started, and ``phase``
+    (``running``, or ``writing`` while a persist task writes its part)."""
+
+    stage: int
+    partition: int
+    worker: int = 0
+    records_in: int = 0
+    records_out: int = 0
+    seconds: float = 0.0
+    phase: str = "running"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksProgressed(Event):
+    """The counters of the tasks of action ``action`` that are running, as
+    their workers last reported them (about every 0.25 s while a task runs;
+    the JobMaster coalesces the reports into one event at most every 0.2 s).
+    A task's :class:`TaskFinished` supersedes its counters."""
+
+    kind: ClassVar[str] = "progress"
+    action: int = 0
+    tasks: tuple[TaskCount, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartupStep(Event):
+    """A step of getting a job going that takes seconds (``starting the local
+    Ray head``, ``starting the JobMaster``, ``starting 2 workers``): ``state``
+    is ``running`` when it begins, then ``done`` (or ``failed``) with its
+    ``seconds``. The driver announces its own steps before the job has an
+    event log (``seq`` stays -1); the JobMaster emits the workers' step."""
+
+    kind: ClassVar[str] = "startup"
+    step: str = ""
+    state: str = "running"
+    seconds: float = 0.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class TSetRestored(Event):
     """Data an action needed was found instead of computed: in the workers'
@@ -217,7 +258,7 @@ class TSetReleased(Event):
 _BY_KIND: dict[str, type[Event]] = {
     cls.kind: cls for cls in (OutputPrinted, DriverAttached, DriverLeft, WorkersStarted,
                               StageSubmitted, TaskFinished, TSetRestored, CheckpointCommitted,
-                              ErrorRaised, TSetReleased)
+                              ErrorRaised, TSetReleased, TasksProgressed, StartupStep)
 }
 
 
@@ -241,6 +282,8 @@ def decode(data: dict[str, Any]) -> Event:
     values = {k: v for k, v in data.items() if k in names}
     if "lines" in values:
         values["lines"] = tuple(values["lines"])
+    if "tasks" in values and isinstance(values["tasks"], (list, tuple)):
+        values["tasks"] = tuple(TaskCount(**t) for t in values["tasks"])
     if "stages" in values:
         values["stages"] = tuple(
             StageSummary(**{**s, "tsets": tuple(tuple(t) for t in s.get("tsets", ()))})

@@ -29,6 +29,7 @@ from twister_nb.runtime import cluster, ray_log
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.runtime.ray_errors import ray_error_line
+from twister_nb.tset import watchers
 from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp, Parallelize
 
@@ -109,7 +110,6 @@ class RayExecutor:
     def __init__(self, env: "TSetEnvironment", *, attach_only: bool = False) -> None:
         self._env = env
         self._cluster = cluster.connect(env.config)  # before importing Ray: it sets Ray's variables
-        import ray
 
         self.store = open_store(env.config)
         master = live_master(env.job_id, env.config)
@@ -119,14 +119,12 @@ class RayExecutor:
                     f"no job {env.job_id!r}: none is running on {self._cluster['address']} and "
                     f"none is recorded in {self.store.uri}; `twister-nb jobs` lists the jobs"
                 )
-            master = new_master(env.job_id, env.name, env.config, self.store, _program(),
-                                self._cluster["address"])
-        self._master = master
-        try:
-            ray.get(master.info.remote())
-        except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"job {env.job_id!r} could not start: {ray_error_line(exc)}"
-                                 ) from None
+            with watchers.startup_step("starting the JobMaster"):
+                master = new_master(env.job_id, env.name, env.config, self.store, _program(),
+                                    self._cluster["address"])
+                self._master = self._started(master)
+        else:
+            self._master = self._started(master)
         self._token = uuid.uuid4().hex
         self._cursor = self._attach()  # events from now on (not the whole log)
         # Ray's own messages to this driver (the raylet's warnings) go to the job's log
@@ -138,6 +136,17 @@ class RayExecutor:
         self._rebuilding = threading.Lock()
         self._left = False
         self._start_heartbeat()
+
+    def _started(self, master: Any) -> Any:
+        """``master`` once it answers (its constructor ran)."""
+        import ray
+
+        try:
+            ray.get(master.info.remote())
+        except ray.exceptions.RayActorError as exc:
+            raise JobFailedError(f"job {self._env.job_id!r} could not start: "
+                                 f"{ray_error_line(exc)}") from None
+        return master
 
     def _ask(self, ref: Any, timeout: float | None = None) -> Any:
         """The answer of a JobMaster call; a JobMaster that is gone is one clear
@@ -219,6 +228,8 @@ class RayExecutor:
                 if event.seq >= seen:
                     for listener in self.listeners:
                         listener(event)
+                    if watchers.watched():  # twister-nb submit's progress lines
+                        watchers.announce(event)
 
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         """Run one action on the job. A JobMaster lost on the way (killed, its

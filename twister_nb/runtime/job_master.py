@@ -186,6 +186,12 @@ class JobMaster:
         """Lines a worker's user functions printed while a task runs."""
         self._emit(OutputPrinted(lines=tuple(lines)))
 
+    def task_progress(self, key: str, partition: int, worker: int, records_in: int,
+                      records_out: int, seconds: float, phase: str = "running") -> None:
+        """A worker's counters of its running task (about every 0.25 s); the
+        scheduler coalesces them into few ``TasksProgressed`` events."""
+        self._scheduler.progress(key, partition, worker, records_in, records_out, seconds, phase)
+
     def info(self) -> dict[str, Any]:
         """The job's state now: status, workers, cached and persisted TSets, driver."""
         return {"job_id": self.job_id, "name": self.name, "status": self.status,

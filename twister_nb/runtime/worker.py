@@ -13,18 +13,36 @@ import contextlib
 import io
 import os
 import pickle
+import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
                                       ReturnOutput, SendOutput, StoreRead, TaskOutput)
 from twister_nb.runtime.batches import count_records
-from twister_nb.runtime.task import TaskEnv, run_program, send
+from twister_nb.runtime.task import TaskEnv, TaskMeter, run_program, send
 from twister_nb.errors import CheckpointLostError, PartitionLostError
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200
+#: How often a running task's counters go to the JobMaster (a task shorter than
+#: this reports nothing: its end says it all).
+REPORT_SECONDS = 0.25
+
+
+@dataclass
+class _Running:
+    """The task this worker runs now, as its reporter thread sees it."""
+
+    key: str
+    partition: int
+    started: float
+    meter: TaskMeter = field(default_factory=TaskMeter)
+    phase: str = "running"
+    #: The counters last reported (nothing is sent while they stand still).
+    reported: tuple[int, int, str] | None = None
 
 
 class _LineStream(io.TextIOBase):
@@ -82,6 +100,9 @@ class Worker:
         self._programs: OrderedDict[str, bytes] = OrderedDict()
         #: Calls that streamed printed lines to the JobMaster during the running task.
         self._shipped: list[Any] = []
+        #: The running task, for the reporter thread (None between tasks).
+        self._running: _Running | None = None
+        self._reporter: threading.Thread | None = None
 
     def ping(self) -> dict[str, Any]:
         import ray
@@ -143,8 +164,11 @@ class Worker:
             else:
                 mat_values.append(args[pos])
                 pos += 1
+        running = _Running(key, partition, time.monotonic())
         env = TaskEnv(worker_id=self.index, index=partition, config=self.config,
-                      exchange_inputs=exchange_inputs, materialized=mat_values)
+                      exchange_inputs=exchange_inputs, materialized=mat_values,
+                      meter=running.meter)
+        self._start_reporting(running)
         stream = _LineStream(f"[worker-{self.index}] ", self._ship)
         buckets: list[list[Any]] = []
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
@@ -153,6 +177,7 @@ class Worker:
                 if isinstance(output, SendOutput):  # reduce and partition functions print too
                     buckets = send(program, env, out)
             except BaseException:
+                self._running = None
                 self._ship(stream.finish())  # what it printed before failing
                 self._shipped_arrived()
                 raise
@@ -160,18 +185,58 @@ class Worker:
         meta = {"partition": partition, "worker": self.index, "records_in": records_in,
                 "records_out": count_records(out), "seconds": time.perf_counter() - started,
                 "lines": stream.finish()}
+        if isinstance(output, PersistOutput):
+            running.phase = "writing"
+            write_started = time.perf_counter()
+            try:
+                meta["part"] = self._store.write_part(self.job_id, output.tset_id,
+                                                      output.version, partition, out)
+            finally:
+                self._running = None
+            meta["write_seconds"] = time.perf_counter() - write_started
+            return meta
+        self._running = None
         if isinstance(output, SendOutput):
             return (meta, *buckets)
         if isinstance(output, ReturnOutput):
             return meta, out
         if isinstance(output, CacheOutput):
             self._cache[(output.tset_id, partition)] = out
-        elif isinstance(output, PersistOutput):
-            write_started = time.perf_counter()
-            meta["part"] = self._store.write_part(self.job_id, output.tset_id, output.version,
-                                                  partition, out)
-            meta["write_seconds"] = time.perf_counter() - write_started
         return meta
+
+    # ------------------------------------------------------------------ live progress
+
+    def _start_reporting(self, running: _Running) -> None:
+        """Make ``running`` the task the reporter thread reports (started once)."""
+        self._running = running
+        if self._reporter is None and self._master is not None:
+            self._reporter = threading.Thread(target=self._report_loop, name="progress",
+                                              daemon=True)
+            self._reporter.start()
+
+    def _report_loop(self) -> None:
+        """About every 0.25 s, send the running task's counters to the JobMaster
+        (one non-blocking call, only when they changed, only for a task running
+        longer than that): the dashboard's live records in and out."""
+        while True:
+            time.sleep(REPORT_SECONDS)
+            running = self._running
+            if running is None:
+                continue
+            seconds = time.monotonic() - running.started
+            if seconds < REPORT_SECONDS:
+                continue
+            records_in, records_out = running.meter.sample()
+            now = (records_in, records_out, running.phase)
+            if now == running.reported:
+                continue
+            running.reported = now
+            try:
+                self._master.task_progress.remote(running.key, running.partition, self.index,
+                                                  records_in, records_out, seconds,
+                                                  running.phase)
+            except Exception:  # noqa: BLE001 - progress is a view; the task goes on
+                pass
 
     def _read_persisted(self, checkpoint: Any, partition: int) -> Any:
         """A persisted partition, its checksum checked as it is read; a damaged
