@@ -109,13 +109,16 @@ class StageSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class ActionStarted(Event):
-    """Action number ``action`` (``collect``, ``persist``, ...) started, with its stages."""
+    """Action number ``action`` (``collect``, ``persist``, ...) started, with its
+    stages and the drawing of its graph (what an attached kernel shows)."""
 
     kind: ClassVar[str] = "action"
     state: ClassVar[str] = "running"
     action: int = 0
     action_kind: str = ""
     stages: tuple[StageSummary, ...] = ()
+    #: The drawing of the action's TSet graph as plain values (nodes, edges), if given.
+    graph: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "state": self.state}

@@ -22,6 +22,7 @@ a dashboard is wanted (the magics import it lazily).
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
@@ -50,13 +51,17 @@ from twister_nb.notebook.progress import (
     render_html,
     render_materialized,
     render_output,
+    render_startup,
     stage_caption,
     stage_numbers,
 )
 
 __all__ = ["JobDashboard"]
 
-_BAR_STYLES = {"pending": "", "running": "info", "done": "success", "failed": "danger"}
+_BAR_STYLES = {"pending": "", "running": "info", "checkpointing": "warning", "done": "success",
+               "failed": "danger"}
+#: Seconds between two ticks of the elapsed clock while an action runs.
+TICK = 0.5
 
 
 class JobDashboard(widgets.VBox):
@@ -97,6 +102,8 @@ class JobDashboard(widgets.VBox):
     cancel_requested = Bool(False, help="Cancel was clicked.").tag(sync=True)
     log_path = Unicode("", help="The job's log, where Ray's own messages to the driver "
                                 "go.").tag(sync=True)
+    startup = List(Dict(), help="The start-up steps seen: step, state, seconds.").tag(sync=True)
+    kernel_gone = Bool(False, help="The kernel that fed this dashboard is gone.").tag(sync=True)
 
     def __init__(self, job_id: str = "", job_name: str = "",
                  on_cancel: Callable[[], Any] | None = None, max_output_lines: int = 200,
@@ -106,6 +113,8 @@ class JobDashboard(widgets.VBox):
         self._rows: dict[tuple[int, int], tuple[widgets.HBox, widgets.HTML,
                                                 widgets.IntProgress, widgets.HTML]] = {}
         self._header = widgets.HTML()
+        self._startup_html = widgets.HTML()
+        self._ticker: threading.Thread | None = None
         self._stage_box = widgets.VBox()
         self._materialized_html = widgets.HTML()
         self._errors_html = widgets.HTML()
@@ -116,7 +125,8 @@ class JobDashboard(widgets.VBox):
         self._cancel.on_click(self._cancel_clicked)
         # ... and while a foreground cell waits for the action (see busy_click)
         on_busy_click(self._cancel, self._cancel_clicked)
-        super().__init__(children=[widgets.HBox([self._header, self._cancel]), self._stage_box,
+        super().__init__(children=[widgets.HBox([self._header, self._cancel]),
+                                   self._startup_html, self._stage_box,
                                    self._materialized_html, self._errors_html,
                                    self._output_html], **kwargs)
         self.add_class("twister-nb-dashboard")
@@ -179,11 +189,26 @@ class JobDashboard(widgets.VBox):
             self.progress.set_max_output_lines(change["new"])
 
     @observe("job_id", "job_name", "status", "elapsed", "workers", "cancel_requested",
-             "log_path")
+             "log_path", "kernel_gone")
     def _draw_header(self, change: dict[str, Any] | None = None) -> None:
         self._header.value = render_header(self.state())
         self._cancel.disabled = (self._on_cancel is None or self.status != "running"
-                                 or self.cancel_requested)
+                                 or self.cancel_requested or self.kernel_gone)
+        if self.status == "running" and (self._ticker is None or not self._ticker.is_alive()):
+            self._ticker = threading.Thread(target=self._tick, name="twister2-clock", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        """Move the elapsed clock on while an action runs (events may be
+        seconds apart; the clock should not stand still)."""
+        stop = threading.Event()
+        while self.status == "running" and not self.kernel_gone:
+            stop.wait(TICK)
+            self.progress.tick()
+
+    @observe("startup")
+    def _draw_startup(self, change: dict[str, Any] | None = None) -> None:
+        self._startup_html.value = render_startup(self.state())
 
     @observe("stages")
     def _draw_stages(self, change: dict[str, Any] | None = None) -> None:

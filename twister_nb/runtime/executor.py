@@ -120,11 +120,11 @@ class RayExecutor:
                     f"none is recorded in {self.store.uri}; `twister-nb jobs` lists the jobs"
                 )
             with watchers.startup_step("starting the JobMaster"):
-                master = new_master(env.job_id, env.name, env.config, self.store, _program(),
-                                    self._cluster["address"])
-                self._master = self._started(master)
+                master = self._started(new_master(env.job_id, env.name, env.config, self.store,
+                                                  _program(), self._cluster["address"]))
         else:
-            self._master = self._started(master)
+            master = self._started(master)
+        self._master = master
         self._token = uuid.uuid4().hex
         self._cursor = self._attach()  # events from now on (not the whole log)
         # Ray's own messages to this driver (the raylet's warnings) go to the job's log
@@ -137,14 +137,14 @@ class RayExecutor:
         self._left = False
         self._start_heartbeat()
 
-    def _started(self, master: Any) -> Any:
+    def _started(self, master: Any, again: str = "") -> Any:
         """``master`` once it answers (its constructor ran)."""
         import ray
 
         try:
             ray.get(master.info.remote())
         except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"job {self._env.job_id!r} could not start: "
+            raise JobFailedError(f"job {self._env.job_id!r} could not start{again}: "
                                  f"{ray_error_line(exc)}") from None
         return master
 
@@ -261,22 +261,15 @@ class RayExecutor:
 
     def _start_again(self) -> None:
         """A new JobMaster for this job, once the lost one's name is free."""
-        import ray
-
         deadline = time.monotonic() + LEASE_TTL
         while live_master(self._env.job_id, self._env.config) is not None:
             if time.monotonic() > deadline:
                 raise JobMasterLostError(self._env.job_id, "the lost JobMaster is still "
                                          f"registered after {LEASE_TTL:.0f} s")
             time.sleep(0.1)
-        master = new_master(self._env.job_id, self._env.name, self._env.config, self.store,
-                            _program(), self._cluster["address"])
-        try:
-            ray.get(master.info.remote())
-        except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"job {self._env.job_id!r} could not start again: "
-                                 f"{ray_error_line(exc)}") from None
-        self._master = master
+        self._master = self._started(new_master(self._env.job_id, self._env.name,
+                                                self._env.config, self.store, _program(),
+                                                self._cluster["address"]), " again")
         cursor = self._attach()
         with self._deliver_lock:
             self._cursor = cursor

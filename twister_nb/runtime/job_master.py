@@ -317,7 +317,8 @@ class JobMaster:
                     started: float) -> tuple[str, Any]:
         """Run one action and turn its end into events, status and an outcome."""
         self._emit(ActionStarted(action=action, action_kind=plan.action,
-                                 stages=tuple(_stage_summary(s) for s in plan.stages)))
+                                 stages=tuple(_stage_summary(s) for s in plan.stages),
+                                 graph=plan.graph))
         try:
             value = self._submit(plan, materialize_id, action)
         except CheckpointLostError as exc:

@@ -187,10 +187,8 @@ class Scheduler:
         retries = self._retries
         if self._spread is None:
             self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
-        step = f"starting {wanted - len(self._workers)} worker" + (
-            "s" if wanted - len(self._workers) != 1 else "")
-        began = time.monotonic()
-        self._emit(StartupStep(step=step))
+        count, began = wanted - len(self._workers), time.monotonic()
+        self._emit(StartupStep(step=(step := f"starting {count} worker{'s' * (count != 1)}")))
         new = [
             # A lost worker is restarted (empty) and the tasks it was running are
             # run again on it, up to runtime.max_task_retries times each.
