@@ -284,6 +284,7 @@ class _CellRunner:
             self._log_path()
         run.dashboard = JobDashboard(on_cancel=self.cancel, progress=self.progress)
         self.handle = self.show(run.dashboard, display_id=True)
+        run.dashboard.shown_as(self.handle)
 
     def _log_path(self) -> None:
         log = job_log_path(self.env.job_id)
@@ -335,7 +336,11 @@ class _CellRunner:
     def _finish(self, update_display: bool) -> None:
         watch = self.session.watch
         if watch is not None and watch.reason:
-            return  # the kernel is leaving and the job goes on: its action was not cancelled
+            # the kernel is leaving and the job goes on: its action was not cancelled
+            if self.run_record.dashboard is not None:
+                self.progress.set_kernel_gone()
+                self.run_record.dashboard.end()
+            return
         run = self.run_record
         run.seconds = time.perf_counter() - self.started
         run.actions = self.recorder.actions
@@ -448,5 +453,5 @@ def _finish(run: CellRun, progress: JobProgress, opts: CellOptions, handle: Any)
         run.status = "cancelled" if progress.status == "cancelled" else "failed"
     else:
         run.status = progress.status if run.actions else "idle"
-    if handle is not None and hasattr(handle, "update"):
-        handle.update(run.dashboard)  # the saved notebook's HTML shows the final state
+    if handle is not None and run.dashboard is not None:
+        run.dashboard.end()  # its output becomes the final state, which needs no kernel

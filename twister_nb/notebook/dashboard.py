@@ -15,6 +15,15 @@ background thread; it only sets traits, never prints. ``_repr_html_`` gives the
 same state as static HTML, so a saved notebook (or any viewer without the
 widget manager) shows the final state.
 
+When its run ends, the cell replaces the widget's output with
+:meth:`JobDashboard.static_copy` (by display ID): JupyterLab keeps no widget
+state in a saved notebook by default, and a widget whose kernel is gone shows
+``Error displaying widget: model not found`` when the notebook is reopened;
+the static copy shows the final state, and looks the same. A dashboard still
+live when its kernel leaves (a restart) is marked ``kernel_gone`` and its
+output replaced the same way, as far as the page still listens
+(:func:`kernel_leaving`).
+
 ipywidgets is a dependency of the package; this module is only imported when
 a dashboard is wanted (the magics import it lazily).
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import html
 import threading
+import weakref
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
@@ -56,7 +66,7 @@ from twister_nb.notebook.progress import (
     stage_numbers,
 )
 
-__all__ = ["JobDashboard"]
+__all__ = ["JobDashboard", "StaticDashboard", "kernel_leaving"]
 
 _BAR_STYLES = {"pending": "", "running": "info", "checkpointing": "warning", "done": "success",
                "failed": "danger"}
@@ -257,3 +267,52 @@ class JobDashboard(widgets.VBox):
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+    def static_copy(self) -> "StaticDashboard":
+        """The state now, as an output that needs no widget (nor its kernel)."""
+        return StaticDashboard(self.state(), getattr(self, "model_id", None))
+
+    def shown_as(self, handle: Any) -> None:
+        """The display showing this dashboard: replaced by its static copy when
+        the kernel leaves while it is live (:func:`kernel_leaving`)."""
+        self._handle = handle
+        _LIVE.add(self)
+
+    def end(self) -> None:
+        """The run is over: its output becomes the static copy (final state)."""
+        _LIVE.discard(self)
+        handle = getattr(self, "_handle", None)
+        if handle is not None and hasattr(handle, "update"):
+            handle.update(self.static_copy())
+
+
+class StaticDashboard:
+    """A dashboard's state as HTML only: what a finished cell keeps showing
+    (the same drawing as the widget's, in a saved notebook, untrusted too)."""
+
+    def __init__(self, state: dict[str, Any], model_id: str | None = None) -> None:
+        self.state = state
+        #: The widget it stands for (its state may be saved in the notebook's metadata).
+        self.model_id = model_id
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        data = {"text/html": render_html(self.state), "text/plain": repr(self)}
+        return data, ({"twister_nb": {"dashboard": self.model_id}} if self.model_id else {})
+
+    def __repr__(self) -> str:
+        return f"JobDashboard(job_id={self.state['job_id']!r}, status={self.state['status']!r})"
+
+
+#: Dashboards shown and not ended yet (a background run, a followed action).
+_LIVE: "weakref.WeakSet[JobDashboard]" = weakref.WeakSet()
+
+
+def kernel_leaving() -> None:
+    """The kernel is leaving (restart, shut down): every live dashboard says so
+    and shows its last state, as far as the page still listens."""
+    for dashboard in list(_LIVE):
+        dashboard.progress.set_kernel_gone()
+        try:
+            dashboard.end()
+        except Exception:  # noqa: BLE001 - the kernel leaves anyway
+            pass

@@ -64,23 +64,30 @@ def follow_running(env: TSetEnvironment, running: dict[str, Any],
     events, cursor = env.events(running["since"])
     feed(events)
     dashboard = JobDashboard(on_cancel=env.cancel, progress=progress)
-    show(dashboard)
+    dashboard.shown_as(show(dashboard, display_id=True))
     graph = None
     if drawing and graph_view:
         graph = LiveGraph(show, lambda: progress.get("tset_status"), dict)
-        progress.subscribe(graph.changed)
-        graph.draw(model_from_dict(drawing[0]))
+        graph.place()  # drawn by the thread: the dashboard is live first
+    model = model_from_dict(drawing[0]) if graph is not None else None
     if not ended.is_set():
-        threading.Thread(target=_follow, args=(env, cursor, feed, ended, progress, graph),
+        threading.Thread(target=_follow, args=(env, cursor, feed, ended, dashboard, graph, model),
                          name=f"twister2-follow-{env.job_id}", daemon=True).start()
-    elif graph is not None:
-        graph.finish()
+    else:
+        if graph is not None:
+            graph.draw(model)
+        _ended(dashboard, graph)
     return dashboard
 
 
 def _follow(env: TSetEnvironment, cursor: int, feed: Callable[[list[Any]], None],
-            ended: threading.Event, progress: JobProgress, graph: LiveGraph | None) -> None:
-    """Read the log until the action ends (or the job is gone or closed)."""
+            ended: threading.Event, dashboard: Any, graph: LiveGraph | None,
+            model: Any) -> None:
+    """Draw the graph, then read the log until the action ends (or the job is
+    gone or closed)."""
+    if graph is not None:
+        dashboard.progress.subscribe(graph.changed)
+        graph.draw(model)
     while not ended.wait(POLL):
         if env.closed:
             break
@@ -89,6 +96,15 @@ def _follow(env: TSetEnvironment, cursor: int, feed: Callable[[list[Any]], None]
         except Exception:  # noqa: BLE001 - the job is gone: the dashboard shows its last state
             break
         feed(events)
-    progress.finish()
+    _ended(dashboard, graph)
+
+
+def _ended(dashboard: Any, graph: LiveGraph | None) -> None:
+    """The action is over: the dashboard's output becomes its final state, the
+    graph's gets its PNG twin (display updates go by ID, from this thread too)."""
+    if dashboard.progress.kernel_gone:
+        return  # said already by kernel_leaving
+    dashboard.finish()
+    dashboard.end()
     if graph is not None:
         graph.finish()

@@ -27,7 +27,8 @@ __all__ = ["LiveGraph"]
 
 
 class _Waiting:
-    """What the graph's place shows before the first action (a background cell)."""
+    """What the graph's place shows before it is drawn (a background cell
+    before its first action, an attached kernel for a moment)."""
 
     def _repr_html_(self) -> str:
         return "<i class='twister-nb-graph-waiting'>the graph is drawn at the first action</i>"
