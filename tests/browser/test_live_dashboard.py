@@ -7,9 +7,10 @@ A slow job (4 tasks of ~8 s on 2 workers) run from a notebook cell:
 * the start-up steps are listed with their times;
 * the graph below it is drawn while the job runs and recoloured as its stage
   runs: the SVG in the page is read at two moments (running, then done);
-* a page reload mid-job (the notebook saved, its kernel alive) brings the
-  dashboard back, still live: its counters go on moving and it ends ``done``
-  with plain Python's counts;
+* a page reload mid-job (the notebook saved, its kernel alive; a
+  ``--background`` cell, so the kernel is free to answer the new page) brings
+  the dashboard back, still live: its counters go on moving and it ends
+  ``done`` with plain Python's counts;
 * after a kernel restart the notebook reopened shows no ``Error displaying
   widget``: each finished dashboard is its static final state.
 
@@ -31,13 +32,20 @@ pytestmark = pytest.mark.slow
 jupyterlab = lab_tests.jupyterlab  # the same real JupyterLab server fixture
 
 N, PARTS = 32_000, 4  # 8,000 records of ~1 ms per task: ~8 s a task, 2 tasks per worker
-JOB_CELL = f"""\
-%%twister2 --name live-lab
-import time
+JOB_CELL = """\
+%%twister2 --name live-lab{flags}
+import os, time
 def slow(x):
     time.sleep(0.001)
+    while x == {last} and os.path.exists({hold!r}) and not os.path.exists({go!r}):
+        time.sleep(0.05)  # the last record waits while the test holds the job
     return x + 1
-total = sum(env.parallelize_list(list(range({N})), {PARTS}).map(slow).collect())"""
+total = sum(env.parallelize_list(list(range({n})), {parts}).map(slow).collect())"""
+
+
+def _job_cell(root, flags: str = "") -> str:
+    return JOB_CELL.format(last=N - 1, n=N, parts=PARTS, hold=str(root / "hold"),
+                           go=str(root / "go"), flags=flags)
 EXPECTED = sum(x + 1 for x in range(N))
 NUMBERS = re.compile(r"(\d+)/(\d+) tasks(?: \u00b7 (\d+) running)? \u00b7 ([\d,]+) in "
                      r"\u00b7 ([\d,]+) out")
@@ -81,8 +89,14 @@ def _wait_for(check, timeout: float = 60.0, every: float = 0.2):
 
 
 def test_live_counters_clock_graph_and_a_reload_mid_job(jupyterlab) -> None:
+    # In the background: the kernel stays free to answer the reloaded page (a kernel busy
+    # with a foreground cell answers no one, Jupyter's own widget restore included,
+    # until the cell ends; its dashboard then comes back with the final state).
     name = lab_tests._write_notebook(jupyterlab.root, "live.ipynb", [
-        "%load_ext twister_nb", JOB_CELL, "print('TOTAL', total)", "%twister2 close"])
+        "%load_ext twister_nb", _job_cell(jupyterlab.root, " --background -o run"),
+        "run.wait(); print('TOTAL', total)", "%twister2 close"])
+    # the job's last record waits until the page has come back from its reload
+    (jupyterlab.root / "hold").touch()
     with lab_tests._lab_page(jupyterlab, "live") as page:
         notebook = lab_tests._open(page, jupyterlab, name)
         cells = notebook.locator(".jp-CodeCell")
@@ -121,9 +135,12 @@ def test_live_counters_clock_graph_and_a_reload_mid_job(jupyterlab) -> None:
             has_text=re.compile("Error displaying widget"))).to_have_count(0)
         expect(dash.locator(".twister-nb-header")).to_be_visible(timeout=lab_tests.PAGE_LOAD_MS)
         lab_tests._shot(page, "live-02-reloaded")
+        expect(dash.locator(".twister-nb-header")).to_contain_text("running")
         after = _numbers(dash)
-        if after[0] < PARTS:  # still running: it moves on after the reload
-            _wait_for(lambda: (n := _numbers(dash))[0] > after[0] or n[4] > after[4], 120)
+        assert after[0] < PARTS, after
+        (jupyterlab.root / "go").touch()
+        # still live: it moves on after the reload
+        _wait_for(lambda: (n := _numbers(dash))[0] > after[0] or n[4] > after[4], 120)
         # ... to the end, with plain Python's counts
         expect(dash.locator(".twister-nb-header")).to_contain_text(
             "done", timeout=lab_tests.RUN_ALL_MS)
@@ -143,7 +160,7 @@ def test_live_counters_clock_graph_and_a_reload_mid_job(jupyterlab) -> None:
 def test_graph_colours_change_during_a_run_and_a_reopened_notebook_after_restart(
         jupyterlab) -> None:
     name = lab_tests._write_notebook(jupyterlab.root, "reopen.ipynb", [
-        "%load_ext twister_nb", JOB_CELL, "print('TOTAL', total)"])
+        "%load_ext twister_nb", _job_cell(jupyterlab.root), "print('TOTAL', total)"])
     with lab_tests._lab_page(jupyterlab, "reopen") as page:
         notebook = lab_tests._open(page, jupyterlab, name)
         cells = notebook.locator(".jp-CodeCell")

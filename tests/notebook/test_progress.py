@@ -152,8 +152,8 @@ def test_running_tasks_counters_show_before_they_finish():
     (stage,) = p.stages
     assert (stage["done"], stage["running"], stage["records_in"], stage["records_out"]) == (
         0, 2, 1000, 300)
-    assert stage["rate"] == 1000.0 and stage["state"] == "running"
-    assert "0/2 tasks \u00b7 2 running \u00b7 1,000 in \u00b7 300 out \u00b7 1,000 rec/s" in \
+    assert stage["rate"] == 300.0 and stage["state"] == "running"
+    assert "0/2 tasks \u00b7 2 running \u00b7 1,000 in \u00b7 300 out \u00b7 300 rec/s" in \
         render_html(p.snapshot())
     # a finished task's own counts replace its live ones; the other stays live
     p.feed(TaskFinished(action=1, stage=0, partition=0, records_in=500, records_out=500,

@@ -330,7 +330,9 @@ class JobProgress:
         stage["running"] = len(live)
         since = stage.get("submitted")
         if since is not None and when > since:
-            stage["rate"] = stage["records_in"] / (when - since)
+            # what the stage made per second (what it read, while it has made nothing:
+            # a task whose input is a whole partition reads it at once)
+            stage["rate"] = (stage["records_out"] or stage["records_in"]) / (when - since)
 
     def _on_progress(self, event: TasksProgressed) -> Iterable[str]:
         changed = False
@@ -471,7 +473,8 @@ def stage_caption(stage: dict[str, Any]) -> str:
 
 def stage_numbers(stage: dict[str, Any]) -> str:
     """``1/4 tasks · 2 running · 25,000 in · 12,500 out · 51,000 rec/s``: the
-    records of the running tasks count as far as they got.
+    records of the running tasks count as far as they got; the rate is of the
+    records out since the stage was submitted.
 
     >>> stage_numbers({"done": 4, "tasks": 4, "records_in": 40000, "records_out": 40000})
     '4/4 tasks · 40,000 in · 40,000 out'
@@ -507,9 +510,9 @@ def render_startup(state: dict[str, Any]) -> str:
     steps = state.get("startup") or []
     if not steps:
         return ""
-    lines = "".join(f"<div>{html.escape(startup_line(s))}</div>" for s in steps)
+    line = " \u00b7 ".join(html.escape(startup_line(s)) for s in steps)
     return (f"<div class='twister-nb-startup' style='font-size:smaller;color:#616161'>"
-            f"{lines}</div>")
+            f"{line}</div>")
 
 
 def render_header(state: dict[str, Any]) -> str:
