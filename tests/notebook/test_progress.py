@@ -198,6 +198,9 @@ def test_start_up_steps_and_a_cancel_said_once():
     assert p.status == "idle" and p.startup == [
         {"step": "starting the JobMaster", "state": "done", "seconds": 1.25}]
     assert "starting the JobMaster: 1.25 s" in render_html(p.snapshot())
+    # a job a cell started and ran nothing on yet: ready, not "idle · 0.00 s"
+    assert "bold'>ready</span>" in render_html(p.snapshot())
+    assert "0.00 s" not in render_html(p.snapshot())
     p.feed(ActionStarted(action=1, action_kind="collect", stages=(_stage(0),), time=1.0))
     p.feed(ErrorRaised(action=1, message="the action of job 'j' was cancelled"))
     p.feed(ActionEnded(action=1, state="cancelled"))

@@ -530,10 +530,13 @@ def render_header(state: dict[str, Any]) -> str:
         gone = (" &middot; <span class='twister-nb-kernel-gone' style='color:#757575'>the kernel "
                 "that ran this cell is gone; this is its last state (%twister2 attach JOB_ID "
                 "follows the job)</span>")
+    clock = f" &middot; {state['elapsed']:.2f} s"
+    if status == "idle" and not state["stages"] and state.get("startup"):
+        status, clock = "ready", ""  # a job started by a cell that ran no action yet
     return (f"<div class='twister-nb-header'><b>{e(state['job_name'] or 'job')}</b> "
             f"<code>{e(state['job_id'])}</code> &middot; "
-            f"<span style='color:{color};font-weight:bold'>{e(status)}</span> &middot; "
-            f"{state['elapsed']:.2f} s{known}{gone}{_log_line(state)}</div>")
+            f"<span style='color:{color};font-weight:bold'>{e(status)}</span>"
+            f"{clock}{known}{gone}{_log_line(state)}</div>")
 
 
 def _log_line(state: dict[str, Any]) -> str:
