@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 __all__ = [
     "ActionEnded", "ActionStarted", "CheckpointCommitted", "DriverAttached", "DriverLeft",
     "ErrorRaised",
-    "Event", "OutputPrinted", "StageSubmitted", "StageSummary", "TSetReleased", "TSetRestored",
-    "TaskCheckpointed", "TaskFinished", "WorkersStarted", "decode",
+    "Event", "OutputPrinted", "StageSubmitted", "StageSummary", "StartupStep", "TSetReleased",
+    "TSetRestored", "TaskCheckpointed", "TaskCount", "TaskFinished", "TasksProgressed",
+    "WorkersStarted", "decode",
 ]
 
 
@@ -109,13 +110,16 @@ class StageSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class ActionStarted(Event):
-    """Action number ``action`` (``collect``, ``persist``, ...) started, with its stages."""
+    """Action number ``action`` (``collect``, ``persist``, ...) started, with its
+    stages and the drawing of its graph (what an attached kernel shows)."""
 
     kind: ClassVar[str] = "action"
     state: ClassVar[str] = "running"
     action: int = 0
     action_kind: str = ""
     stages: tuple[StageSummary, ...] = ()
+    #: The drawing of the action's TSet graph as plain values (nodes, edges), if given.
+    graph: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "state": self.state}
@@ -175,6 +179,47 @@ class TaskCheckpointed(Event):
     partition: int = 0
     label: str = ""
     bytes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskCount:
+    """One running task's counters so far: records read from its inputs and
+    made by its last step, seconds since it started, and ``phase``
+    (``running``, or ``writing`` while a persist task writes its part)."""
+
+    stage: int
+    partition: int
+    worker: int = 0
+    records_in: int = 0
+    records_out: int = 0
+    seconds: float = 0.0
+    phase: str = "running"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksProgressed(Event):
+    """The counters of the tasks of action ``action`` that are running, as
+    their workers last reported them (about every 0.25 s while a task runs;
+    the JobMaster coalesces the reports into one event at most every 0.2 s).
+    A task's :class:`TaskFinished` supersedes its counters."""
+
+    kind: ClassVar[str] = "progress"
+    action: int = 0
+    tasks: tuple[TaskCount, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartupStep(Event):
+    """A step of getting a job going that takes seconds (``starting the local
+    Ray head``, ``starting the JobMaster``, ``starting 2 workers``): ``state``
+    is ``running`` when it begins, then ``done`` (or ``failed``) with its
+    ``seconds``. The driver announces its own steps before the job has an
+    event log (``seq`` stays -1); the JobMaster emits the workers' step."""
+
+    kind: ClassVar[str] = "startup"
+    step: str = ""
+    state: str = "running"
     seconds: float = 0.0
 
 
@@ -244,7 +289,8 @@ class JobMasterRebuilt(Event):
 _BY_KIND: dict[str, type[Event]] = {
     cls.kind: cls for cls in (OutputPrinted, DriverAttached, DriverLeft, WorkersStarted,
                               StageSubmitted, TaskFinished, TaskCheckpointed, TSetRestored,
-                              CheckpointCommitted, ErrorRaised, TSetReleased, JobMasterRebuilt)
+                              CheckpointCommitted, ErrorRaised, TSetReleased, JobMasterRebuilt,
+                              TasksProgressed, StartupStep)
 }
 
 
@@ -268,6 +314,8 @@ def decode(data: dict[str, Any]) -> Event:
     values = {k: v for k, v in data.items() if k in names}
     if "lines" in values:
         values["lines"] = tuple(values["lines"])
+    if "tasks" in values and isinstance(values["tasks"], (list, tuple)):
+        values["tasks"] = tuple(TaskCount(**t) for t in values["tasks"])
     if "stages" in values:
         values["stages"] = tuple(
             StageSummary(**{**s, "tsets": tuple(tuple(t) for t in s.get("tsets", ()))})

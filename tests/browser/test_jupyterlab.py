@@ -227,7 +227,7 @@ def _run_and_check(page: Page, url: str) -> None:
     assert re.search(r"Time taken for persist \d+", _stdout(persist_cell))
     _check_graph(persist_cell, must_show=["mul_by_five"])
     dash = _check_dashboard(persist_cell, job_id)
-    expect(dash.locator(".widget-hprogress").first).to_be_visible()
+    expect(dash.locator(".twister-nb-bar").first).to_be_visible()
     persist_cell.screenshot(path=str(ARTIFACTS / "05-persist-cell.png"))
     _shot(page, "05-dashboard")
 
@@ -262,19 +262,26 @@ def _check_graph(cell, must_show: list[str]) -> None:
 
 
 def _check_dashboard(cell, job_id: str):
-    """The live ipywidgets view (a ``jupyter-widgets`` VBox), not its placeholder
-    nor the static HTML fallback (a plain div, also of class ``twister-nb-dashboard``)."""
+    """A finished cell's dashboard: its static final state (the live widget's
+    output replaced when the run ended, so it shows without its kernel), not a
+    widget placeholder or error."""
     outputs = cell.locator(".jp-OutputArea-output")
     expect(outputs.filter(has_text=re.compile("Loading widget|Error displaying widget"))
            ).to_have_count(0, timeout=UI_MS)
-    dash = cell.locator(".jp-OutputArea-output > .jupyter-widgets.widget-vbox.twister-nb-dashboard")
+    dash = _any_dashboard(cell)
     expect(dash).to_have_count(1, timeout=UI_MS)
     expect(dash).to_be_visible()
     header = dash.locator(".twister-nb-header")
     expect(header.locator("code")).to_have_text(job_id)
     expect(header).to_contain_text("done", timeout=UI_MS)
-    expect(dash.locator("button", has_text="Cancel")).to_be_disabled()
+    expect(dash.locator("button", has_text="Cancel")).to_have_count(0)  # nothing live to cancel
     return dash
+
+
+def _any_dashboard(cell):
+    """The cell's dashboard, live (the widget) or finished (its static copy)."""
+    return cell.locator(".jp-OutputArea-output .twister-nb-dashboard").filter(
+        has=cell.page.locator(".twister-nb-header"))
 
 
 # --------------------------------------------------------------------------- restart and cancel
@@ -416,12 +423,18 @@ def _restart_and_attach(page: Page, lab: Lab, name: str) -> float:
     expect(attached.locator(".twister-nb-header code")).to_have_text(
         re.search(r"attached to job '([^']+)'", out).group(1))
     expect(attached).to_contain_text("#2 collect")
+    # below it, the job's graph in its current colours: its map running
+    graph = attach.locator(".jp-OutputArea-output[data-mime-type='image/svg+xml'] img").first
+    expect(graph).to_be_visible(timeout=UI_MS)
+    svg = urllib.parse.unquote((graph.get_attribute("src") or "").split(",", 1)[1])
+    assert "#9ecae1" in svg and "slow" in svg, svg[:300]  # running; the user's function
     assert seconds < 1.0, f"the live dashboard took {seconds:.2f} s after the attach cell"
 
     waiting = cells.nth(5)
     _run(page, waiting)
     expect(waiting.locator(STDOUT)).to_contain_text(f"TOTAL {EXPECTED_TOTAL}", timeout=RUN_ALL_MS)
-    expect(attached.locator(".twister-nb-header")).to_contain_text("done", timeout=UI_MS)
+    expect(_any_dashboard(attach).locator(".twister-nb-header")).to_contain_text(
+        "done", timeout=UI_MS)
     _shot(page, "restart-04-exact-result")
     _run(page, cells.nth(6))
     expect(cells.nth(6).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)
@@ -451,13 +464,17 @@ def test_cancel_clicked_during_a_foreground_cell(jupyterlab: Lab) -> None:
         _shot(page, "cancel-01-running")
         clicked = time.monotonic()
         cancel.click()
+        header = _any_dashboard(cells.nth(2)).locator(".twister-nb-header")
         expect(header).to_contain_text("cancelled", timeout=30_000)
         seconds = time.monotonic() - clicked
         # the cell ended too (its prompt is a number, not [*])
         expect(cells.nth(2).locator(".jp-InputArea-prompt")).to_have_text(
             re.compile(r"^\[\d+\]:$"), timeout=30_000)
         expect(header).not_to_contain_text("failed")
-        expect(cancel).to_be_disabled()
+        expect(cancel).to_have_count(0)  # the cell ended: its dashboard is its final state
+        # the cancellation is said once: by the cell's error, not by the dashboard again
+        said = cells.nth(2).locator(".jp-OutputArea-output").all_inner_texts()
+        assert sum(t.count("was cancelled") for t in said) == 1, said
         _shot(page, "cancel-02-cancelled")
         _run(page, cells.nth(3))
         expect(cells.nth(3).locator(STDOUT)).to_contain_text("closed", timeout=UI_MS)

@@ -84,10 +84,12 @@ def _text(cell: Any) -> str:
 
 
 def _views(cell: Any) -> list[str]:
-    """The dashboards a cell shows (the model of each view)."""
-    return [o.data[WIDGET]["model_id"] for o in cell.outputs
-            if o.output_type in ("display_data", "execute_result") and WIDGET in o.data
-            and o.data["text/plain"].startswith("JobDashboard(")]
+    """The dashboards a cell shows (the model of each), each a widget while it
+    runs and its static final state (no widget view) once it ended."""
+    views = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")
+             and o.data["text/plain"].startswith("JobDashboard(")]
+    assert not any(WIDGET in o.data for o in views), "a finished dashboard needs no widget"
+    return [o.metadata["twister_nb"]["dashboard"] for o in views]
 
 
 def _value(cell: Any) -> str:

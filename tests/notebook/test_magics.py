@@ -32,6 +32,12 @@ def _kinds(ip) -> list[str]:
     return out
 
 
+def _node_fills(svg: str) -> list[str]:
+    """The fill colours of the graph's nodes (not of its legend), in order."""
+    nodes = re.findall(r'<g id="node\d+" class="node">(.*?)</g>', svg, re.S)
+    return [m.group(1) for n in nodes if (m := re.search(r'fill="([^"]+)"', n))]
+
+
 # --------------------------------------------------------------------------- no cluster
 
 
@@ -159,17 +165,31 @@ def test_seed_cell_runs_on_the_notebook_job(ip, magics, ray_cluster, capsys):
     env = magics.session.env
     assert ip.user_ns["env"] is env and run.job_id == env.job_id
     assert run.status == "done" and [a for a, _ in run.actions] == ["persist", "run"]
-    # the dashboard, shown at the first action and updated at the end, then the graph
-    assert _kinds(ip) == ["widget", "widget (update)", "svg"]
+    # the dashboard, shown while the new job starts and updated at the end; the graph,
+    # drawn at the first action and recoloured in place as the stages run
+    kinds = _kinds(ip)
+    assert kinds[:2] == ["widget", "svg"], kinds
+    # at the end the widget's output becomes its static final state (no widget, no kernel
+    # needed to show it again)
+    assert kinds.count("html (update)") == 1 and kinds[-1] == "svg (update)", kinds
+    assert set(kinds[2:]) == {"svg (update)", "html (update)"}, kinds
     dash = run.dashboard
     assert dash.job_id == env.job_id and dash.status == "done"
     assert dash.output == [f"[worker-0] {SUM_LINE}"]
     assert [(s["done"], s["tasks"]) for s in dash.stages] == [(4, 4), (4, 4), (1, 1)]
-    final = ip.displayed[1]["data"]["text/html"]
-    assert "done" in final and "4/4 tasks" in final
-    svg = ip.displayed[2]["data"]["image/svg+xml"]
-    assert "two_computes = compute" in svg and "persisted" in svg
-    assert "#a1d99b" in svg  # done
+    assert [s["records_in"] for s in dash.stages][:2] == [40000, 40000]
+    steps = [s["step"] for s in dash.startup]
+    assert "starting the JobMaster" in steps and "starting 2 workers" in steps, steps
+    assert all(s["state"] == "done" and s["seconds"] > 0 for s in dash.startup), dash.startup
+    (final,) = [d["data"]["text/html"] for d in ip.displayed
+                if d["update"] and "image/svg+xml" not in d["data"]]
+    assert "done" in final and "4/4 tasks" in final and "starting the JobMaster: " in final
+    svgs = [d["data"]["image/svg+xml"] for d in ip.displayed if "image/svg+xml" in d["data"]]
+    first, last = svgs[0], svgs[-1]
+    assert "two_computes = compute" in last and "persisted" in last
+    assert "#a1d99b" in _node_fills(last) and set(_node_fills(last)) <= {"#a1d99b", "white"}
+    assert "#a1d99b" not in _node_fills(first)  # nothing was done when it was first drawn
+    assert ip.displayed[-1]["data"]["image/png"]  # the last drawing has its PNG twin
 
     # the next cell reuses the job; --parallelism sets the default of its sources
     ip.run_cell_magic("twister2", "-p 3 --no-dashboard --no-graph -o run2",
@@ -201,8 +221,8 @@ def test_failing_cell_raises_with_the_dashboard_and_graph(ip, ray_cluster, capsy
     assert run.status == "failed" and run.error is info.value
     assert run.dashboard.status == "failed"
     assert "bad value" in run.dashboard.errors[0]["message"]
-    assert _kinds(ip)[-1] == "svg"
-    assert "#fc9272" in ip.displayed[-1]["data"]["image/svg+xml"]  # failed
+    assert _kinds(ip)[-1] == "svg (update)"
+    assert "#fc9272" in _node_fills(ip.displayed[-1]["data"]["image/svg+xml"])  # failed
 
 
 def test_name_and_job_id_switch_jobs(ip, magics, ray_cluster):

@@ -58,8 +58,12 @@ def _dashboards(nb: Any) -> dict[str, dict[str, Any]]:
 
 
 def _dashboard_of(nb: Any, cell: Any) -> dict[str, Any]:
-    (view,) = [d for d in _data(cell) if WIDGET in d]
-    return _dashboards(nb)[view[WIDGET]["model_id"]]
+    """The saved state of the cell's dashboard, whose output is its static final copy
+    (no widget view: a reopened notebook shows it without its kernel)."""
+    (view,) = [o for o in cell.outputs if o.output_type == "display_data"
+               and o.data.get("text/plain", "").startswith("JobDashboard(")]
+    assert WIDGET not in view.data
+    return _dashboards(nb)[view.metadata["twister_nb"]["dashboard"]]
 
 
 def test_magics_in_a_notebook(ray_cluster, tmp_path):
@@ -84,7 +88,7 @@ def test_magics_in_a_notebook(ray_cluster, tmp_path):
     assert [(s["done"], s["tasks"]) for s in dash["stages"]] == [(4, 4), (4, 4), (1, 1)]
     assert set(dash["tset_status"].values()) == {"done"}
     # the static fallback was updated to the final state (what a viewer without widgets shows)
-    (bundle,) = [d for d in _data(seed) if WIDGET in d]
+    (bundle,) = [d for d in _data(seed) if d["text/plain"].startswith("JobDashboard(")]
     assert "done" in bundle["text/html"] and "4/4 tasks" in bundle["text/html"]
 
     assert _has_graph(dry) and not any(WIDGET in d for d in _data(dry))

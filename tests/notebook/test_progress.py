@@ -134,3 +134,75 @@ def test_finish_and_cancel():
     assert q.status == "failed"
     with pytest.raises(ValueError, match="status"):
         q.finish("exploded")
+
+
+def _stage(index, tsets=("parallelize", "map"), output="collect", tasks=2):
+    return StageSummary(index=index, label=tsets[-1], tset_id=f"t{index}", parallelism=tasks,
+                        output=output, tsets=tuple((t, f"{t}-{index}") for t in tsets))
+
+
+def test_running_tasks_counters_show_before_they_finish():
+    from twister_nb.events import StageSubmitted, TaskCount, TasksProgressed
+
+    p = _fed([ActionStarted(action=1, action_kind="collect", stages=(_stage(0),), time=10.0),
+              StageSubmitted(action=1, stage=0, tasks=2, time=10.0),
+              TasksProgressed(action=1, time=11.0, tasks=(
+                  TaskCount(stage=0, partition=0, records_in=500, records_out=200),
+                  TaskCount(stage=0, partition=1, records_in=500, records_out=100)))])
+    (stage,) = p.stages
+    assert (stage["done"], stage["running"], stage["records_in"], stage["records_out"]) == (
+        0, 2, 1000, 300)
+    assert stage["rate"] == 300.0 and stage["state"] == "running"
+    assert "0/2 tasks \u00b7 2 running \u00b7 1,000 in \u00b7 300 out \u00b7 300 rec/s" in \
+        render_html(p.snapshot())
+    # a finished task's own counts replace its live ones; the other stays live
+    p.feed(TaskFinished(action=1, stage=0, partition=0, records_in=500, records_out=500,
+                        time=12.0))
+    p.feed(TasksProgressed(action=1, time=12.0, tasks=(
+        TaskCount(stage=0, partition=0, records_in=500, records_out=400),  # late: ignored
+        TaskCount(stage=0, partition=1, records_in=500, records_out=300))))
+    (stage,) = p.stages
+    assert (stage["done"], stage["running"], stage["records_in"], stage["records_out"]) == (
+        1, 1, 1000, 800)
+    p.feed(TaskFinished(action=1, stage=0, partition=1, records_in=500, records_out=500,
+                        time=13.0))
+    (stage,) = p.stages
+    assert (stage["done"], stage["running"], stage["records_out"], stage["state"]) == (
+        2, 0, 1000, "done")
+
+
+def test_a_persist_stage_is_checkpointing_until_its_commit():
+    from twister_nb.events import CheckpointCommitted, StageSubmitted, TaskCount, TasksProgressed
+
+    p = _fed([ActionStarted(action=1, action_kind="persist",
+                            stages=(_stage(0, output="persist", tasks=1),), time=1.0),
+              StageSubmitted(action=1, stage=0, tasks=1, time=1.0),
+              TasksProgressed(action=1, time=1.5, tasks=(
+                  TaskCount(stage=0, partition=0, records_in=9, records_out=9,
+                            phase="writing"),))])
+    assert p.stages[0]["state"] == "checkpointing"
+    assert set(p.tset_status.values()) == {"checkpointing"}
+    p.feed(TaskFinished(action=1, stage=0, partition=0, records_in=9, records_out=9, time=2.0))
+    assert p.stages[0]["state"] == "checkpointing"  # written, not committed yet
+    p.feed(CheckpointCommitted(tset_id="t0", label="map", version=1, time=2.1))
+    assert p.stages[0]["state"] == "done" and set(p.tset_status.values()) == {"done"}
+
+
+def test_start_up_steps_and_a_cancel_said_once():
+    from twister_nb.events import StartupStep
+
+    p = _fed([StartupStep(step="starting the JobMaster")])
+    assert p.status == "starting"
+    assert "starting the JobMaster ..." in render_html(p.snapshot())
+    p.feed(StartupStep(step="starting the JobMaster", state="done", seconds=1.25))
+    assert p.status == "idle" and p.startup == [
+        {"step": "starting the JobMaster", "state": "done", "seconds": 1.25}]
+    assert "starting the JobMaster: 1.25 s" in render_html(p.snapshot())
+    # a job a cell started and ran nothing on yet: ready, not "idle · 0.00 s"
+    assert "bold'>ready</span>" in render_html(p.snapshot())
+    assert "0.00 s" not in render_html(p.snapshot())
+    p.feed(ActionStarted(action=1, action_kind="collect", stages=(_stage(0),), time=1.0))
+    p.feed(ErrorRaised(action=1, message="the action of job 'j' was cancelled"))
+    p.feed(ActionEnded(action=1, state="cancelled"))
+    # the status says it (and the cell's own error, once): not the error list too
+    assert p.status == "cancelled" and p.errors == []

@@ -26,6 +26,11 @@ uses an offline job that never connects to a cluster.
 
 Nothing here needs IPython; the magic passes the shell for its input
 transformations and tracebacks.
+
+Why this module is long: it is one cell's whole run, the foreground and the
+``--background`` paths sharing one runner (job, start-up steps, dashboard,
+live graph, code, finish) and the record it leaves; the parts that stand alone
+(recorder, live graph, output, follow) are modules of their own.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 
 from twister_nb.events import ErrorRaised, Event
 from twister_nb.notebook.follow import follow_running
+from twister_nb.notebook.live_graph import LiveGraph
 from twister_nb.notebook.output import put_back, quiet_what_the_dashboard_shows, tset_names
 from twister_nb.notebook.progress import JobProgress
 from twister_nb.notebook.recorder import (
@@ -51,6 +57,7 @@ from twister_nb.notebook.recorder import (
 )
 from twister_nb.notebook.session import NotebookSession
 from twister_nb.runtime.ray_log import job_log_path
+from twister_nb.tset import watchers
 from twister_nb.tset.ops import LogicalOp
 from twister_nb.tset.tset import TLink, TSet
 
@@ -221,32 +228,49 @@ class _CellRunner:
                  opts: CellOptions, shell: Any, show: Callable[..., Any]) -> None:
         self.session, self.cell, self.ns, self.opts, self.shell, self.show = (
             session, cell, ns, opts, shell, show)
-        before = session.env
-        if opts.dry_run and session.current(job_id=opts.job_id, name=opts.name) is None:
-            env = offline_environment(opts.name)  # a dry run starts no job
-        else:
-            env = session.job(job_id=opts.job_id, name=opts.name, create=True)
-            if opts.job_id is not None and env is not before and opts.dashboard:
-                running = env.running()  # left by the kernel this one replaced
-                if running is not None:
-                    follow_running(env, running, show, workers=int(env.info()["workers"]),
-                                   max_output_lines=opts.output_lines)
-        if opts.checkpoint is not None and not opts.dry_run:
-            env.set_checkpoint_policy(opts.checkpoint, opts.checkpoint_params)
-        ns["env"] = self.env = env
-        self.progress = JobProgress(env.job_id, env.name, opts.output_lines)
-        last = session.last
-        if last is not None and last.job_id == env.job_id and last.progress is not None:
-            self.progress.workers = last.progress.workers  # a job announces its workers once
-        self.run_record = CellRun(job_id=env.job_id, job_name=env.name, dry_run=opts.dry_run,
+        self.progress = JobProgress("", opts.name or "", opts.output_lines)
+        self.run_record = CellRun(job_id="", job_name="", dry_run=opts.dry_run,
                                   progress=self.progress)
-        self.recorder = ActionRecorder(opts.dry_run, self.show_dashboard)
         #: Listeners swapped for quieter ones while the dashboard shows (put back at the end).
         self.quieted: list[tuple[int, Callable[[Event], None]]] = []
         #: The dashboard's display handle, to show its final state in the saved notebook.
         self.handle: Any = None
+        #: The graph, drawn at the first action and coloured as the stages run.
+        self.live_graph: LiveGraph | None = None
+        self.env: Any = None
+        before = session.env
+        current = session.current(job_id=opts.job_id, name=opts.name)
+        if opts.dry_run and current is None:
+            env = offline_environment(opts.name)  # a dry run starts no job
+        else:
+            if current is None and opts.job_id is None and opts.dashboard:
+                self.show_dashboard()  # a new job: its start-up steps show while they run
+            env = self._open_job()
+            if opts.job_id is not None and env is not before and opts.dashboard:
+                running = env.running()  # left by the kernel this one replaced
+                if running is not None:
+                    follow_running(env, running, show, workers=int(env.info()["workers"]),
+                                   max_output_lines=opts.output_lines, graph_view=opts.graph)
+        if opts.checkpoint is not None and not opts.dry_run:
+            env.set_checkpoint_policy(opts.checkpoint, opts.checkpoint_params)
+        ns["env"] = self.env = env
+        self.progress.set_job(env.job_id, env.name)
+        self.run_record.job_id, self.run_record.job_name = env.job_id, env.name
+        last = session.last
+        if last is not None and last.job_id == env.job_id and last.progress is not None:
+            self.progress.workers = last.progress.workers  # a job announces its workers once
+        self.recorder = ActionRecorder(opts.dry_run, self.show_dashboard, self.draw_graph)
         self.before = tset_values(ns)
         self.started = time.perf_counter()
+
+    def _open_job(self) -> Any:
+        """The cell's job, its start-up steps (head, Ray, JobMaster) fed to the
+        dashboard while they run."""
+        watchers.watch_process(self.progress)
+        try:
+            return self.session.job(job_id=self.opts.job_id, name=self.opts.name, create=True)
+        finally:
+            watchers.unwatch_process(self.progress)
 
     def show_dashboard(self) -> None:
         """Show the dashboard, once (a background cell shows it before its first action)."""
@@ -261,13 +285,40 @@ class _CellRunner:
             print(f"(no job dashboard: {exc}; `pip install ipywidgets` shows it)")
             return
         run = self.run_record
+        if self.env is not None:
+            self._log_path()
+        run.dashboard = JobDashboard(on_cancel=self.cancel, progress=self.progress)
+        self.handle = self.show(run.dashboard, display_id=True)
+        run.dashboard.shown_as(self.handle)
+
+    def _log_path(self) -> None:
         log = job_log_path(self.env.job_id)
         if log.exists():  # a Ray job driven here has one (an offline job has none)
             self.progress.set_log_path(str(log))
-        run.dashboard = JobDashboard(on_cancel=self.env.cancel, progress=self.progress)
-        self.handle = self.show(run.dashboard, display_id=True)
-        if not self.opts.background:
+
+    def cancel(self) -> Any:
+        """The dashboard's Cancel: the job's running action (none while it starts)."""
+        return self.env.cancel() if self.env is not None else False
+
+    def draw_graph(self) -> None:
+        """At each action: the dashboard's printer quieted once, and the graph
+        (shown at the first action) drawn with this action's root."""
+        if self.run_record.dashboard is not None and not self.opts.background and not self.quieted:
             self.quieted = quiet_what_the_dashboard_shows(self.env.listeners)
+        if self.run_record.dashboard is not None and not self.progress.log_path:
+            self._log_path()
+        if not self.opts.graph or self.opts.dry_run:
+            return
+        if self.live_graph is None:
+            self.live_graph = LiveGraph(self.show, lambda: self.progress.get("tset_status"),
+                                        lambda: self.progress.names, self.opts.rankdir)
+            self.progress.subscribe(self.live_graph.changed)
+        self.live_graph.draw(self._graph_roots())
+
+    def _graph_roots(self) -> list[Any]:
+        """What the graph draws now: the TSets the cell assigned so far, the actions' roots."""
+        named = changed_tsets(self.before, self.ns)
+        return [(name, t) for name, t in named.items()] + [op for _, op in self.recorder.actions]
 
     def _execute(self, shell: Any) -> Any:
         """The cell's code, with its recorder hooked and its progress subscribed."""
@@ -290,7 +341,11 @@ class _CellRunner:
     def _finish(self, update_display: bool) -> None:
         watch = self.session.watch
         if watch is not None and watch.reason:
-            return  # the kernel is leaving and the job goes on: its action was not cancelled
+            # the kernel is leaving and the job goes on: its action was not cancelled
+            if self.run_record.dashboard is not None:
+                self.progress.set_kernel_gone()
+                self.run_record.dashboard.end()
+            return
         run = self.run_record
         run.seconds = time.perf_counter() - self.started
         run.actions = self.recorder.actions
@@ -321,7 +376,7 @@ class _CellRunner:
             self._finish(update_display=True)
             self._publish()
             if opts.graph and (run.tsets or run.actions):
-                _show_graph(run, opts, self.show)
+                _show_graph(run, opts, self.show, self.live_graph)
         return run, value
 
     def start_background(self) -> tuple[CellRun, Any]:
@@ -332,15 +387,11 @@ class _CellRunner:
         """
         run, opts, progress = self.run_record, self.opts, self.progress
         self.show_dashboard()
-        graph_box = None
         if opts.graph:
-            try:
-                import ipywidgets
-
-                graph_box = ipywidgets.HTML(value="<i>the graph is drawn when the cell ends</i>")
-                self.show(graph_box)
-            except ImportError:
-                graph_box = None
+            self.live_graph = LiveGraph(self.show, lambda: progress.get("tset_status"),
+                                        lambda: progress.names, opts.rankdir)
+            progress.subscribe(self.live_graph.changed)
+            self.live_graph.place()  # drawn into from the thread, at its first action
         listeners = self.env.listeners
         quieted = list(enumerate(listeners))
         for i, listener in quieted:
@@ -358,8 +409,8 @@ class _CellRunner:
             finally:
                 put_back(listeners, quieted)
                 self._finish(update_display=True)  # display updates go by ID, from any thread
-                if graph_box is not None and (run.tsets or run.actions):
-                    _draw_into(graph_box, run, opts)
+                if self.live_graph is not None and (run.tsets or run.actions):
+                    run.graph = self.live_graph.finish(run.graph_roots(), opts.graph_format)
 
         thread = threading.Thread(target=body, name=f"twister2-background-{self.env.job_id}",
                                   daemon=True)
@@ -370,24 +421,15 @@ class _CellRunner:
         return run, run
 
 
-def _draw_into(box: Any, run: CellRun, opts: CellOptions) -> None:
-    """Put the graph into an HTML widget (a trait: safe from a thread)."""
+def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any],
+                live: LiveGraph | None = None) -> None:
+    """Draw what the cell built (the live graph's last drawing, when it has one);
+    a drawing problem never hides the cell's own result."""
     from twister_nb.tset.graph import visualize
 
-    try:
-        graph = visualize(run.graph_roots(), format="svg", rankdir=opts.rankdir,
-                          status=run.status_map())
-        data = getattr(graph, "data", None)
-        box.value = data if isinstance(data, str) and "<svg" in data else f"<pre>{graph}</pre>"
-        run.graph = graph
-    except Exception as exc:  # noqa: BLE001 - the cell's result stands without its drawing
-        box.value = f"<pre>(the graph could not be drawn: {type(exc).__name__}: {exc})</pre>"
-
-
-def _show_graph(run: CellRun, opts: CellOptions, show: Callable[..., Any]) -> None:
-    """Draw what the cell built; a drawing problem never hides the cell's own result."""
-    from twister_nb.tset.graph import visualize
-
+    if live is not None:
+        run.graph = live.finish(run.graph_roots(), opts.graph_format)
+        return
     try:
         run.graph = visualize(run.graph_roots(), format=opts.graph_format, rankdir=opts.rankdir,
                               status=None if opts.dry_run else run.status_map(),
@@ -416,5 +458,5 @@ def _finish(run: CellRun, progress: JobProgress, opts: CellOptions, handle: Any)
         run.status = "cancelled" if progress.status == "cancelled" else "failed"
     else:
         run.status = progress.status if run.actions else "idle"
-    if handle is not None and hasattr(handle, "update"):
-        handle.update(run.dashboard)  # the saved notebook's HTML shows the final state
+    if handle is not None and run.dashboard is not None:
+        run.dashboard.end()  # its output becomes the final state, which needs no kernel

@@ -15,6 +15,15 @@ background thread; it only sets traits, never prints. ``_repr_html_`` gives the
 same state as static HTML, so a saved notebook (or any viewer without the
 widget manager) shows the final state.
 
+When its run ends, the cell replaces the widget's output with
+:meth:`JobDashboard.static_copy` (by display ID): JupyterLab keeps no widget
+state in a saved notebook by default, and a widget whose kernel is gone shows
+``Error displaying widget: model not found`` when the notebook is reopened;
+the static copy shows the final state, and looks the same. A dashboard still
+live when its kernel leaves (a restart) is marked ``kernel_gone`` and its
+output replaced the same way, as far as the page still listens
+(:func:`kernel_leaving`).
+
 ipywidgets is a dependency of the package; this module is only imported when
 a dashboard is wanted (the magics import it lazily).
 """
@@ -22,6 +31,8 @@ a dashboard is wanted (the magics import it lazily).
 from __future__ import annotations
 
 import html
+import threading
+import weakref
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
@@ -50,13 +61,17 @@ from twister_nb.notebook.progress import (
     render_html,
     render_materialized,
     render_output,
+    render_startup,
     stage_caption,
     stage_numbers,
 )
 
-__all__ = ["JobDashboard"]
+__all__ = ["JobDashboard", "StaticDashboard", "kernel_leaving"]
 
-_BAR_STYLES = {"pending": "", "running": "info", "done": "success", "failed": "danger"}
+_BAR_STYLES = {"pending": "", "running": "info", "checkpointing": "warning", "done": "success",
+               "failed": "danger"}
+#: Seconds between two ticks of the elapsed clock while an action runs.
+TICK = 0.5
 
 
 class JobDashboard(widgets.VBox):
@@ -97,6 +112,8 @@ class JobDashboard(widgets.VBox):
     cancel_requested = Bool(False, help="Cancel was clicked.").tag(sync=True)
     log_path = Unicode("", help="The job's log, where Ray's own messages to the driver "
                                 "go.").tag(sync=True)
+    startup = List(Dict(), help="The start-up steps seen: step, state, seconds.").tag(sync=True)
+    kernel_gone = Bool(False, help="The kernel that fed this dashboard is gone.").tag(sync=True)
 
     def __init__(self, job_id: str = "", job_name: str = "",
                  on_cancel: Callable[[], Any] | None = None, max_output_lines: int = 200,
@@ -106,6 +123,8 @@ class JobDashboard(widgets.VBox):
         self._rows: dict[tuple[int, int], tuple[widgets.HBox, widgets.HTML,
                                                 widgets.IntProgress, widgets.HTML]] = {}
         self._header = widgets.HTML()
+        self._startup_html = widgets.HTML()
+        self._ticker: threading.Thread | None = None
         self._stage_box = widgets.VBox()
         self._materialized_html = widgets.HTML()
         self._errors_html = widgets.HTML()
@@ -116,7 +135,8 @@ class JobDashboard(widgets.VBox):
         self._cancel.on_click(self._cancel_clicked)
         # ... and while a foreground cell waits for the action (see busy_click)
         on_busy_click(self._cancel, self._cancel_clicked)
-        super().__init__(children=[widgets.HBox([self._header, self._cancel]), self._stage_box,
+        super().__init__(children=[widgets.HBox([self._header, self._cancel]),
+                                   self._startup_html, self._stage_box,
                                    self._materialized_html, self._errors_html,
                                    self._output_html], **kwargs)
         self.add_class("twister-nb-dashboard")
@@ -179,11 +199,26 @@ class JobDashboard(widgets.VBox):
             self.progress.set_max_output_lines(change["new"])
 
     @observe("job_id", "job_name", "status", "elapsed", "workers", "cancel_requested",
-             "log_path")
+             "log_path", "kernel_gone")
     def _draw_header(self, change: dict[str, Any] | None = None) -> None:
         self._header.value = render_header(self.state())
         self._cancel.disabled = (self._on_cancel is None or self.status != "running"
-                                 or self.cancel_requested)
+                                 or self.cancel_requested or self.kernel_gone)
+        if self.status == "running" and (self._ticker is None or not self._ticker.is_alive()):
+            self._ticker = threading.Thread(target=self._tick, name="twister2-clock", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        """Move the elapsed clock on while an action runs (events may be
+        seconds apart; the clock should not stand still)."""
+        stop = threading.Event()
+        while self.status == "running" and not self.kernel_gone:
+            stop.wait(TICK)
+            self.progress.tick()
+
+    @observe("startup")
+    def _draw_startup(self, change: dict[str, Any] | None = None) -> None:
+        self._startup_html.value = render_startup(self.state())
 
     @observe("stages")
     def _draw_stages(self, change: dict[str, Any] | None = None) -> None:
@@ -232,3 +267,52 @@ class JobDashboard(widgets.VBox):
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+    def static_copy(self) -> "StaticDashboard":
+        """The state now, as an output that needs no widget (nor its kernel)."""
+        return StaticDashboard(self.state(), getattr(self, "model_id", None))
+
+    def shown_as(self, handle: Any) -> None:
+        """The display showing this dashboard: replaced by its static copy when
+        the kernel leaves while it is live (:func:`kernel_leaving`)."""
+        self._handle = handle
+        _LIVE.add(self)
+
+    def end(self) -> None:
+        """The run is over: its output becomes the static copy (final state)."""
+        _LIVE.discard(self)
+        handle = getattr(self, "_handle", None)
+        if handle is not None and hasattr(handle, "update"):
+            handle.update(self.static_copy())
+
+
+class StaticDashboard:
+    """A dashboard's state as HTML only: what a finished cell keeps showing
+    (the same drawing as the widget's, in a saved notebook, untrusted too)."""
+
+    def __init__(self, state: dict[str, Any], model_id: str | None = None) -> None:
+        self.state = state
+        #: The widget it stands for (its state may be saved in the notebook's metadata).
+        self.model_id = model_id
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        data = {"text/html": render_html(self.state), "text/plain": repr(self)}
+        return data, ({"twister_nb": {"dashboard": self.model_id}} if self.model_id else {})
+
+    def __repr__(self) -> str:
+        return f"JobDashboard(job_id={self.state['job_id']!r}, status={self.state['status']!r})"
+
+
+#: Dashboards shown and not ended yet (a background run, a followed action).
+_LIVE: "weakref.WeakSet[JobDashboard]" = weakref.WeakSet()
+
+
+def kernel_leaving() -> None:
+    """The kernel is leaving (restart, shut down): every live dashboard says so
+    and shows its last state, as far as the page still listens."""
+    for dashboard in list(_LIVE):
+        dashboard.progress.set_kernel_gone()
+        try:
+            dashboard.end()
+        except Exception:  # noqa: BLE001 - the kernel leaves anyway
+            pass

@@ -23,20 +23,22 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, ErrorRaised,
                                Event, JobMasterRebuilt, OutputPrinted, StageSubmitted,
-                               TaskCheckpointed, TaskFinished, TSetRestored, WorkersStarted)
+                               StartupStep, TaskCheckpointed, TaskCount, TaskFinished,
+                               TasksProgressed, TSetRestored, WorkersStarted)
 
 __all__ = ["JOB_STATUSES", "JobProgress", "render_html"]
 
-JOB_STATUSES = ("idle", "running", "done", "failed", "cancelled")
+JOB_STATUSES = ("idle", "starting", "running", "done", "failed", "cancelled")
 FIELDS = ("job_id", "job_name", "status", "elapsed", "workers", "stages", "errors", "output",
           "output_dropped", "tset_status", "checkpoints", "restored", "cancel_requested",
-          "log_path")
+          "log_path", "startup", "kernel_gone")
 _MATERIALIZED = "materialized"
 #: What a caption says for data an earlier action stored, when no variable names it
 _STORED = "stored data"
@@ -77,9 +79,17 @@ class JobProgress:
         self.log_path = ""
         #: TSet ID -> the user's variable name (the cell's namespace): what captions say
         self.names: dict[str, str] = {}
+        #: The start-up steps seen (step, state, seconds), in order
+        self.startup: list[dict[str, Any]] = []
+        #: Set when the kernel that fed this state is gone (a reopened notebook)
+        self.kernel_gone = False
         self._stages: dict[tuple[int, int], dict[str, Any]] = {}
         self._actions: dict[int, str] = {}  # action number -> running/done/failed
         self._started: float | None = None
+        #: Per stage: the running tasks' last counters, and the finished tasks' totals
+        self._live: dict[tuple[int, int], dict[int, TaskCount]] = {}
+        self._finished_in_out: dict[tuple[int, int], list[int]] = {}
+        self._finished_parts: dict[tuple[int, int], set[int]] = {}
 
     def __repr__(self) -> str:
         return f"JobProgress(job_id={self.job_id!r}, status={self.status!r})"
@@ -125,6 +135,18 @@ class JobProgress:
     def _stage_names(self, stage: dict[str, Any]) -> list[str]:
         return [self.names.get(ident) or (_STORED if label == _MATERIALIZED else label)
                 for label, ident in zip(stage["tsets"], stage["tset_ids"])]
+
+    def set_job(self, job_id: str, job_name: str) -> None:
+        """Name the job once it exists (a dashboard shown while it starts has none yet)."""
+        with self._lock:
+            self.job_id, self.job_name = job_id, job_name
+            self._notify({"job_id", "job_name"})
+
+    def set_kernel_gone(self) -> None:
+        """The kernel that fed this state is leaving: the state is the last one."""
+        with self._lock:
+            self.kernel_gone = True
+            self._notify({"kernel_gone"})
 
     def set_log_path(self, path: str) -> None:
         with self._lock:
@@ -172,6 +194,17 @@ class JobProgress:
                 self.feed(event)
                 await asyncio.sleep(0)
 
+    def tick(self, now: float | None = None) -> None:
+        """Move the clock on while an action runs (the dashboard calls it about
+        twice a second, so the elapsed time ticks between events)."""
+        with self._lock:
+            if self._started is None or self.status != "running":
+                return
+            elapsed = max(self.elapsed, (time.time() if now is None else now) - self._started)
+            if elapsed - self.elapsed >= 0.05:
+                self.elapsed = elapsed
+                self._notify({"elapsed"})
+
     def request_cancel(self) -> None:
         with self._lock:
             self.cancel_requested = True
@@ -216,8 +249,8 @@ class JobProgress:
                 "index": summary.index, "label": summary.label,
                 "tset_id": summary.tset_id, "output": summary.output,
                 "tsets": [t[0] for t in summary.tsets], "tset_ids": [t[1] for t in summary.tsets],
-                "tasks": summary.parallelism, "done": 0, "records_in": 0,
-                "records_out": 0, "seconds": 0.0, "state": "pending",
+                "tasks": summary.parallelism, "done": 0, "running": 0, "records_in": 0,
+                "records_out": 0, "seconds": 0.0, "rate": 0.0, "state": "pending",
                 "checkpointed": 0, "recovered": 0,
             }
             stage["names"] = self._stage_names(stage)
@@ -240,9 +273,20 @@ class JobProgress:
             cancelled = state == "cancelled" or self.cancel_requested or any(
                 "cancelled" in e["message"] for e in self.errors if e.get("action") == action)
             self.status = "cancelled" if cancelled else "failed"
+            if cancelled:
+                # the status says it; the cell's own error says it once more, not the list
+                self.errors = [e for e in self.errors if not (
+                    e.get("action") == action and not e.get("tset")
+                    and "cancelled" in e["message"])]
         elif "running" not in self._actions.values():
             self.status = "done" if self.status == "running" else self.status
-        return ("status", "stages", "tset_status")
+        for (a, _), stage in self._stages.items():
+            if a == action:
+                stage["running"] = 0
+                if state == "done" and stage["state"] == "checkpointing":
+                    stage["state"] = "done"
+                    self._set_tsets(stage, "done")
+        return ("status", "stages", "tset_status", "errors")
 
     def _on_master_rebuilt(self, event: JobMasterRebuilt) -> Iterable[str]:
         """The running actions died with their JobMaster: their unfinished stages
@@ -262,6 +306,7 @@ class JobProgress:
         if stage is None:
             return ()
         stage["tasks"] = event.tasks
+        stage["submitted"] = event.time
         if stage["state"] == "pending":
             stage["state"] = "running"
             self._set_tsets(stage, "running")
@@ -271,14 +316,21 @@ class JobProgress:
         stage = self._stages.get((event.action, event.stage))
         if stage is None:
             return ()
+        key = (event.action, event.stage)
         stage["done"] += 1
         stage["recovered"] += bool(event.recovered)
-        stage["records_in"] += int(event.records_in)
-        stage["records_out"] += int(event.records_out)
+        self._live.get(key, {}).pop(event.partition, None)
+        self._finished_parts.setdefault(key, set()).add(event.partition)
+        finished = self._finished_in_out.setdefault(key, [0, 0])
+        finished[0] += int(event.records_in)
+        finished[1] += int(event.records_out)
         stage["seconds"] += float(event.seconds)
-        if stage["done"] >= stage["tasks"] and stage["state"] != "failed":
-            stage["state"] = "done"
-            self._set_tsets(stage, "done")
+        self._count(key, stage, event.time)
+        if stage["done"] >= stage["tasks"] and stage["state"] not in ("failed", "done"):
+            # a persist's last stage is checkpointing until its manifest is committed
+            state = "checkpointing" if stage["output"] == "persist" else "done"
+            stage["state"] = state
+            self._set_tsets(stage, state)
         elif stage["state"] == "pending":
             stage["state"] = "running"
             self._set_tsets(stage, "running")
@@ -290,6 +342,52 @@ class JobProgress:
             return ()
         stage["checkpointed"] += 1
         return ("stages",)
+
+    def _count(self, key: tuple[int, int], stage: dict[str, Any], when: float) -> None:
+        """A stage's records: its finished tasks' and its running tasks' so far,
+        and the rate since it was submitted."""
+        live = self._live.get(key, {})
+        finished = self._finished_in_out.get(key, [0, 0])
+        stage["records_in"] = finished[0] + sum(t.records_in for t in live.values())
+        stage["records_out"] = finished[1] + sum(t.records_out for t in live.values())
+        stage["running"] = len(live)
+        since = stage.get("submitted")
+        if since is not None and when > since:
+            # what the stage made per second (what it read, while it has made nothing:
+            # a task whose input is a whole partition reads it at once)
+            stage["rate"] = (stage["records_out"] or stage["records_in"]) / (when - since)
+
+    def _on_progress(self, event: TasksProgressed) -> Iterable[str]:
+        changed = False
+        for count in event.tasks:
+            key = (event.action, count.stage)
+            stage = self._stages.get(key)
+            if (stage is None or stage["state"] in ("done", "failed")
+                    or count.partition in self._finished_parts.get(key, ())):
+                continue  # a report that was under way when its task ended
+            self._live.setdefault(key, {})[count.partition] = count
+            self._count(key, stage, event.time)
+            state = "checkpointing" if count.phase == "writing" else "running"
+            if stage["state"] != state and stage["state"] != "checkpointing":
+                stage["state"] = state
+                self._set_tsets(stage, state)
+            changed = True
+        return ("stages", "tset_status") if changed else ()
+
+    def _on_startup(self, event: StartupStep) -> Iterable[str]:
+        step = {"step": event.step, "state": event.state, "seconds": float(event.seconds)}
+        for i, known in enumerate(self.startup):
+            if known["step"] == event.step and known["state"] == "running":
+                self.startup[i] = step
+                break
+        else:
+            self.startup.append(step)
+        starting = any(s["state"] == "running" for s in self.startup)
+        if starting and self.status == "idle":
+            self.status = "starting"
+        elif not starting and self.status == "starting":
+            self.status = "idle"
+        return ("startup", "status")
 
     def _on_output(self, event: OutputPrinted) -> Iterable[str]:
         lines = [str(line) for line in event.lines]
@@ -320,7 +418,11 @@ class JobProgress:
 
     def _on_checkpoint(self, event: CheckpointCommitted) -> Iterable[str]:
         self.checkpoints.append({**_fields(event), "name": self.names.get(event.tset_id)})
-        return ("checkpoints",)
+        for stage in self._stages.values():
+            if stage["state"] == "checkpointing" and stage["tset_id"] == event.tset_id:
+                stage["state"] = "done"
+                self._set_tsets(stage, "done")
+        return ("checkpoints", "stages", "tset_status")
 
     def _on_restored(self, event: TSetRestored) -> Iterable[str]:
         ident = event.tset_id
@@ -350,6 +452,8 @@ _HANDLERS: dict[type[Event], Callable[[JobProgress, Any], Iterable[str]]] = {
     CheckpointCommitted: JobProgress._on_checkpoint,
     TSetRestored: JobProgress._on_restored,
     WorkersStarted: JobProgress._on_workers,
+    TasksProgressed: JobProgress._on_progress,
+    StartupStep: JobProgress._on_startup,
 }
 
 
@@ -368,7 +472,8 @@ def _summary(message: str) -> str:
 #: The colours of JupyterLab's light theme that the live widget's bar styles use
 #: (``info``, ``success``, ``danger``, ``warning``), so the saved copy looks the same.
 _STATUS_COLORS = {"idle": "#757575", "running": "#0097a7", "done": "#388e3c", "failed": "#d32f2f",
-                  "cancelled": "#f57c00", "pending": "#9e9e9e"}
+                  "cancelled": "#f57c00", "pending": "#9e9e9e", "starting": "#0097a7",
+                  "checkpointing": "#7b1fa2"}
 
 
 def _fmt_count(n: int) -> str:
@@ -392,12 +497,54 @@ def stage_caption(stage: dict[str, Any]) -> str:
 
 
 def stage_numbers(stage: dict[str, Any]) -> str:
-    """``4/4 tasks · 40,000 in · 40,000 out``, and the tasks checkpointed and
-    recovered from task checkpoints, if any (``· 3 checkpointed · 1 recovered``)."""
-    saved = "".join(f" \u00b7 {stage[k]} {k}" for k in ("checkpointed", "recovered")
-                    if stage.get(k))
-    return (f"{stage['done']}/{stage['tasks']} tasks \u00b7 {_fmt_count(stage['records_in'])} in "
-            f"\u00b7 {_fmt_count(stage['records_out'])} out{saved}")
+    """``1/4 tasks · 2 running · 25,000 in · 12,500 out · 51,000 rec/s``: the
+    records of the running tasks count as far as they got; the rate is of the
+    records out since the stage was submitted; then the tasks checkpointed and
+    recovered from task checkpoints, if any (``· 3 checkpointed · 1 recovered``).
+
+    >>> stage_numbers({"done": 4, "tasks": 4, "records_in": 40000, "records_out": 40000})
+    '4/4 tasks · 40,000 in · 40,000 out'
+    >>> stage_numbers({"done": 4, "tasks": 4, "records_in": 0, "records_out": 40000,
+    ...                "recovered": 4})
+    '4/4 tasks · 0 in · 40,000 out · 4 recovered'
+    >>> stage_numbers({"done": 1, "tasks": 4, "running": 2, "records_in": 25000,
+    ...                "records_out": 12500, "rate": 51234.5})
+    '1/4 tasks · 2 running · 25,000 in · 12,500 out · 51,234 rec/s'
+    """
+    running = stage.get("running") or 0
+    rate = stage.get("rate") or 0.0
+    return (f"{stage['done']}/{stage['tasks']} tasks"
+            + (f" \u00b7 {running} running" if running else "")
+            + f" \u00b7 {_fmt_count(stage['records_in'])} in"
+            f" \u00b7 {_fmt_count(stage['records_out'])} out"
+            + (f" \u00b7 {_fmt_count(int(rate))} rec/s" if rate >= 1 else "")
+            # tasks saved as task checkpoints, or recovered from them (issue 12)
+            + "".join(f" \u00b7 {stage[k]} {k}" for k in ("checkpointed", "recovered")
+                      if stage.get(k)))
+
+
+def startup_line(step: dict[str, Any]) -> str:
+    """``starting the local Ray head: 4.52 s`` (``...`` while it runs).
+
+    >>> startup_line({"step": "starting 2 workers", "state": "done", "seconds": 1.234})
+    'starting 2 workers: 1.23 s'
+    >>> startup_line({"step": "starting the JobMaster", "state": "running", "seconds": 0})
+    'starting the JobMaster ...'
+    """
+    if step["state"] == "running":
+        return f"{step['step']} ..."
+    said = "" if step["state"] == "done" else f" ({step['state']})"
+    return f"{step['step']}: {float(step['seconds']):.2f} s{said}"
+
+
+def render_startup(state: dict[str, Any]) -> str:
+    """The start-up steps, one line each, with their times."""
+    steps = state.get("startup") or []
+    if not steps:
+        return ""
+    line = " \u00b7 ".join(html.escape(startup_line(s)) for s in steps)
+    return (f"<div class='twister-nb-startup' style='font-size:smaller;color:#616161'>"
+            f"{line}</div>")
 
 
 def render_header(state: dict[str, Any]) -> str:
@@ -405,10 +552,23 @@ def render_header(state: dict[str, Any]) -> str:
     color = _STATUS_COLORS.get(state["status"], "#777")
     workers = state["workers"]
     known = f" &middot; {workers} worker{'s' if workers != 1 else ''}" if workers else ""
+    status = state["status"]
+    gone = ""
+    if state.get("kernel_gone"):
+        # its kernel is gone: say so rather than claim a live run
+        if status in ("running", "starting"):
+            status = "unknown"
+            color = "#757575"
+        gone = (" &middot; <span class='twister-nb-kernel-gone' style='color:#757575'>the kernel "
+                "that ran this cell is gone; this is its last state (%twister2 attach JOB_ID "
+                "follows the job)</span>")
+    clock = f" &middot; {state['elapsed']:.2f} s"
+    if status == "idle" and not state["stages"] and state.get("startup"):
+        status, clock = "ready", ""  # a job started by a cell that ran no action yet
     return (f"<div class='twister-nb-header'><b>{e(state['job_name'] or 'job')}</b> "
             f"<code>{e(state['job_id'])}</code> &middot; "
-            f"<span style='color:{color};font-weight:bold'>{e(state['status'])}</span> &middot; "
-            f"{state['elapsed']:.2f} s{known}{_log_line(state)}</div>")
+            f"<span style='color:{color};font-weight:bold'>{e(status)}</span>"
+            f"{clock}{known}{gone}{_log_line(state)}</div>")
 
 
 def _log_line(state: dict[str, Any]) -> str:
@@ -467,7 +627,8 @@ def render_html(state: dict[str, Any]) -> str:
             f"<td>{e(stage_numbers(stage))}</td>"
             f"<td style='color:{color}'>{e(stage['state'])}</td></tr>")
     table = f"<table class='twister-nb-stages'>{''.join(rows)}</table>" if rows else ""
-    return (f"<div class='twister-nb-dashboard'>{render_header(state)}{table}"
+    return (f"<div class='twister-nb-dashboard'>{render_header(state)}{render_startup(state)}"
+            f"{table}"
             f"{render_materialized(state)}{render_errors(state)}{render_output(state)}</div>")
 
 

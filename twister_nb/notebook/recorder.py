@@ -43,11 +43,16 @@ class ActionRecorder:
         that returns data raises :class:`DryRunStop`.
     on_first_action : callable
         Called before the cell's first action runs (it shows the dashboard).
+    on_action : callable, optional
+        Called before every action that runs, after it is recorded (the live
+        graph adds its root).
     """
 
-    def __init__(self, dry_run: bool, on_first_action: Callable[[], None]) -> None:
+    def __init__(self, dry_run: bool, on_first_action: Callable[[], None],
+                 on_action: Callable[[], None] | None = None) -> None:
         self.dry_run = dry_run
         self.on_first_action = on_first_action
+        self.on_action = on_action
         self.actions: list[tuple[str, LogicalOp]] = []
         #: Set for a background cell: actions of other threads (cells run while
         #: it works) are not its own, and run unrecorded.
@@ -64,6 +69,8 @@ class ActionRecorder:
             return False
         if len(self.actions) == 1:
             self.on_first_action()
+        if self.on_action is not None:
+            self.on_action()
         return True
 
 

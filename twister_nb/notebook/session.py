@@ -16,6 +16,7 @@ detached, not ended, when the kernel leaves.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,9 @@ class NotebookSession:
         for env in list(self._opened.values()):
             if not env.closed:
                 env.detach(reason)
+        dashboards = sys.modules.get("twister_nb.notebook.dashboard")
+        if dashboards is not None:  # loaded: some dashboard was shown
+            dashboards.kernel_leaving()
 
     def forget(self) -> None:
         """Drop every job without closing it (its cluster is gone)."""

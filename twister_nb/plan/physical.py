@@ -136,6 +136,9 @@ class Plan:
     root_id: str
     #: Whether the root yields ``(key, value)`` pairs (a re-attached handle needs it).
     keyed: bool = False
+    #: The drawing of the action's graph as plain values (``tset.graph.model_to_dict``,
+    #: no user code), for a watcher that did not build it (an attached kernel).
+    graph: dict[str, Any] | None = None
 
     @property
     def final(self) -> StagePlan:

@@ -25,6 +25,7 @@ from twister_nb.plan.physical import (
     Step,
 )
 from twister_nb.tset import ops
+from twister_nb.tset.graph import build_model, model_to_dict
 from twister_nb.tset.identity import is_library, tset_id
 
 ACTIONS = ("run", "collect", "partitions", "cache", "persist")
@@ -88,7 +89,8 @@ class Planner:
         if isinstance(root, ops.AbstractLink):
             raise ValueError(f"plan(): the root must be a TSet, not the link {root.kind!r}")
         self._stage(root, action, None)
-        return Plan(stages=self.stages, action=action, root_id=tset_id(root), keyed=root.keyed)
+        return Plan(stages=self.stages, action=action, root_id=tset_id(root), keyed=root.keyed,
+                    graph=model_to_dict(build_model(root)))
 
     # ------------------------------------------------------------ stages
 

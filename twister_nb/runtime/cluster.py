@@ -35,6 +35,7 @@ from typing import Any
 from twister_nb import config as _config
 from twister_nb.errors import ClusterError
 from twister_nb.runtime.ray_errors import ray_error_line
+from twister_nb.tset.watchers import startup_step
 
 NAMESPACE_DEFAULT = "twister_nb"
 _LOOPBACK = "127.0.0.1"
@@ -174,26 +175,33 @@ def start_local(num_cpus: int | None = None, object_store_memory: int | None = N
         object_store_memory = _config.override_with("ray.object_store_memory", object_store_memory, config)
         attempts = max(1, int(_config.get("ray.start_attempts", 2, config)))
         log_path = _ray_dir() / "head.log"
-        began = time.monotonic()
-        for attempt in range(1, attempts + 1):
-            try:
-                state = _start_head(num_cpus, object_store_memory, timeout, log_path)
-            except _HeadFailed as failed:
-                if attempt < attempts and failed.retry:
-                    continue
-                took = time.monotonic() - began
-                load = os.getloadavg()[0]
-                raise ClusterError(
-                    f"the local Ray head did not start ({attempt} attempt"
-                    f"{'s' if attempt > 1 else ''}, {took:.0f} s, load average {load:.1f}): "
-                    f"{failed.reason.rstrip('.')}. "
-                    + ("The machine may be too busy: try again when it is quieter. "
-                       if failed.retry else "")
-                    + f"Its log is {log_path}; its last lines:\n{_tail(log_path)}") from None
-            state.update(start_seconds=round(time.monotonic() - began, 2), attempts=attempt)
-            _state_file().write_text(json.dumps(state))
-            return state
-        raise AssertionError("unreachable")
+        with startup_step("starting the local Ray head"):
+            return _start_attempts(num_cpus, object_store_memory, timeout, log_path, attempts)
+
+
+def _start_attempts(num_cpus: int | None, object_store_memory: int | None, timeout: float,
+                    log_path: Path, attempts: int) -> dict[str, Any]:
+    """Start the head, trying again as :func:`start_local` says; its record."""
+    began = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        try:
+            state = _start_head(num_cpus, object_store_memory, timeout, log_path)
+        except _HeadFailed as failed:
+            if attempt < attempts and failed.retry:
+                continue
+            took = time.monotonic() - began
+            load = os.getloadavg()[0]
+            raise ClusterError(
+                f"the local Ray head did not start ({attempt} attempt"
+                f"{'s' if attempt > 1 else ''}, {took:.0f} s, load average {load:.1f}): "
+                f"{failed.reason.rstrip('.')}. "
+                + ("The machine may be too busy: try again when it is quieter. "
+                   if failed.retry else "")
+                + f"Its log is {log_path}; its last lines:\n{_tail(log_path)}") from None
+        state.update(start_seconds=round(time.monotonic() - began, 2), attempts=attempt)
+        _state_file().write_text(json.dumps(state))
+        return state
+    raise AssertionError("unreachable")
 
 
 def _start_head(num_cpus: int | None, object_store_memory: int | None, timeout: float,
@@ -370,7 +378,8 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
         import ray
 
         if not ray.is_initialized():
-            _init(ray, address, kind, config)
+            with startup_step("connecting to Ray"):
+                _init(ray, address, kind, config)
             from twister_nb.runtime import ray_log
 
             ray_log.install()  # the raylet's messages go to the job logs, not to stdout

@@ -36,6 +36,7 @@ from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundErr
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
 from twister_nb.runtime.ray_errors import ray_error_line
 from twister_nb.runtime.store_reach import require_shared_store
+from twister_nb.tset import watchers
 from twister_nb.tset.identity import is_library_path
 from twister_nb.tset.ops import LogicalOp, Parallelize
 
@@ -118,7 +119,6 @@ class RayExecutor:
         # A bad checkpoint policy is refused before the job starts.
         self._policy_config, self._policy = env.config, load_policy(env.config)
         self._cluster = cluster.connect(env.config)  # before importing Ray: it sets Ray's variables
-        import ray
 
         self.store = open_store(env.config)
         master = live_master(env.job_id, env.config)
@@ -129,14 +129,12 @@ class RayExecutor:
                     f"none is recorded in {self.store.uri}; `twister-nb jobs` lists the jobs"
                 )
             require_shared_store(self.store.uri, env.config)
-            master = new_master(env.job_id, env.name, env.config, self.store, _program(),
-                                self._cluster["address"])
+            with watchers.startup_step("starting the JobMaster"):
+                master = self._started(new_master(env.job_id, env.name, env.config, self.store,
+                                                  _program(), self._cluster["address"]))
+        else:
+            master = self._started(master)
         self._master = master
-        try:
-            ray.get(master.info.remote())
-        except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"job {env.job_id!r} could not start: {ray_error_line(exc)}"
-                                 ) from None
         self._token = uuid.uuid4().hex
         self._cursor = self._attach()  # events from now on (not the whole log)
         # Ray's own messages to this driver (the raylet's warnings) go to the job's log
@@ -148,6 +146,17 @@ class RayExecutor:
         self._rebuilding = threading.Lock()
         self._left = False
         self._start_heartbeat()
+
+    def _started(self, master: Any, again: str = "") -> Any:
+        """``master`` once it answers (its constructor ran)."""
+        import ray
+
+        try:
+            ray.get(master.info.remote())
+        except ray.exceptions.RayActorError as exc:
+            raise JobFailedError(f"job {self._env.job_id!r} could not start{again}: "
+                                 f"{ray_error_line(exc)}") from None
+        return master
 
     def _ask(self, ref: Any, timeout: float | None = None) -> Any:
         """The answer of a JobMaster call; a JobMaster that is gone is one clear
@@ -240,6 +249,8 @@ class RayExecutor:
                 if event.seq >= seen:
                     for listener in self.listeners:
                         listener(event)
+                    if watchers.watched():  # twister-nb submit's progress lines
+                        watchers.announce(event)
 
     def execute(self, root: LogicalOp, action: str, *, materialize_id: str | None = None) -> Any:
         """Run one action on the job. A JobMaster lost on the way (killed, its
@@ -273,22 +284,15 @@ class RayExecutor:
 
     def _start_again(self) -> None:
         """A new JobMaster for this job, once the lost one's name is free."""
-        import ray
-
         deadline = time.monotonic() + LEASE_TTL
         while live_master(self._env.job_id, self._env.config) is not None:
             if time.monotonic() > deadline:
                 raise JobMasterLostError(self._env.job_id, "the lost JobMaster is still "
                                          f"registered after {LEASE_TTL:.0f} s")
             time.sleep(0.1)
-        master = new_master(self._env.job_id, self._env.name, self._env.config, self.store,
-                            _program(), self._cluster["address"])
-        try:
-            ray.get(master.info.remote())
-        except ray.exceptions.RayActorError as exc:
-            raise JobFailedError(f"job {self._env.job_id!r} could not start again: "
-                                 f"{ray_error_line(exc)}") from None
-        self._master = master
+        self._master = self._started(new_master(self._env.job_id, self._env.name,
+                                                self._env.config, self.store, _program(),
+                                                self._cluster["address"]), " again")
         cursor = self._attach()
         with self._deliver_lock:
             self._cursor = cursor

@@ -199,6 +199,12 @@ class JobMaster:
         """Lines a worker's user functions printed while a task runs."""
         self._emit(OutputPrinted(lines=tuple(lines)))
 
+    def task_progress(self, key: str, partition: int, worker: int, records_in: int,
+                      records_out: int, seconds: float, phase: str = "running") -> None:
+        """A worker's counters of its running task (about every 0.25 s); the
+        scheduler coalesces them into few ``TasksProgressed`` events."""
+        self._scheduler.progress(key, partition, worker, records_in, records_out, seconds, phase)
+
     def info(self) -> dict[str, Any]:
         """The job's state now: status, workers, cached and persisted TSets, driver,
         and the running action (with ``since``, its first event's cursor, so a
@@ -327,7 +333,8 @@ class JobMaster:
                     started: float) -> tuple[str, Any]:
         """Run one action and turn its end into events, status and an outcome."""
         self._emit(ActionStarted(action=action, action_kind=plan.action,
-                                 stages=tuple(_stage_summary(s) for s in plan.stages)))
+                                 stages=tuple(_stage_summary(s) for s in plan.stages),
+                                 graph=plan.graph))
         try:
             value = self._submit(plan, materialize_id, action)
         except CheckpointLostError as exc:

@@ -20,15 +20,18 @@ the task checkpoints in flight are in :mod:`twister_nb.runtime.task_saving`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twister_nb import config as _config
 from twister_nb.checkpoint.task_manager import TaskCheckpoints
 from twister_nb.errors import ActionCancelledError, JobFailedError, PartitionLostError
-from twister_nb.events import Event, OutputPrinted, StageSubmitted, TaskFinished, WorkersStarted
+from twister_nb.events import (Event, OutputPrinted, StageSubmitted, StartupStep, TaskCount,
+                               TaskFinished, WorkersStarted)
 from twister_nb.runtime.ray_errors import ray_error_line
 from twister_nb.runtime.task_saving import TaskSaving
+from twister_nb.runtime.task_progress import ProgressBoard
 from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
                                       StoreRead, TaskOutput)
 
@@ -167,6 +170,10 @@ class Scheduler:
         self._cancel = threading.Event()
         #: The running action's task checkpoints in flight (None before the first action).
         self._saving: TaskSaving | None = None
+        #: The running tasks' counters, coalesced into few events.
+        self._board = ProgressBoard(emit)
+        #: Task key (see :meth:`run`) -> (action, stage), for the workers' reports.
+        self._keys: dict[str, tuple[int, int]] = {}
 
     @property
     def workers(self) -> int:
@@ -189,6 +196,8 @@ class Scheduler:
         retries = self._retries
         if self._spread is None:
             self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
+        count, began = wanted - len(self._workers), time.monotonic()
+        self._emit(StartupStep(step=(step := f"starting {count} worker{'s' * (count != 1)}")))
         new = [
             # A lost worker is restarted (empty) and the tasks it was running are
             # run again on it, up to runtime.max_task_retries times each.
@@ -198,8 +207,13 @@ class Scheduler:
                 i, self.job_id, dict(self.config), me, self._store)
             for i in range(len(self._workers), wanted)
         ]
-        ray.get([w.ping.remote() for w in new])
+        try:
+            ray.get([w.ping.remote() for w in new])
+        except BaseException:
+            self._emit(StartupStep(step=step, state="failed", seconds=time.monotonic() - began))
+            raise
         self._workers.extend(new)
+        self._emit(StartupStep(step=step, state="done", seconds=time.monotonic() - began))
         self._emit(WorkersStarted(count=len(self._workers)))
 
     # ------------------------------------------------------------------ running
@@ -211,6 +225,17 @@ class Scheduler:
     def cancel(self) -> None:
         """Stop the running action: its queued tasks are cancelled."""
         self._cancel.set()
+
+    def progress(self, key: str, partition: int, worker: int, records_in: int,
+                 records_out: int, seconds: float, phase: str = "running") -> None:
+        """A worker's counters of its running task (``key`` as :meth:`run` gave it)."""
+        where = self._keys.get(key)
+        if where is None:
+            return  # a task of an action that is over
+        action, stage = where
+        self._board.report(action, TaskCount(stage=stage, partition=partition, worker=worker,
+                                             records_in=records_in, records_out=records_out,
+                                             seconds=seconds, phase=phase))
 
     def run(self, plan: Plan, action: int, output_for: Callable[[StagePlan], TaskOutput],
             checkpoint_for: Callable[[str], Any], tasks: TaskCheckpoints | None = None
@@ -230,6 +255,8 @@ class Scheduler:
         """
         import ray
 
+        self._keys.clear()
+        self._board.start(action)
         self.ensure_workers(max(s.parallelism for s in plan.stages))
         workers = self._workers
         n = len(workers)
@@ -244,6 +271,7 @@ class Scheduler:
             holder: Any = (stage.program if len(stage.program) < INLINE_PROGRAM
                            else [ray.put(stage.program)])
             key = f"{action}.{stage.index}.{id(stage)}"
+            self._keys[key] = (action, stage.index)
             out_spec = output_for(stage)
             stage_outs = []
             self._saving.keys[stage.index] = key
@@ -317,6 +345,7 @@ class Scheduler:
                 if lines:
                     self._emit(OutputPrinted(lines=tuple(lines)))
                 results.setdefault(stage, []).append(meta)
+                self._board.finished(action, stage, meta["partition"])
                 self._emit(TaskFinished(action=action, stage=stage,
                                         **{k: v for k, v in meta.items() if k != "part"}))
                 if not meta.get("recovered"):

@@ -18,16 +18,33 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
                                       ReturnOutput, SendOutput, StoreRead, TaskOutput)
 from twister_nb.runtime.batches import count_records
-from twister_nb.runtime.task import TaskEnv, run_program, send
+from twister_nb.runtime.task import TaskEnv, TaskMeter, run_program, send
 from twister_nb.errors import CheckpointLostError, PartitionLostError
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200
+#: How often a running task's counters go to the JobMaster (a task shorter than
+#: this reports nothing: its end says it all).
+REPORT_SECONDS = 0.25
+
+
+@dataclass
+class _Running:
+    """The task this worker runs now, as its reporter thread sees it."""
+
+    key: str
+    partition: int
+    started: float
+    meter: TaskMeter = field(default_factory=TaskMeter)
+    phase: str = "running"
+    #: The counters last reported (nothing is sent while they stand still).
+    reported: tuple[int, int, str] | None = None
 
 
 class _LineStream(io.TextIOBase):
@@ -91,6 +108,9 @@ class Worker:
             signal.signal(signal.SIGTERM, self._vacate)
         #: Calls that streamed printed lines to the JobMaster during the running task.
         self._shipped: list[Any] = []
+        #: The running task, for the reporter thread (None between tasks).
+        self._running: _Running | None = None
+        self._reporter: threading.Thread | None = None
         self._say_if_restarted()
 
     def _say_if_restarted(self) -> None:
@@ -167,8 +187,11 @@ class Worker:
             else:
                 mat_values.append(args[pos])
                 pos += 1
+        running = _Running(key, partition, time.monotonic())
         env = TaskEnv(worker_id=self.index, index=partition, config=self.config,
-                      exchange_inputs=exchange_inputs, materialized=mat_values)
+                      exchange_inputs=exchange_inputs, materialized=mat_values,
+                      meter=running.meter)
+        self._start_reporting(running)
         stream = _LineStream(f"[worker-{self.index}] ", self._ship)
         buckets: list[list[Any]] = []
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
@@ -177,6 +200,7 @@ class Worker:
                 if isinstance(output, SendOutput):  # reduce and partition functions print too
                     buckets = send(program, env, out)
             except BaseException:
+                self._running = None
                 self._ship(stream.finish())  # what it printed before failing
                 self._shipped_arrived()
                 raise
@@ -187,7 +211,12 @@ class Worker:
         if save is not None:
             self._unsaved[(key, partition)] = (buckets if isinstance(output, SendOutput) else out,
                                                meta["records_out"], save)
-        return self._deliver(output, partition, out, buckets, meta)
+        if isinstance(output, PersistOutput):
+            running.phase = "writing"  # the dashboard's "checkpointing"
+        try:
+            return self._deliver(output, partition, out, buckets, meta)
+        finally:
+            self._running = None
 
     def _deliver(self, output: TaskOutput, partition: int, out: Any, buckets: list[list[Any]],
                  meta: dict[str, Any]) -> Any:
@@ -269,6 +298,40 @@ class Worker:
         for k in keys:
             self._unsaved.pop(k, None)
         return len(keys)
+
+    # ------------------------------------------------------------------ live progress
+
+    def _start_reporting(self, running: _Running) -> None:
+        """Make ``running`` the task the reporter thread reports (started once)."""
+        self._running = running
+        if self._reporter is None and self._master is not None:
+            self._reporter = threading.Thread(target=self._report_loop, name="progress",
+                                              daemon=True)
+            self._reporter.start()
+
+    def _report_loop(self) -> None:
+        """About every 0.25 s, send the running task's counters to the JobMaster
+        (one non-blocking call, only when they changed, only for a task running
+        longer than that): the dashboard's live records in and out."""
+        while True:
+            time.sleep(REPORT_SECONDS)
+            running = self._running
+            if running is None:
+                continue
+            seconds = time.monotonic() - running.started
+            if seconds < REPORT_SECONDS:
+                continue
+            records_in, records_out = running.meter.sample()
+            now = (records_in, records_out, running.phase)
+            if now == running.reported:
+                continue
+            running.reported = now
+            try:
+                self._master.task_progress.remote(running.key, running.partition, self.index,
+                                                  records_in, records_out, seconds,
+                                                  running.phase)
+            except Exception:  # noqa: BLE001 - progress is a view; the task goes on
+                pass
 
     def _read_persisted(self, checkpoint: Any, partition: int) -> Any:
         """A persisted partition, its checksum checked as it is read; a damaged

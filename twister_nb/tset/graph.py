@@ -23,8 +23,9 @@ It lives with the API, as dask's ``dot.py`` lives beside its collections:
 imports nothing above ``tset``; graphviz and IPython are optional and imported
 only when a drawing is rendered.
 
-A ``status`` mapping of TSet ID to ``pending``, ``running``, ``done``,
-``failed`` or ``restored`` colours the nodes (the dashboard keeps one).
+A ``status`` mapping of TSet ID to ``pending``, ``running``, ``checkpointing``,
+``done``, ``failed`` or ``restored`` colours the nodes (the dashboard keeps
+one), and a legend of those colours is drawn below the graph.
 
 Why this module is long: the model and its two renderings (graphviz, text)
 change together whenever a node or link kind is added; each step is a small
@@ -33,6 +34,7 @@ function.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import os
@@ -51,6 +53,8 @@ __all__ = [
     "GraphPicture",
     "TextGraph",
     "build_model",
+    "model_from_dict",
+    "model_to_dict",
     "to_graphviz",
     "to_text",
     "visualize",
@@ -60,6 +64,7 @@ __all__ = [
 STATUS_COLORS = {
     "pending": "#eeeeee",
     "running": "#9ecae1",
+    "checkpointing": "#c5b0d5",
     "done": "#a1d99b",
     "failed": "#fc9272",
     "restored": "#ffe08a",
@@ -294,6 +299,19 @@ def build_model(op_or_ops: Any, names: Mapping[str, str] | None = None) -> Graph
     return model
 
 
+def model_to_dict(model: GraphModel) -> dict[str, Any]:
+    """The drawing as plain values (no user code), to travel in an event: a
+    kernel that attaches to a running job draws the graph it did not build."""
+    return {"nodes": [dataclasses.asdict(n) for n in model.nodes.values()],
+            "edges": [dataclasses.asdict(e) for e in model.edges]}
+
+
+def model_from_dict(data: Mapping[str, Any]) -> GraphModel:
+    """The drawing :func:`model_to_dict` gave."""
+    nodes = [Node(**{**n, "variables": list(n.get("variables", []))}) for n in data["nodes"]]
+    return GraphModel(nodes={n.key: n for n in nodes}, edges=[Edge(**e) for e in data["edges"]])
+
+
 # --------------------------------------------------------------------------- graphviz
 
 
@@ -385,6 +403,9 @@ def to_graphviz(op_or_ops: Any, *, rankdir: str = "TB", status: Mapping[str, str
     g_attr = {"rankdir": rankdir, **dict(graph_attr or {})}
     n_attr = {"fontname": "Helvetica", "fontsize": "10", **dict(node_attr or {})}
     e_attr = {"fontname": "Helvetica", "fontsize": "9", **dict(edge_attr or {})}
+    if status is not None and "label" not in g_attr:
+        g_attr.update(label=_legend(), labelloc="b", labeljust="l", fontsize="9",
+                      fontname="Helvetica")
     g = graphviz.Digraph(graph_attr=g_attr, node_attr=n_attr, edge_attr=e_attr)
     for node in model.nodes.values():
         attrs = _node_attrs(node, None if node.terminal else states.get(node.tset_id))
@@ -393,6 +414,13 @@ def to_graphviz(op_or_ops: Any, *, rankdir: str = "TB", status: Mapping[str, str
     for edge in model.edges:
         g.edge(edge.src, edge.dst, **_edge_attrs(edge))
     return g
+
+
+def _legend() -> str:
+    """The status colours as a graphviz HTML-like label: one cell per status."""
+    cells = "".join(f'<td bgcolor="{color}" border="1">{name}</td>'
+                    for name, color in STATUS_COLORS.items())
+    return f'<<table border="0" cellspacing="2" cellpadding="2"><tr>{cells}</tr></table>>'
 
 
 # --------------------------------------------------------------------------- text
@@ -502,12 +530,12 @@ def _display(data: bytes, fmt: str, graph: Any = None, text: str = "") -> Any:
 def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = None,
               rankdir: str = "TB", status: Mapping[str, str] | None = None, *,
               engine: str | None = None, names: Mapping[str, str] | None = None,
-              **graph_attr: Any) -> Any:
+              png: bool = True, **graph_attr: Any) -> Any:
     """Draw the logical graph up to ``op_or_ops``.
 
     Parameters
     ----------
-    op_or_ops : TSet, logical op, list of them or ``{name: tset}``
+    op_or_ops : TSet, logical op, list of them, ``{name: tset}`` or a GraphModel
         What to draw, with everything upstream of it.
     filename : str, optional
         Also write the picture here; the extension picks the format
@@ -524,6 +552,9 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     names : dict of str to str, optional
         TSet ID to the variable it is bound to (a notebook's namespace), shown
         on nodes upstream that ``op_or_ops`` does not name.
+    png : bool
+        Give an SVG its PNG twin (a second ``dot`` run, ~0.15 s): a live
+        view redrawn while a job runs leaves it out until the last drawing.
     **graph_attr
         Graphviz graph attributes (``size="8,8"``, ``ranksep="0.3"`` ...).
 
@@ -544,7 +575,7 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
             filename = f"{filename}.{format or 'svg'}"
     fmt = (format or "svg").lower()
 
-    model = build_model(op_or_ops, names)
+    model = op_or_ops if isinstance(op_or_ops, GraphModel) else build_model(op_or_ops, names)
 
     def text(hint: str | None) -> TextGraph:
         return TextGraph(to_text(model, status), hint)
@@ -578,4 +609,4 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     if filename is not None:
         with open(filename, "wb") as f:
             f.write(data)
-    return _display(data, fmt, g, to_text(model, status) if fmt == "svg" else "")
+    return _display(data, fmt, g if png else None, to_text(model, status) if fmt == "svg" else "")
