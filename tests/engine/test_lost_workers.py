@@ -229,9 +229,11 @@ def test_a_worker_killed_again_during_its_own_recovery(fresh_env, tmp_path):
     assert total == [3 * sum(DATA)]
     runs = _runs_with_pid(log)
     assert {i for i, _ in runs} == set(range(PARTS))
-    # the partition of the twice-killed worker ran three times, the others no more than once
+    # each kill made the task it interrupted run again (Ray re-sends a restarted
+    # worker's tasks in no set order); the other worker's tasks ran once each
     counts = {i: sum(1 for j, _ in runs if j == i) for i in range(PARTS)}
-    assert max(counts.values()) == 3 and sorted(counts.values())[:-2] == [1] * (PARTS - 2), counts
+    assert sum(counts.values()) == PARTS + 2, counts
+    assert [counts[i] for i in range(1, PARTS, 2)] == [1] * (PARTS // 2), counts
 
 
 @pytest.mark.slow
