@@ -114,8 +114,8 @@ def test_a_local_folder_store_is_refused_on_several_nodes_unless_shared(three_no
     cli = [sys.executable, "-m", "twister_nb.cli", "submit", str(seed)]
     refused = subprocess.run(cli, capture_output=True, text=True, timeout=300, env=env)
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    # the reason on the first line; below it only the program's own frames
-    reason = refused.stderr.strip().splitlines()[0]
+    # the reason on its error line; below it only the program's own frames
+    reason = next(ln for ln in refused.stderr.splitlines() if ln.startswith("error:"))
     assert "has 3 nodes" in reason and "twister2.checkpointing.shared_folder" in reason, reason
     assert "twister_nb/" not in refused.stderr, refused.stderr
 

@@ -214,7 +214,11 @@ def test_a_killed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=_environ(job_store, tmp_path, mode, **extra))
     try:
-        banner = "".join(proc.stdout.readline() for _ in range(2))
+        banner = ""  # start-up step lines come first, then the banner
+        while "Job ID" not in banner:
+            line = proc.stdout.readline()
+            assert line, banner
+            banner += line
         job_id = _job_id(banner)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # blocked on both workers, and committed
