@@ -42,6 +42,11 @@ def _job_id(stdout: str) -> str:
     return stdout.split("Job ID", 1)[1].split(":", 1)[1].split()[0]
 
 
+def _errors(stderr: str) -> list[str]:
+    """stderr's lines but submit's start-up and stage lines (``[twister-nb] ...``)."""
+    return [ln for ln in stderr.strip().splitlines() if not ln.startswith("[twister-nb] ")]
+
+
 def _no_machinery(stderr: str) -> None:
     for frame in ("click/", "runpy", "twister_nb/", "ray/"):
         assert frame not in stderr, f"{frame} frames shown:\n{stderr}"
@@ -51,7 +56,7 @@ def test_syntax_error_is_reported_before_any_job(tmp_path):
     done = _submit(tmp_path, "from twister_nb import TSetEnvironment\nenv = TSetEnvironment(\n")
     assert done.returncode == 1
     assert "Job ID" not in done.stdout, "no banner, no job"
-    first, *rest = done.stderr.strip().splitlines()
+    first, *rest = _errors(done.stderr)
     assert first.endswith("prog.py does not compile; no job was started"), first
     assert rest[-1].startswith("SyntaxError:") and 'prog.py", line 2' in rest[0]
     _no_machinery(done.stderr)
@@ -63,7 +68,7 @@ def test_user_function_failure_is_one_line_and_its_own_frames(ray_cluster, tmp_p
 
     done = _submit(tmp_path, USER_FUNCTION_FAILS)
     assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
+    lines = _errors(done.stderr)
     assert lines[0] == ("error: prog.py failed: UserFunctionError: user function of TSet 'map' "
                         "(map) failed on partition 0, worker 0: ZeroDivisionError: division by "
                         "zero"), lines[0]
@@ -81,7 +86,7 @@ def test_a_failing_program_fails_its_job_and_debug_shows_everything(ray_cluster,
 
     done = _submit(tmp_path, DRIVER_FAILS)
     assert done.returncode == 1
-    first = done.stderr.strip().splitlines()[0]
+    first = _errors(done.stderr)[0]
     assert first == ("error: prog.py failed: RuntimeError: the program's own check failed on "
                      "[1, 2, 3]"), first
     _no_machinery(done.stderr)
