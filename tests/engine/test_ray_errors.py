@@ -3,6 +3,8 @@ and a store that cannot be written when a job starts. Both caused for real."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from twister_nb import TSetEnvironment
@@ -19,8 +21,15 @@ def test_a_killed_jobmaster_is_one_clear_error_and_the_next_action_rebuilds_it(r
     try:
         data = list(range(20))
         assert env.parallelize_list(data, 2).collect() == data
-        ray.kill(ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb"),
-                 no_restart=True)
+        master = ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb")
+        ray.kill(master, no_restart=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ray.kill returns before the actor is gone
+            try:
+                ray.get(master.info.remote(), timeout=10)
+            except ray.exceptions.RayActorError:
+                break
+            time.sleep(0.1)
         with pytest.raises(JobMasterLostError) as info:  # outside an action: said, not hidden
             env.info()
         message = str(info.value)
