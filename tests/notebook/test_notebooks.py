@@ -6,6 +6,7 @@ local Ray head (``ray_cluster`` makes sure it runs) and its checkpoint store.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,27 @@ def _run(nb: Any, tmp_path: Path) -> Any:
 def _stdout(cell: Any) -> str:
     return "".join(o.get("text", "") for o in cell.outputs
                    if o.output_type == "stream" and o.name == "stdout")
+
+
+def _executed(name: str, tmp_path: Path) -> Any:
+    """Run ``notebooks/<name>`` and check that no cell failed (every tutorial
+    asserts its own results against plain Python, so a failed check is an error)."""
+    nb = _run(nbformat.read(ROOT / "notebooks" / name, as_version=4), tmp_path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors
+    return nb
+
+
+def _printed(nb: Any) -> dict[str, Any]:
+    """The ``label: value`` lines the tutorial cells print, with their values read
+    back as Python literals (the driver's lines, not the workers')."""
+    out = {}
+    for line in "".join(_stdout(c) for c in nb.cells if c.cell_type == "code").splitlines():
+        found = re.fullmatch(r"([a-z][a-z ]*[a-z]): (.+)", line)
+        if found:
+            out[found.group(1)] = ast.literal_eval(found.group(2))
+    return out
 
 
 def _data(cell: Any) -> list[dict[str, Any]]:
@@ -187,3 +209,26 @@ def test_checkpoint_policies_tutorial(ray_cluster, tmp_path):
     assert "ran again: [1, 3, 5, 6, 7]" in custom, custom
     assert refused.strip() == ("checkpoint policy 'finished_tasks' takes no parameter "
                                "'finished.task'; it takes avoid.checkpoint, finished.tasks")
+
+
+def test_sources_and_compute_tutorial(ray_cluster, tmp_path):
+    """Sources, map/flat_map/filter, the compute shapes, for_each and a fused
+    direct chain print what the same loops in plain Python give."""
+    nb = _executed("03_sources_and_compute.ipynb", tmp_path)
+    got = _printed(nb)
+    size, parts = 5, 4
+    blocks = [list(range(i * size, (i + 1) * size)) for i in range(parts)]
+    numbers = [x for block in blocks for x in block]
+    assert got["parallelism"] == parts
+    assert got["numbers"] == numbers
+    assert got["squares"] == [x * x for x in numbers]
+    assert got["signed"] == [y for x in numbers for y in (x, -x)]
+    assert got["evens"] == [x for x in numbers if x % 2 == 0]
+    assert got["tagged"] == [x * 10 + i for i, block in enumerate(blocks) for x in block]
+    assert got["partition sums"] == [sum(block) for block in blocks]
+    assert got["partitions"] == [(i, len(b), min(b), max(b)) for i, b in enumerate(blocks)]
+    assert got["chain sums"] == [sum(x + 1 for x in block) for block in blocks]
+    assert got["stages"] == [("compute", parts)]  # the direct chain is one fused stage
+    out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
+    starts = re.findall(r"^\[worker-\d+\] partition (\d+) starts at (\d+)$", out, re.M)
+    assert sorted((int(p), int(x)) for p, x in starts) == [(i, b[0]) for i, b in enumerate(blocks)]
