@@ -57,7 +57,7 @@ def _printed(nb: Any) -> dict[str, Any]:
     back as Python literals (the driver's lines, not the workers')."""
     out = {}
     for line in "".join(_stdout(c) for c in nb.cells if c.cell_type == "code").splitlines():
-        found = re.fullmatch(r"([a-z][a-z ]*[a-z]): (.+)", line)
+        found = re.fullmatch(r"([a-z][a-z_ ]*[a-z]): (.+)", line)
         if found:
             out[found.group(1)] = ast.literal_eval(found.group(2))
     return out
@@ -232,3 +232,24 @@ def test_sources_and_compute_tutorial(ray_cluster, tmp_path):
     out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
     starts = re.findall(r"^\[worker-\d+\] partition (\d+) starts at (\d+)$", out, re.M)
     assert sorted((int(p), int(x)) for p, x in starts) == [(i, b[0]) for i, b in enumerate(blocks)]
+
+
+def test_communication_tutorial(ray_cluster, tmp_path):
+    """Every link (reduce, all_reduce, gather, all_gather, partition, replicate,
+    union) delivers to each task what plain Python says it should."""
+    got = _printed(_executed("04_communication.ipynb", tmp_path))
+    data, parts = list(range(20)), 4
+    blocks = [data[i * 5:(i + 1) * 5] for i in range(parts)]
+    assert got["partitions"] == list(enumerate(blocks))
+    assert got["reduce"] == [sum(data)] and got["reduce parallelism"] == 1
+    assert got["all_reduce"] == [(i, [sum(data)]) for i in range(parts)]
+    assert got["gather"] == [(0, data)]
+    assert got["all_gather"] == [(i, data) for i in range(parts)]
+    assert got["partition"] == [(r, [x for x in data if x % 3 == r]) for r in range(3)]
+    assert sorted(got["load_balanced sizes"]) == [len(data) // parts] * parts
+    words = ["ring", "tree", "star"]
+    assert got["replicate"] == [(i, words) for i in range(parts)]
+    extra = [[100], [200], [], []]
+    assert got["union"] == [(i, blocks[i] + extra[i]) for i in range(parts)]
+    mean = sum(data) / len(data)
+    assert got["mean and variance"] == (mean, sum((x - mean) ** 2 for x in data) / len(data))
