@@ -282,3 +282,41 @@ def test_caching_and_inputs_tutorial(ray_cluster, tmp_path):
     assert got["labelled"] == [(labels[i], b[0]) for i, b in enumerate(blocks)]
     html_out = "".join(d.get("text/html", "") for c in tset_cells for d in _data(c))
     assert re.search(r"persisted squares version \d+", html_out), html_out
+
+
+def test_keyed_and_join_tutorial(ray_cluster, tmp_path):
+    """keyed_reduce, keyed_gather, keyed_partition, the four joins, a keyed
+    source and a word count give what dicts and Counter give."""
+    from collections import Counter, defaultdict
+
+    nb = _executed("06_keyed_and_join.ipynb", tmp_path)
+    got = _printed(nb)
+    sales = [("apple", 3), ("pear", 1), ("apple", 2), ("fig", 5), ("pear", 4), ("kiwi", 7),
+             ("apple", 1), ("fig", 2), ("plum", 6)]
+    prices = {"apple": 0.5, "pear": 0.8, "fig": 2.0, "plum": 1.0, "cherry": 3.0}
+    groups = defaultdict(list)
+    for fruit, n in sales:
+        groups[fruit].append(n)
+    assert got["boxes per fruit"] == sorted((k, sum(v)) for k, v in groups.items())
+    assert got["grouped"] == sorted((k, sorted(v)) for k, v in groups.items())
+    assert all(keys == sorted(keys) for keys in got["groups per task"])
+    tasks = [got[f"task {i}"] for i in range(3)]
+    assert sorted(p for pairs in tasks for p in pairs) == sorted(sales)
+    # a key's pairs are all in one task
+    assert all(len({i for i, pairs in enumerate(tasks) for k, _ in pairs if k == key}) == 1
+               for key in groups)
+    inner = [(k, (n, prices[k])) for k, n in sales if k in prices]
+    unsold = [(k, (None, p)) for k, p in prices.items() if k not in groups]
+    unpriced = [(k, (n, None)) for k, n in sales if k not in prices]
+    assert got["inner join"] == sorted(inner, key=repr)
+    assert got["left join"] == sorted(inner + unpriced, key=repr)
+    assert got["right join"] == sorted(inner + unsold, key=repr)
+    assert got["full_outer join"] == sorted(inner + unpriced + unsold, key=repr)
+    assert got["revenue"] == round(sum(n * p for _, (n, p) in inner), 2)
+    assert got["sums by remainder"] == [(r, sum(x for x in range(20) if x % 3 == r))
+                                        for r in range(3)]
+    text = ("the quick brown fox jumps over the lazy dog\n"
+            "the dog sleeps and the fox runs\na fox a dog and the end\n") * 50
+    counts = Counter(text.split())
+    assert got["word count"] == sorted(counts.items())
+    assert got["top words"] == sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
