@@ -320,3 +320,28 @@ def test_keyed_and_join_tutorial(ray_cluster, tmp_path):
     counts = Counter(text.split())
     assert got["word count"] == sorted(counts.items())
     assert got["top words"] == sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+
+
+def test_kmeans_tutorial(ray_cluster, tmp_path):
+    """Ten k-means iterations over cached points, the centres passed with
+    add_input, end where the same iterations in numpy (written here) end."""
+    import numpy as np
+
+    got = _printed(_executed("07_kmeans.ipynb", tmp_path))
+    # the notebook's points: the same seed and draws
+    rng = np.random.default_rng(7)
+    true = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0]])
+    data = np.concatenate([c + rng.normal(scale=0.8, size=(500, 2)) for c in true])
+    data = data[rng.permutation(len(data))]
+    centers = data[:4].copy()
+    for _ in range(10):
+        nearest = ((data[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        counts = np.bincount(nearest, minlength=4)
+        sums = np.stack([np.bincount(nearest, weights=data[:, d], minlength=4)
+                         for d in range(2)], axis=1)
+        centers = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
+    assert got["points per partition"] == [500] * 4
+    assert np.allclose(got["centers"], centers, rtol=0, atol=1e-6), (got["centers"], centers)
+    assert np.allclose(got["reference"], centers, rtol=0, atol=1e-6)
+    # and it found the four clusters
+    assert np.linalg.norm(np.asarray(got["centers"])[:, None] - true[None], axis=2).min(axis=1).max() < 0.5
