@@ -154,10 +154,7 @@ def test_persisting_tutorial_then_restart_and_attach(ray_cluster, tmp_path):
 
 def test_batches_tutorial(ray_cluster, tmp_path):
     """The batch tutorial runs end to end; every sum it prints is the plain-Python one."""
-    nb = _run(nbformat.read(ROOT / "notebooks" / "02_batches.ipynb", as_version=4), tmp_path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
-    assert not errors, errors
+    nb = _executed("02_batches.ipynb", tmp_path)
     out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
     n = 8_000_000
     expected = 5 * n * (n - 1) // 2 + 2 * n
@@ -173,10 +170,7 @@ def test_evictions_tutorial(ray_cluster, tmp_path):
     """The evictions tutorial kills a worker and the JobMaster from its cells and
     stops a loop mid-way: every result is the plain-Python one, and the job says
     what it lost."""
-    nb = _run(nbformat.read(ROOT / "notebooks" / "09_evictions.ipynb", as_version=4), tmp_path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
-    assert not errors, errors
+    nb = _executed("09_evictions.ipynb", tmp_path)
     out = "".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
     data = range(100_000)
     sums = [int(s) for s in re.findall(r"SUM = (\d+)", out)]
@@ -194,11 +188,7 @@ def test_checkpoint_policies_tutorial(ray_cluster, tmp_path):
     """The policies tutorial runs end to end: the failed stage resumes running only
     the tasks its policy did not save, snapshot() saves the cached partitions once,
     and every result is the plain-Python one (asserted in the notebook too)."""
-    nb = _run(nbformat.read(ROOT / "notebooks" / "10_checkpoint_policies.ipynb", as_version=4),
-              tmp_path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
-    assert not errors, errors
+    nb = _executed("10_checkpoint_policies.ipynb", tmp_path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     failed, resumed, snapshot, custom, refused = (
         _stdout(c) for c in code if c.source.startswith(("%%twister2", "from twister_nb.errors"))
@@ -344,7 +334,8 @@ def test_kmeans_tutorial(ray_cluster, tmp_path):
     assert np.allclose(got["centers"], centers, rtol=0, atol=1e-6), (got["centers"], centers)
     assert np.allclose(got["reference"], centers, rtol=0, atol=1e-6)
     # and it found the four clusters
-    assert np.linalg.norm(np.asarray(got["centers"])[:, None] - true[None], axis=2).min(axis=1).max() < 0.5
+    found = np.asarray(got["centers"])
+    assert np.linalg.norm(found[:, None] - true[None], axis=2).min(axis=1).max() < 0.5
 
 
 @pytest.mark.s3
