@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Group", "Copy", "current_copy", "main_program", "run_copies"]
+__all__ = ["Group", "Copy", "FailedInAnotherCopy", "current_copy", "main_program", "run_copies"]
+
+
+class FailedInAnotherCopy(Exception):
+    """Raised in the copies that waited for an action another copy ran and saw
+    fail; the launcher reports that copy's error (this one's cause) instead."""
 
 
 @dataclass
@@ -84,10 +89,12 @@ class Group:
                 outcome.error = exc
             finally:
                 outcome.done.set()
-        else:
-            outcome.done.wait()
+            if outcome.error is not None:
+                raise outcome.error
+            return outcome.value
+        outcome.done.wait()
         if outcome.error is not None:
-            raise outcome.error
+            raise FailedInAnotherCopy(key) from outcome.error
         return outcome.value
 
 
@@ -195,4 +202,6 @@ def run_copies(path: Path, group: Group) -> None:
         sys.stdout.flush()
         sys.stdout = out
     if errors:
-        raise errors[min(errors)]
+        first = errors[min(errors)]
+        own = [errors[k] for k in sorted(errors) if not isinstance(errors[k], FailedInAnotherCopy)]
+        raise own[0] if own else first
