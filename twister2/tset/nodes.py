@@ -223,3 +223,6 @@ class _Void(TSet):
     def built(self) -> Any:
         raise TypeError("this TSet is what for_each() returned: it holds no data "
                         "(Twister2's forEach returns nothing); use the TSet for_each ran on")
+
+    def __repr__(self) -> str:
+        return "TSet(what for_each() returned: no data)"
