@@ -17,7 +17,7 @@ class DataObject:
     """
 
     def __init__(self, data: Any, ident: str) -> None:
-        self._partitions = [DataPartition(list(p), i) for i, p in enumerate(data.get_partitions())]
+        self._data = data
         self._id = ident
 
     @property
@@ -27,16 +27,13 @@ class DataObject:
 
     @property
     def partition_count(self) -> int:
-        return len(self._partitions)
+        return self._data.partition_count
 
     def get_partitions(self) -> list[DataPartition]:
-        return list(self._partitions)
+        return [DataPartition(list(p), i) for i, p in enumerate(self._data.get_partitions())]
 
     def get_partition(self, partition_id: int) -> DataPartition:
-        if not isinstance(partition_id, int) or not 0 <= partition_id < len(self._partitions):
-            raise IndexError(f"get_partition({partition_id!r}): this DataObject has partitions "
-                             f"0..{len(self._partitions) - 1}")
-        return self._partitions[partition_id]
+        return DataPartition(list(self._data.get_partition(partition_id)), partition_id)
 
     def __repr__(self) -> str:
         return f"DataObject(id={self._id!r}, {self.partition_count} partitions)"
