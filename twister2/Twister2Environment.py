@@ -81,6 +81,8 @@ class Twister2Environment:
                 raise SystemExit(0)  # the workers ran the program: this run is done
             copy = spmd.Copy(group, 0)
         self.copy: spmd.Copy = copy
+        #: outside a script's copies this environment is the job's only worker: it owns it
+        self._owns_job = copy.group.workers == 1 and spmd.current_copy() is None
 
     # ------------------------------------------------------------------ info
 
@@ -104,7 +106,10 @@ class Twister2Environment:
         return self.copy.group.env.job_id
 
     def close(self) -> None:
-        """Nothing to do for one worker: the job ends when every copy has."""
+        """End the job if this environment is its only worker (outside a script's
+        copies); a copy's close does nothing: the job ends when every copy has."""
+        if self._owns_job:
+            self.copy.group.env.close()
 
     # ------------------------------------------------------------------ sources
 

@@ -194,3 +194,36 @@ def test_kmeans_iterations_see_the_new_centers(ray_cluster, tmp_path):
     assert expected != f"CENTERS {_lloyd_reference(1, 2)}"  # the iterations matter
     assert out.workers == {0: [expected, expected]}  # one worker, two partitions
     assert out.program == ["UNCACHED None", "SAME ID True"]
+
+
+def test_a_failing_function_is_reported_once_with_the_programs_frames(ray_cluster, tmp_path):
+    program = PROGRAMS / "failing.py"
+    done = subprocess.run([*CLI, "submit", str(program)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if not ln.startswith("[twister-nb] ")]
+    assert sum(ln.startswith("error: ") for ln in errors) == 1, errors
+    assert "ZeroDivisionError" in errors[0], errors
+    assert "failing.py\", line 11" in done.stderr and "in invert" in done.stderr
+    for machinery in ("twister2/", "twister_nb/", "runpy", "FailedInAnotherCopy"):
+        assert machinery not in done.stderr, f"{machinery} shown:\n{done.stderr}"
+
+
+def test_outside_a_script_it_is_one_worker_and_the_graph_is_mutable(ray_cluster):
+    """In a notebook or an imported module there are no copies: worker 0 alone."""
+    from twister2.Twister2Environment import Twister2Environment
+
+    env = Twister2Environment(name="t2-in-process", resources=[{"instances": 2}])
+    assert env.worker_id == 0
+    base = env.parallelize_list([1, 2, 3, 4], 2).cache()
+    scaled = base.map(lambda v, ctx: v * ctx.get_input("factor").first())
+    summed = scaled.all_reduce(lambda a, b: a + b)  # built before the input is added
+    totals = []
+    for factor in (10, 100):
+        scaled.add_input("factor", env.parallelize_list([factor, factor], 2).cache())
+        data = summed.map(lambda v: v).cache().get_data()
+        totals.append([p.first() for p in data.get_partitions()])
+    assert totals == [[100, 100], [1000, 1000]]  # sum([1, 2, 3, 4]) * factor, in both
+    assert base.for_each(lambda v: None) is not None  # Twister2 returns a TSet
+    assert summed.map(lambda v: v).get_data() is None  # not cached: None, as Twister2
+    env.close()
