@@ -227,3 +227,20 @@ def test_outside_a_script_it_is_one_worker_and_the_graph_is_mutable(ray_cluster)
     assert base.for_each(lambda v: None) is not None  # Twister2 returns a TSet
     assert summed.map(lambda v: v).get_data() is None  # not cached: None, as Twister2
     env.close()
+
+
+def test_restart_finds_the_persisted_tset_again(ray_cluster, tmp_path):
+    program = PROGRAMS / "persisted_sum.py"
+    first = subprocess.run([*CLI, "submit", str(program)], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    job_id = re.search(r"Job ID\s*:\s*(\S+)", first.stdout).group(1)
+    again = subprocess.run([*CLI, "restart", job_id], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    out = _parse(again.stdout)
+    assert re.search(rf"Job ID\s*:\s*{re.escape(job_id)}$", "\n".join(out.banner), re.M)
+    restored = [line for line in out.program if "restored from its checkpoint" in line]
+    assert len(restored) == 1, out.program  # once for the job, not once per worker
+    assert Counter(line for line in out.program if line.startswith("Greetings")) == greetings(2)
+    assert out.workers == {0: [f"SUM = {sum(v * 3 for v in count_source(3000)) * 2}"]}
