@@ -51,11 +51,14 @@ print("WORKER", env.parallelize_list([0], 1).map(where).collect()[0], flush=True
 env.close()
 """
 
-#: Run by the venv's interpreter: which twister_nb it imports and what its config says.
+#: Run by the venv's interpreter: which twister_nb (and twister2 layer) it imports and
+#: what its config says.
 _PROBE = """\
-import json, twister_nb
+import json, twister_nb, twister2
 from twister_nb import config
-print(json.dumps({"file": twister_nb.__file__, "conf": str(config.PACKAGED_CONF),
+from twister2.Twister2Environment import Twister2Environment
+print(json.dumps({"file": twister_nb.__file__, "twister2": twister2.__file__,
+                  "conf": str(config.PACKAGED_CONF),
                   "retention": config.get("twister2.checkpointing.retention")}))
 """
 
@@ -122,6 +125,7 @@ def test_regular_install_runs_the_seed_from_another_folder(tmp_path):
         assert probe.returncode == 0, probe.stdout + probe.stderr
         found = json.loads(probe.stdout.strip().splitlines()[-1])
         assert _inside(found["file"], venv), f"not the venv's install: {found['file']}"
+        assert _inside(found["twister2"], venv), f"twister2 not installed: {found['twister2']}"
         assert _inside(found["conf"], venv), f"defaults read from {found['conf']}"
         shipped = yaml.safe_load((REPO / "conf" / "checkpoint.yaml").read_text())
         assert found["retention"] == shipped["twister2.checkpointing.retention"]

@@ -7,6 +7,11 @@ layers below it, never one above; the pure layers never import Ray. The
 package root (``twister_nb/__init__.py``) is the one place that wires the
 layers together, and ``twister_nb.testing`` serves the tests, so neither is
 checked.
+
+Above them all sits the ``twister2`` package (Twister2's module names, beside
+``twister_nb/`` in the same distribution): it may import twister_nb's API
+(``twister_nb`` and ``twister_nb.tset``) and nothing below it, never Ray, and
+nothing of twister_nb imports it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from pathlib import Path
 import twister_nb
 
 PACKAGE = Path(twister_nb.__file__).parent
+TWISTER2 = PACKAGE.parent / "twister2"
+#: What the twister2 layer may import of twister_nb: its public API.
+TWISTER2_MAY_IMPORT = ("twister_nb", "twister_nb.tset")
 
 #: Module prefix -> layer, lowest first. The longest matching prefix wins.
 LAYERS: dict[str, int] = {
@@ -29,7 +37,6 @@ LAYERS: dict[str, int] = {
     "twister_nb.checkpoint": 4,
     "twister_nb.runtime": 5,
     "twister_nb.jobs": 6,
-    "twister_nb.twister2": 6,
     "twister_nb.notebook": 7,
     "twister_nb.cli": 7,
     "twister_nb.server": 7,
@@ -153,3 +160,29 @@ def test_a_long_module_says_why():
                 long.append(f"{path.relative_to(PACKAGE.parent)} ({source.count(chr(10))} lines)")
     assert not long, ("split these, or say at the top why not ('Why this module is long: "
                       "...'): " + ", ".join(long))
+
+
+def _twister2_modules() -> list[tuple[str, Path]]:
+    return sorted((_module_name(p), p) for p in TWISTER2.rglob("*.py"))
+
+
+def test_the_twister2_layer_uses_only_the_api():
+    assert _twister2_modules(), f"no twister2 package beside twister_nb in {TWISTER2}"
+    violations = []
+    for _, path in _twister2_modules():
+        for line, target in _imports(path):
+            where = f"{path.relative_to(TWISTER2.parent)}:{line} imports {target}"
+            if target == "ray" or target.startswith("ray."):
+                violations.append(where)
+            elif (target.startswith("twister_nb.") and target not in TWISTER2_MAY_IMPORT
+                  and not target.startswith("twister_nb.tset.")):
+                violations.append(f"{where}: the twister2 layer imports only "
+                                  f"{list(TWISTER2_MAY_IMPORT)}")
+    assert not violations, "\n".join(violations)
+
+
+def test_nothing_below_imports_the_twister2_layer():
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+             for _, path in _modules() for line, target in _imports(path)
+             if target == "twister2" or target.startswith("twister2.")]
+    assert not found, "twister_nb reaches up into the twister2 layer:\n" + "\n".join(found)

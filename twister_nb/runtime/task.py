@@ -18,6 +18,7 @@ from twister_nb.plan.physical import Program, Step
 from twister_nb.runtime import batches, exchange
 from twister_nb.errors import UserFunctionError
 from twister_nb.tset.functions import Collector, TSetContext
+from twister_nb.tset.identity import is_own_path
 from twister_nb.tset.signature import Convention
 
 
@@ -306,9 +307,9 @@ _USER_STEPS = frozenset({"source", "map", "map_to_tuple", "filter", "flat_map", 
 
 
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame outside twister_nb: the user's own."""
+    """The traceback without twister_nb's frames (nor its twister2 layer's): the user's own."""
     frames = traceback.extract_tb(exc.__traceback__)
-    keep = [f for f in frames if "/twister_nb/" not in f.filename.replace("\\", "/")]
+    keep = [f for f in frames if not is_own_path(f.filename)]
     lines = ["Traceback (most recent call last):\n"]
     lines += traceback.format_list(keep or frames)
     lines += traceback.format_exception_only(type(exc), exc)

@@ -18,10 +18,12 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import os
 import sys
 import sysconfig
 import types
 import weakref
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -36,9 +38,21 @@ _LIBRARY_ROOTS = tuple(
 )
 
 
+#: twister_nb's folder and, beside it in the same distribution, the twister2 layer's:
+#: frames from either are ours, not the user's (checked by path: no import reaches up).
+_OWN_FOLDERS = tuple(str(folder) + os.sep for folder in (
+    Path(__file__).resolve().parents[1], Path(__file__).resolve().parents[2] / "twister2"))
+
+
+def is_own_path(path: str) -> bool:
+    """Whether a file is twister_nb's or its twister2 layer's."""
+    return (os.path.abspath(path).startswith(_OWN_FOLDERS)
+            or "/twister_nb/" in path.replace("\\", "/"))
+
+
 def is_library_path(path: str) -> bool:
     """Whether a file belongs to the standard library, an installed package or twister_nb."""
-    return path.startswith(_LIBRARY_ROOTS) or "/twister_nb/" in path.replace("\\", "/")
+    return path.startswith(_LIBRARY_ROOTS) or is_own_path(path)
 
 
 @functools.lru_cache(maxsize=4096)

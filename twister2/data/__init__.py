@@ -1,0 +1,1 @@
+"""Twister2's data classes: ``DataObject`` and ``DataPartition``."""

@@ -1,0 +1,1 @@
+"""Twister2's user-function base classes: ``SourceFunc``, ``PartitionFunc``."""

@@ -1,0 +1,1 @@
+"""``env.functions``: Twister2's built-in functions."""
