@@ -20,7 +20,7 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
   fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+python3 -m pip install -q --disable-pip-version-check -e ".[test,twister2-examples]"
 
 # The Jupyter server extension (the jobs sidebar's REST API) is enabled by a config
 # file that a regular install places as data files; an editable install (this one)
