@@ -77,6 +77,26 @@ def _set_policy(command: str, policy: str | None, params: str | None) -> None:
         os.environ[_config.ENV_PREFIX + key.upper().replace(".", "__")] = json.dumps(value)
 
 
+def _first_run_policy(job_id: str) -> tuple[str | None, str | None]:
+    """The checkpoint policy and parameters a job's record says it ran with
+    (``submit --checkpoint`` or the config): a restart without ``--checkpoint``
+    goes on saving as the first run did. ``(None, None)`` for none or no record."""
+    from twister_nb.checkpoint.params import POLICY_KEY, format_params, params_from_config
+    from twister_nb.errors import ConfigError
+
+    config = (_client().record(job_id) or {}).get("config") or {}
+    policy = str(config.get(POLICY_KEY) or "none")
+    if policy == "none":
+        return None, None
+    try:
+        params = format_params(params_from_config(config))
+    except ConfigError:
+        params = ""  # the first run refused it too; the check below names it
+    click.echo(f"[twister-nb] checkpoint policy of the first run: {policy} {params}".rstrip(),
+               err=True)
+    return policy, params or None
+
+
 def _program_failure(exc: BaseException, path: Path) -> str:
     from twister_nb.tset.identity import is_library_path
 
@@ -396,6 +416,8 @@ def restart(job_id: str, policy: str | None, policy_params: str | None) -> None:
     from twister_nb.errors import ClusterError, JobNotFoundError
     from twister_nb.jobs import NoProgramError
 
+    if policy is None and policy_params is None:
+        policy, policy_params = _first_run_policy(job_id)
     _set_policy("restart", policy, policy_params)
 
     try:

@@ -174,6 +174,8 @@ class TaskCheckpoints:
     def instantiated(self, stage: StagePlan, partition: int, worker: int) -> None:
         """The task of ``stage`` on ``partition`` was submitted to ``worker`` (to run)."""
         info = task_info(stage, partition, self.action)
+        if not info.tsets:
+            return  # it only reads a cached or persisted TSet: nothing new to save
         self._infos[(stage.index, partition)] = info
         self._workers[(stage.index, partition)] = worker
         self._call("assign_task_to_group", self.policy.instantiated, info)

@@ -39,7 +39,7 @@ from twister_nb.checkpoint import on_sigterm
 from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.checkpoint.policies import is_shipped, load_policy
 from twister_nb.checkpoint.task_manager import TaskCheckpoints, stage_task_saves
-from twister_nb.checkpoint.tasks import TaskSave
+from twister_nb.checkpoint.tasks import TaskSave, drop_task_checkpoints
 from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
                                JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
@@ -551,6 +551,19 @@ class JobMaster:
                                        where=self._checkpoints.store.uri))
         self._record.add_persisted(tset_id, {"label": stage.label, "version": version,
                                              "bytes": size, "committed": time.time()})
+        self._drop_task_checkpoints(stage)
+
+    def _drop_task_checkpoints(self, stage: StagePlan) -> None:
+        """A committed ``persist()`` holds what its final stage's task checkpoints
+        held (a restart restores it and never reads them): they are deleted, as
+        COMPSs keeps only the newest checkpoint of a value."""
+        assert self._checkpoints is not None
+        fingerprints = {save.fingerprint for save in stage_task_saves(stage)}
+        dropped = drop_task_checkpoints(self._checkpoints.store, self.job_id, fingerprints)
+        self._saved -= fingerprints
+        if dropped:
+            self._say(f"{dropped} task checkpoints of {stage.label!r} deleted: its persist() "
+                      "holds them")
 
     # ------------------------------------------------------------------ memory
 
