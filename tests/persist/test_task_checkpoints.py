@@ -344,13 +344,13 @@ def _logged_square(itr, collector, ctx):
 def test_a_worker_told_to_leave_checkpoints_what_it_finished(ray_cluster, local_store, tmp_path):
     """SIGTERM a worker mid-stage (issue 13's eviction notice): it commits the tasks it
     finished, then leaves; Ray restarts it and the action ends exact. Run again in
-    the same job, those tasks are recovered, not run."""
+    the same job, those tasks are recovered, not run. No policy, no setting: it is
+    the default (``twister2.checkpointing.on_sigterm: true``)."""
     from twister_nb import TSetEnvironment
 
     FLAG_FILE[0] = str(tmp_path / "sigterm")
     ran = Path(FLAG_FILE[0] + ".ran")
-    config = {**local_store.config, "twister2.checkpointing.on_sigterm": True,
-              "runtime.workers": 2}
+    config = {**local_store.config, "runtime.workers": 2}
     env = TSetEnvironment(name="sigterm", config=config)
     try:
         squares = env.parallelize_list(list(range(80)), 8).compute(_logged_square)

@@ -351,11 +351,12 @@ class JobMaster:
             # Not a failure of the job either: a worker was lost with a cached
             # partition; the driver caches the TSet again and reruns the action.
             label = self._catalog.pop(exc.tset_id, {}).get("label", exc.label)
-            self._scheduler.release(exc.tset_id)
+            gone = self._scheduler.forget_lost(exc.tset_id) or [exc.partition]
             self.status = "idle"
             lost = PartitionLostError(exc.tset_id, label, exc.partition, exc.reason)
-            self._say(f"cached TSet {label!r} lost partition {exc.partition} ({exc.reason}); "
-                      "it will be recomputed")
+            self._say(f"cached TSet {label!r} lost partition{'s' * (len(gone) > 1)} "
+                      f"{', '.join(map(str, gone))} ({exc.reason}); "
+                      f"{'they' if len(gone) > 1 else 'it'} will be recomputed")
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", lost
         except UserFunctionError as exc:
@@ -403,6 +404,7 @@ class JobMaster:
         def output_for(stage: StagePlan) -> TaskOutput:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
+        kept = self._kept_partitions(plan, materialize_id)
         tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action,
                                 on_sigterm(self.config))
         try:
@@ -412,7 +414,7 @@ class JobMaster:
                     self._say(line)
                 try:
                     outputs, results = self._scheduler.run(plan, action, output_for,
-                                                           self._checkpoint, tasks)
+                                                           self._checkpoint, tasks, kept)
                     break
                 except CheckpointLostError as exc:  # a damaged task checkpoint: run that task
                     if attempt == _TASK_DAMAGE_RETRIES or not tasks.damaged(exc.tset_id,
@@ -437,6 +439,23 @@ class JobMaster:
         if plan.action in ("collect", "partitions"):
             return stage_outputs_of(outputs, final)
         return None
+
+    def _kept_partitions(self, plan: Plan, materialize_id: str | None) -> set[int]:
+        """A cache made again after a worker was lost: the partitions the other
+        workers still hold are kept, and only the lost ones are computed, when
+        the cache is one stage (its tasks need nothing but their own inputs).
+        Made by more stages, it is made again whole (an exchange feeds every task)."""
+        placement = self._scheduler.placement
+        if plan.action != "cache" or materialize_id is None or not placement.holds(materialize_id):
+            return set()
+        if len(plan.stages) > 1:
+            self._scheduler.release(materialize_id)
+            return set()
+        kept = placement.partitions(materialize_id)
+        if kept and len(kept) < plan.final.parallelism:
+            self._say(f"{plan.final.label!r}: {plan.final.parallelism - len(kept)} of "
+                      f"{plan.final.parallelism} partitions made again; the others were kept")
+        return kept
 
     # ------------------------------------------------------------------ task checkpoints
 
@@ -473,9 +492,8 @@ class JobMaster:
             raise JobFailedError("snapshot() needs a checkpoint store; this job has none")
         saved = list(self._scheduler.snapshot())
         for tset_id, saves in list(self._cache_saves.items()):
-            if not self._scheduler.placement.holds(tset_id):
-                continue
-            todo = [s for s in saves if s.fingerprint not in self._saved]
+            held = self._scheduler.placement.partitions(tset_id)
+            todo = [s for s in saves if s.fingerprint not in self._saved and s.partition in held]
             for info in self._scheduler.save_cached(tset_id, todo):
                 self._saved.add(info["fingerprint"])
                 self._emit(TaskCheckpointed(action=0, stage=info["stage"],
