@@ -303,7 +303,8 @@ class JobMaster:
                 f"job {self.job_id!r} is now attached to another process "
                 f"(pid {holder.get('pid')} on {holder.get('host')}); attach again to use it")
         with self._run_lock:
-            if materialize_id is not None and self._scheduler.placement.holds(materialize_id):
+            if materialize_id is not None and self._scheduler.placement.holds_all(
+                    materialize_id, plan.final.parallelism):
                 self._emit(TSetRestored(tset_id=materialize_id, storage="memory"))
                 return "ok", None
             if plan.action == "persist" and self._restore(materialize_id) is not None:

@@ -85,6 +85,10 @@ class Placement:
                                      "no worker holds it (it was released, or lost with its "
                                      "worker)") from None
 
+    def holds_all(self, tset_id: str, parallelism: int) -> bool:
+        """Whether every partition of ``tset_id`` is held (none lost)."""
+        return len(self._where.get(tset_id, ())) == parallelism
+
     def partitions(self, tset_id: str) -> set[int]:
         """The partitions of ``tset_id`` some worker holds (all of a whole cache)."""
         return set(self._where.get(tset_id, {}))
