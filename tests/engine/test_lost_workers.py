@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from twister_nb import TSetContext
+from twister_nb.runtime.scheduler import Placement
 
 DATA = list(range(2_000))
 PARTS = 4
@@ -81,15 +82,18 @@ def test_a_cached_tset_whose_worker_died_is_made_again(fresh_env, tmp_path):
     assert cached.reduce(operator.add).collect() == [3 * sum(DATA)]
     assert _runs(log) == list(range(PARTS))
 
+    workers = fresh_env.info()["workers"]
     _kill(_worker_pids(fresh_env)[1])
 
     # the next use reads every partition: the lost ones are made again, exactly
     total = cached.map(lambda x: x + 1).reduce(operator.add).collect()
     assert total == [sum(3 * x + 1 for x in DATA)]
-    # made again once, as it was cached (all its partitions), then read from memory
-    assert _runs(log) == sorted(list(range(PARTS)) * 2)
+    # only the partitions the killed worker held were made again, once; the others were
+    # kept; then everything is read from memory
+    lost = [p for p in range(PARTS) if Placement.worker_for(p, workers) == 1]
+    assert _runs(log) == sorted([*range(PARTS), *lost])
     assert cached.reduce(operator.add).collect() == [3 * sum(DATA)]
-    assert _runs(log) == sorted(list(range(PARTS)) * 2)
+    assert _runs(log) == sorted([*range(PARTS), *lost])
 
 
 def test_a_worker_killed_mid_stage_does_not_fail_the_action(fresh_env, tmp_path, capsys):

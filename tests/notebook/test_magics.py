@@ -402,3 +402,30 @@ def test_attach_to_a_job_whose_action_failed_says_so_first(ip, magics, ray_clust
         assert "bad value" in lines[0] and lines[1].startswith("attached to job"), lines
     finally:
         magics.session.close()
+
+
+def test_the_graph_counts_each_stages_checkpointed_and_recovered_tasks(ip, ray_cluster,
+                                                                        tmp_path):
+    """A stage fails on partition 3 with finished_tasks 1 on: its node says 3 of 4
+    tasks were checkpointed; the cell run again recovers them, and says so."""
+    flag = tmp_path / "fail"
+    flag.write_text("")
+    cell = ("import os\n"
+            "def square_or_fail(itr, collector, ctx):\n"
+            f"    if ctx.index >= 3 and os.path.exists({str(flag)!r}):\n"
+            "        raise RuntimeError('planned failure on partition 3')\n"
+            "    for i in itr:\n"
+            "        collector.collect(i * i)\n"
+            "squares = env.parallelize_list(list(range(40)), 4).compute(square_or_fail)\n"
+            "result = squares.collect()\n")
+    with pytest.raises(Exception, match="planned failure on partition 3"):
+        ip.run_cell_magic("twister2", "--name nb-graph-notes --checkpoint finished_tasks "
+                                      "--checkpoint-params finished.tasks:1", cell)
+    last = [d["data"] for d in ip.displayed if "image/svg+xml" in d["data"]][-1]
+    assert "3/4 checkpointed" in last["image/svg+xml"]
+    assert "3/4 checkpointed" in last["text/plain"]  # the text tree says it too
+    flag.unlink()
+    ip.run_cell_magic("twister2", "--name nb-graph-notes", cell)
+    assert ip.user_ns["result"] == [i * i for i in range(40)]
+    last = [d["data"] for d in ip.displayed if "image/svg+xml" in d["data"]][-1]
+    assert "3/4 recovered" in last["image/svg+xml"], last["text/plain"]

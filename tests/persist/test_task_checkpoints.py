@@ -86,11 +86,12 @@ def _result(out: str) -> list[int]:
 
 def _restart(job_store, tmp_path: Path, job_id: str, mode: str, **extra: str) -> str:
     """``twister-nb restart JOB_ID`` with the first run's settings (they are part of
-    the functions' fingerprints), without its flags."""
+    the functions' fingerprints), without its flags: the first run's policy goes on.
+    Its output and then its error stream."""
     done = subprocess.run([*CLI, "restart", job_id], capture_output=True, text=True,
                           timeout=240, env=_environ(job_store, tmp_path, mode, **extra))
     assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def _check_resume(job_store, tmp_path: Path, job_id: str, mode: str,
@@ -167,11 +168,43 @@ def test_status_says_per_stage_how_many_tasks_were_checkpointed_and_recovered(
     (tmp_path / "fail").unlink()
     out = _restart(job_store, tmp_path, job_id, "one")
     assert "stage 0 'work': 5 of 8 tasks recovered from their checkpoints (not run)" in out
+    # the restart goes on with the first run's policy: the 3 tasks it ran are checkpointed
+    assert ("[twister-nb] checkpoint policy of the first run: finished_tasks "
+            "finished.tasks:1") in out, out
     status = subprocess.run([*CLI, "status", job_id], capture_output=True, text=True,
                             timeout=60, env=_environ(job_store, tmp_path, "one"))
     record = json.loads(status.stdout)["record"]
     assert record["task_checkpoints"] == [{"stage": 0, "label": "work", "tasks": PAR,
-                                           "checkpointed": 0, "recovered": 5}]
+                                           "checkpointed": PAR - 5, "recovered": 5}]
+    assert _committed(job_store, job_id) == {("work", p) for p in range(PAR)}
+
+
+@pytest.mark.slow
+def test_a_committed_persist_deletes_the_task_checkpoints_it_holds(ray_cluster, job_store,
+                                                                    tmp_path):
+    """A persist() whose stage failed resumes from its task checkpoints; once the
+    persist commits, they are deleted (the checkpoint holds the same partitions),
+    and a later restart restores the persist: nothing runs."""
+    (tmp_path / "fail").write_text("")
+    first = subprocess.run([*CLI, "submit", "--checkpoint", "finished_tasks",
+                            "--checkpoint-params", "finished.tasks:1", str(PROGRAM)],
+                           capture_output=True, text=True, timeout=240,
+                           env=_environ(job_store, tmp_path, "persist"))
+    assert first.returncode == 1, first.stdout + first.stderr
+    job_id = _job_id(first.stdout)
+    committed = _committed(job_store, job_id)
+    assert committed == {("work", p) for p in range(FAIL_FROM)}
+    (tmp_path / "fail").unlink()
+    before = _ran(tmp_path)
+    out = _check_resume(job_store, tmp_path, job_id, "persist", committed, before, {})
+    assert f"{PAR} task checkpoints of 'work' deleted" in out, out
+    assert _committed(job_store, job_id) == set()
+    store = job_store.open()
+    persisted = [t for t in store.list_tsets(job_id) if not is_task_id(t)]
+    assert len(persisted) == 1 and store.latest(job_id, persisted[0]) is not None
+    ran = len(_ran(tmp_path))
+    out = _restart(job_store, tmp_path, job_id, "persist")
+    assert _result(out) == reference("persist") and len(_ran(tmp_path)) == ran
 
 
 @pytest.mark.slow
@@ -311,13 +344,13 @@ def _logged_square(itr, collector, ctx):
 def test_a_worker_told_to_leave_checkpoints_what_it_finished(ray_cluster, local_store, tmp_path):
     """SIGTERM a worker mid-stage (issue 13's eviction notice): it commits the tasks it
     finished, then leaves; Ray restarts it and the action ends exact. Run again in
-    the same job, those tasks are recovered, not run."""
+    the same job, those tasks are recovered, not run. No policy, no setting: it is
+    the default (``twister2.checkpointing.on_sigterm: true``)."""
     from twister_nb import TSetEnvironment
 
     FLAG_FILE[0] = str(tmp_path / "sigterm")
     ran = Path(FLAG_FILE[0] + ".ran")
-    config = {**local_store.config, "twister2.checkpointing.on_sigterm": True,
-              "runtime.workers": 2}
+    config = {**local_store.config, "runtime.workers": 2}
     env = TSetEnvironment(name="sigterm", config=config)
     try:
         squares = env.parallelize_list(list(range(80)), 8).compute(_logged_square)

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "twister_nb.jobs": 6,
     "twister_nb.notebook": 7,
     "twister_nb.cli": 7,
+    "twister_nb.cli_progress": 7,
     "twister_nb.server": 7,
 }
 #: Layers that build or decide and must run without a cluster: no Ray, anywhere.

@@ -57,8 +57,8 @@ def retention(config: Mapping[str, Any] | None = None) -> int:
 def on_sigterm(config: Mapping[str, Any] | None = None) -> bool:
     """Whether a worker told to leave (SIGTERM) saves the tasks it finished even
     when no policy is on (their outputs are then kept in the worker until the
-    action ends; with a policy they are kept anyway)."""
-    return bool(_config.get(SIGTERM_KEY, False, config))
+    action ends; with a policy they are kept anyway). On by default."""
+    return bool(_config.get(SIGTERM_KEY, True, config))
 
 
 def verify_on_restore(config: Mapping[str, Any] | None = None) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 
 from twister_nb.errors import ConfigError
 
-__all__ = ["PARAMS_KEY", "POLICY_KEY", "params_from_config", "parse_duration", "parse_params"]
+__all__ = ["PARAMS_KEY", "POLICY_KEY", "format_params", "params_from_config", "parse_duration",
+           "parse_params"]
 
 POLICY_KEY = "twister2.checkpointing.policy"
 PARAMS_KEY = "twister2.checkpointing.policy_params"
@@ -78,6 +79,18 @@ def _value(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
         return parse_params(f"x:{value}")["x"]
     return str(value)
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """Parameters back in COMPSs's string form (what :func:`parse_params` reads).
+
+    >>> format_params({"finished.tasks": "5", "avoid.checkpoint": ("mod.f", "points")})
+    'finished.tasks:5,avoid.checkpoint:[mod.f,points]'
+    >>> parse_params(format_params(parse_params("period.time:1s,avoid.checkpoint:[a]")))
+    {'period.time': '1s', 'avoid.checkpoint': ('a',)}
+    """
+    return ",".join(f"{name}:[{','.join(map(str, value))}]" if isinstance(value, (tuple, list))
+                    else f"{name}:{value}" for name, value in params.items())
 
 
 def params_from_config(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -74,6 +74,14 @@ def task_info(stage: StagePlan, partition: int, action: int) -> TaskInfo:
                     functions=tuple(stage.functions))
 
 
+def only_reads(stage: StagePlan) -> bool:
+    """Whether ``stage`` computes nothing: it reads a cached or persisted TSet
+    and hands it on (an action on a persisted TSet), so its tasks' outputs are
+    saved already."""
+    read = {m.tset_id for m in stage.materialized_inputs}
+    return bool(read) and all(ident in read for _, ident in stage.tsets)
+
+
 class TaskCheckpoints:
     """The task checkpoints of one action (see the module docstring).
 
@@ -112,8 +120,8 @@ class TaskCheckpoints:
     @property
     def keeps(self) -> bool:
         """Whether the workers keep finished tasks' outputs to save them: a policy
-        other than ``none`` is on, or ``twister2.checkpointing.on_sigterm`` asks a
-        worker told to leave (SIGTERM) to save what it finished."""
+        other than ``none`` is on, or ``twister2.checkpointing.on_sigterm`` (on by
+        default) asks a worker told to leave (SIGTERM) to save what it finished."""
         return self.active and (self.policy.name != "none" or self.on_sigterm)
 
     @property
@@ -173,6 +181,8 @@ class TaskCheckpoints:
 
     def instantiated(self, stage: StagePlan, partition: int, worker: int) -> None:
         """The task of ``stage`` on ``partition`` was submitted to ``worker`` (to run)."""
+        if only_reads(stage):
+            return  # nothing new to save: its output is a cached or persisted TSet's
         info = task_info(stage, partition, self.action)
         self._infos[(stage.index, partition)] = info
         self._workers[(stage.index, partition)] = worker

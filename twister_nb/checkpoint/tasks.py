@@ -12,7 +12,9 @@ The fingerprint (:func:`task_fingerprint`) is what makes a resumed job find
 the task again and only it: the stage's TSet ID (itself a fingerprint of the
 operation, the user function, its parents' IDs, the parallelism and the name,
 so a changed function or input changes it), the exchange it feeds, the
-partition and the parallelism. Only the newest version of each is kept.
+partition and the parallelism. Only the newest version of each is kept, and
+none once a ``persist()`` of the TSet commits (:func:`drop_task_checkpoints`):
+the persisted checkpoint holds the same partitions, and a restart restores it.
 
 Plain Python, no Ray.
 """
@@ -22,11 +24,13 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from twister_nb.storage import Checkpoint, CheckpointStore
 
-__all__ = ["PREFIX", "TaskSave", "commit_task", "is_task_id", "task_fingerprint", "task_id"]
+__all__ = ["PREFIX", "TaskSave", "commit_task", "drop_task_checkpoints", "is_task_id",
+           "task_fingerprint", "task_id"]
 
 #: The reserved ID prefix of task checkpoints (a TSet's ID is a hex fingerprint).
 PREFIX = "task."
@@ -95,3 +99,11 @@ def committed_tasks(store: CheckpointStore, job_id: str) -> set[str]:
     :meth:`CheckpointManager.find_valid` tells)."""
     return {t[len(PREFIX):] for t in store.list_tsets(job_id) if is_task_id(t)}
 
+
+
+def drop_task_checkpoints(store: CheckpointStore, job_id: str, fingerprints: Iterable[str]) -> int:
+    """Delete the task checkpoints of ``fingerprints`` that the store has (every
+    version); how many were deleted. What a committed ``persist()`` makes
+    redundant: its final stage's task checkpoints."""
+    present = committed_tasks(store, job_id)
+    return sum(store.delete_tset(job_id, task_id(fp)) for fp in set(fingerprints) & present)

@@ -311,7 +311,8 @@ class _CellRunner:
             return
         if self.live_graph is None:
             self.live_graph = LiveGraph(self.show, lambda: self.progress.get("tset_status"),
-                                        lambda: self.progress.names, self.opts.rankdir)
+                                        lambda: self.progress.names, self.opts.rankdir,
+                                        self.progress.task_notes)
             self.progress.subscribe(self.live_graph.changed)
         self.live_graph.draw(self._graph_roots())
 
@@ -389,7 +390,8 @@ class _CellRunner:
         self.show_dashboard()
         if opts.graph:
             self.live_graph = LiveGraph(self.show, lambda: progress.get("tset_status"),
-                                        lambda: progress.names, opts.rankdir)
+                                        lambda: progress.names, opts.rankdir,
+                                        progress.task_notes)
             progress.subscribe(self.live_graph.changed)
             self.live_graph.place()  # drawn into from the thread, at its first action
         listeners = self.env.listeners

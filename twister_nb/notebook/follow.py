@@ -67,7 +67,8 @@ def follow_running(env: TSetEnvironment, running: dict[str, Any],
     dashboard.shown_as(show(dashboard, display_id=True))
     graph = None
     if drawing and graph_view:
-        graph = LiveGraph(show, lambda: progress.get("tset_status"), dict)
+        graph = LiveGraph(show, lambda: progress.get("tset_status"), dict,
+                          notes=progress.task_notes)
         graph.place()  # drawn by the thread: the dashboard is live first
     model = model_from_dict(drawing[0]) if graph is not None else None
     if not ended.is_set():

@@ -6,9 +6,10 @@ while a job ran. :class:`LiveGraph` is shown with the dashboard (one display,
 updated in place by its display ID): drawn at the first action with every
 node ``pending``, redrawn when an action adds its root, and recoloured
 whenever a TSet's status changes in the dashboard's state (pending, running,
-checkpointing, done, restored, failed; the legend is under the graph). Status
-changes come a few times per stage, not per record, and a drawing is one
-``dot`` run (~30 ms); the PNG twin an untrusted notebook needs is made once,
+checkpointing, done, restored, failed; the legend is under the graph), or
+the count of a stage's tasks checkpointed or recovered (a line on its node)
+changes. Those change a few times per stage, not per record, and a drawing is
+one ``dot`` run (~30 ms); the PNG twin an untrusted notebook needs is made once,
 for the final drawing (:meth:`LiveGraph.finish`).
 
 It may be redrawn from the thread that feeds the dashboard (a background
@@ -50,13 +51,18 @@ class LiveGraph:
         TSet ID -> the user's variable names, now.
     rankdir : str
         The direction the data flows in.
+    notes : callable, optional
+        TSet ID -> a line for its node, now (the dashboard state's ``task_notes``:
+        tasks checkpointed and recovered).
     """
 
     def __init__(self, show: Callable[..., Any], status: Callable[[], Mapping[str, str]],
-                 names: Callable[[], Mapping[str, str]], rankdir: str = "TB") -> None:
+                 names: Callable[[], Mapping[str, str]], rankdir: str = "TB",
+                 notes: Callable[[], Mapping[str, str]] = dict) -> None:
         self._show = show
         self._status = status
         self._names = names
+        self._notes = notes
         self._rankdir = rankdir
         #: What is drawn: the roots (a list, as ``visualize`` takes them) or a GraphModel.
         self._roots: Any = None
@@ -82,8 +88,10 @@ class LiveGraph:
         self._redraw()
 
     def changed(self, values: Mapping[str, Any]) -> None:
-        """A dashboard state subscriber: recolour when a TSet's status changed."""
-        if "tset_status" in values:
+        """A dashboard state subscriber: redraw when a TSet's status, or a
+        stage's task checkpoint counts, changed (the key in ``_redraw`` skips
+        a drawing that would not change)."""
+        if "tset_status" in values or "stages" in values:
             self._redraw()
 
     def _redraw(self, png: bool = False, graph_format: str = "svg") -> None:
@@ -91,13 +99,16 @@ class LiveGraph:
             if not self._roots or (self._finished and not png):
                 return
             status = dict(self._status() or {})
-            key = (self._version, tuple(sorted(status.items())), png)
+            notes = dict(self._notes() or {})
+            key = (self._version, tuple(sorted(status.items())), tuple(sorted(notes.items())),
+                   png)
             if key == self._drawn:
                 return
             self._drawn = key
             try:
                 picture = visualize(self._roots, format=graph_format, rankdir=self._rankdir,
-                                    status=status, names=dict(self._names() or {}), png=png)
+                                    status=status, names=dict(self._names() or {}), png=png,
+                                    notes=notes)
             except Exception as exc:  # noqa: BLE001 - the job stands without its drawing
                 picture = _Failed(f"(the graph could not be drawn: {type(exc).__name__}: {exc})")
             if picture is None:

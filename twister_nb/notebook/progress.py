@@ -101,6 +101,20 @@ class JobProgress:
         """One dict per stage of every action seen, in order (copies)."""
         return [dict(s) for _, s in sorted(self._stages.items())]
 
+    def task_notes(self) -> dict[str, str]:
+        """TSet ID -> what the graph adds to its node: how many of its stage's
+        tasks were checkpointed and recovered (the newest action that ran it),
+        e.g. ``3/4 checkpointed · 1 recovered``; TSets with neither are left out."""
+        with self._lock:
+            notes = {}
+            for _, stage in sorted(self._stages.items()):
+                note = task_checkpoint_note(stage)
+                if note:
+                    notes[stage["tset_id"]] = note
+                else:
+                    notes.pop(stage["tset_id"], None)
+            return notes
+
     def get(self, name: str) -> Any:
         """The JSON-able value of one state field."""
         value = getattr(self, name)
@@ -521,6 +535,18 @@ def stage_numbers(stage: dict[str, Any]) -> str:
             # tasks saved as task checkpoints, or recovered from them (issue 12)
             + "".join(f" \u00b7 {stage[k]} {k}" for k in ("checkpointed", "recovered")
                       if stage.get(k)))
+
+
+def task_checkpoint_note(stage: dict[str, Any]) -> str:
+    """A stage's task checkpoints, as its TSet's node in the graph says them.
+
+    >>> task_checkpoint_note({"tasks": 4, "checkpointed": 3, "recovered": 1})
+    '3/4 checkpointed · 1/4 recovered'
+    >>> task_checkpoint_note({"tasks": 4, "checkpointed": 0, "recovered": 0})
+    ''
+    """
+    return " \u00b7 ".join(f"{stage[k]}/{stage['tasks']} {k}"
+                            for k in ("checkpointed", "recovered") if stage.get(k))
 
 
 def startup_line(step: dict[str, Any]) -> str:

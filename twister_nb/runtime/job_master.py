@@ -39,7 +39,7 @@ from twister_nb.checkpoint import on_sigterm
 from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.checkpoint.policies import is_shipped, load_policy
 from twister_nb.checkpoint.task_manager import TaskCheckpoints, stage_task_saves
-from twister_nb.checkpoint.tasks import TaskSave
+from twister_nb.checkpoint.tasks import TaskSave, drop_task_checkpoints
 from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
                                JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
@@ -303,7 +303,8 @@ class JobMaster:
                 f"job {self.job_id!r} is now attached to another process "
                 f"(pid {holder.get('pid')} on {holder.get('host')}); attach again to use it")
         with self._run_lock:
-            if materialize_id is not None and self._scheduler.placement.holds(materialize_id):
+            if materialize_id is not None and self._scheduler.placement.holds_all(
+                    materialize_id, plan.final.parallelism):
                 self._emit(TSetRestored(tset_id=materialize_id, storage="memory"))
                 return "ok", None
             if plan.action == "persist" and self._restore(materialize_id) is not None:
@@ -351,11 +352,12 @@ class JobMaster:
             # Not a failure of the job either: a worker was lost with a cached
             # partition; the driver caches the TSet again and reruns the action.
             label = self._catalog.pop(exc.tset_id, {}).get("label", exc.label)
-            self._scheduler.release(exc.tset_id)
+            gone = self._scheduler.forget_lost(exc.tset_id) or [exc.partition]
             self.status = "idle"
             lost = PartitionLostError(exc.tset_id, label, exc.partition, exc.reason)
-            self._say(f"cached TSet {label!r} lost partition {exc.partition} ({exc.reason}); "
-                      "it will be recomputed")
+            self._say(f"cached TSet {label!r} lost partition{'s' * (len(gone) > 1)} "
+                      f"{', '.join(map(str, gone))} ({exc.reason}); "
+                      f"{'they' if len(gone) > 1 else 'it'} will be recomputed")
             self._emit(ActionEnded(action=action, state="failed", seconds=time.time() - started))
             return "error", lost
         except UserFunctionError as exc:
@@ -403,6 +405,7 @@ class JobMaster:
         def output_for(stage: StagePlan) -> TaskOutput:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
+        kept = self._kept_partitions(plan, materialize_id)
         tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action,
                                 on_sigterm(self.config))
         try:
@@ -412,7 +415,7 @@ class JobMaster:
                     self._say(line)
                 try:
                     outputs, results = self._scheduler.run(plan, action, output_for,
-                                                           self._checkpoint, tasks)
+                                                           self._checkpoint, tasks, kept)
                     break
                 except CheckpointLostError as exc:  # a damaged task checkpoint: run that task
                     if attempt == _TASK_DAMAGE_RETRIES or not tasks.damaged(exc.tset_id,
@@ -437,6 +440,23 @@ class JobMaster:
         if plan.action in ("collect", "partitions"):
             return stage_outputs_of(outputs, final)
         return None
+
+    def _kept_partitions(self, plan: Plan, materialize_id: str | None) -> set[int]:
+        """A cache made again after a worker was lost: the partitions the other
+        workers still hold are kept, and only the lost ones are computed, when
+        the cache is one stage (its tasks need nothing but their own inputs).
+        Made by more stages, it is made again whole (an exchange feeds every task)."""
+        placement = self._scheduler.placement
+        if plan.action != "cache" or materialize_id is None or not placement.holds(materialize_id):
+            return set()
+        if len(plan.stages) > 1:
+            self._scheduler.release(materialize_id)
+            return set()
+        kept = placement.partitions(materialize_id)
+        if kept and len(kept) < plan.final.parallelism:
+            self._say(f"{plan.final.label!r}: {plan.final.parallelism - len(kept)} of "
+                      f"{plan.final.parallelism} partitions made again; the others were kept")
+        return kept
 
     # ------------------------------------------------------------------ task checkpoints
 
@@ -473,9 +493,8 @@ class JobMaster:
             raise JobFailedError("snapshot() needs a checkpoint store; this job has none")
         saved = list(self._scheduler.snapshot())
         for tset_id, saves in list(self._cache_saves.items()):
-            if not self._scheduler.placement.holds(tset_id):
-                continue
-            todo = [s for s in saves if s.fingerprint not in self._saved]
+            held = self._scheduler.placement.partitions(tset_id)
+            todo = [s for s in saves if s.fingerprint not in self._saved and s.partition in held]
             for info in self._scheduler.save_cached(tset_id, todo):
                 self._saved.add(info["fingerprint"])
                 self._emit(TaskCheckpointed(action=0, stage=info["stage"],
@@ -551,6 +570,19 @@ class JobMaster:
                                        where=self._checkpoints.store.uri))
         self._record.add_persisted(tset_id, {"label": stage.label, "version": version,
                                              "bytes": size, "committed": time.time()})
+        self._drop_task_checkpoints(stage)
+
+    def _drop_task_checkpoints(self, stage: StagePlan) -> None:
+        """A committed ``persist()`` holds what its final stage's task checkpoints
+        held (a restart restores it and never reads them): they are deleted, as
+        COMPSs keeps only the newest checkpoint of a value."""
+        assert self._checkpoints is not None
+        fingerprints = {save.fingerprint for save in stage_task_saves(stage)}
+        dropped = drop_task_checkpoints(self._checkpoints.store, self.job_id, fingerprints)
+        self._saved -= fingerprints
+        if dropped:
+            self._say(f"{dropped} task checkpoints of {stage.label!r} deleted: its persist() "
+                      "holds them")
 
     # ------------------------------------------------------------------ memory
 

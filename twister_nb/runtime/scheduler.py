@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from twister_nb import config as _config
@@ -40,6 +40,10 @@ INLINE_PROGRAM = 64 * 1024
 
 #: ``outputs[stage][task]``: the refs a producer task returned (one per bucket).
 StageOutputs = dict[int, list[list[Any]]]
+
+
+#: How long a worker may take to say what it holds (a restarted one starts first).
+_HELD_TIMEOUT_S = 30.0
 
 
 class Placement:
@@ -80,6 +84,29 @@ class Placement:
             raise PartitionLostError(tset_id, tset_id, partition,
                                      "no worker holds it (it was released, or lost with its "
                                      "worker)") from None
+
+    def holds_all(self, tset_id: str, parallelism: int) -> bool:
+        """Whether every partition of ``tset_id`` is held (none lost)."""
+        return len(self._where.get(tset_id, ())) == parallelism
+
+    def partitions(self, tset_id: str) -> set[int]:
+        """The partitions of ``tset_id`` some worker holds (all of a whole cache)."""
+        return set(self._where.get(tset_id, {}))
+
+    def keep_only(self, tset_id: str, partitions: Iterable[int]) -> list[int]:
+        """Forget the partitions of ``tset_id`` not in ``partitions`` (lost with
+        their worker); those forgotten, sorted.
+
+        >>> placement = Placement()
+        >>> placement.hold("t-1", parallelism=4, workers=2)
+        >>> placement.keep_only("t-1", [0, 2]), sorted(placement.partitions("t-1"))
+        ([1, 3], [0, 2])
+        """
+        where = self._where.get(tset_id, {})
+        lost = sorted(set(where) - set(partitions))
+        for p in lost:
+            del where[p]
+        return lost
 
     def drop(self, tset_id: str) -> list[int]:
         """Forget ``tset_id``; the workers that held a partition of it, sorted."""
@@ -238,14 +265,16 @@ class Scheduler:
                                              seconds=seconds, phase=phase))
 
     def run(self, plan: Plan, action: int, output_for: Callable[[StagePlan], TaskOutput],
-            checkpoint_for: Callable[[str], Any], tasks: TaskCheckpoints | None = None
-            ) -> tuple[StageOutputs, dict[int, list[dict[str, Any]]]]:
+            checkpoint_for: Callable[[str], Any], tasks: TaskCheckpoints | None = None,
+            kept: Collection[int] = ()) -> tuple[StageOutputs, dict[int, list[dict[str, Any]]]]:
         """Run every stage of ``plan`` (action number ``action``) and wait for it.
 
         Returns the refs each task returned besides its metadata, and the
         metadata of every task by stage. With ``tasks``, a task whose outputs
         are committed is recovered from the store instead of run, and the
         policy's task checkpoints are written by the workers as it asks.
+        ``kept``: partitions of the final stage that a worker still holds (a
+        cache made again after a worker was lost): their tasks do not run.
 
         Raises
         ------
@@ -275,7 +304,11 @@ class Scheduler:
             out_spec = output_for(stage)
             stage_outs = []
             self._saving.keys[stage.index] = key
+            skipped = kept if stage is plan.final else ()
             for p in range(stage.parallelism):
+                if p in skipped:
+                    stage_outs.append([])
+                    continue
                 w = self.placement.worker_for(p, n)
                 found = recover.get((stage.index, p))
                 if found is not None:  # committed: read from the store, never run
@@ -296,7 +329,8 @@ class Scheduler:
                 metas[refs[0]] = stage.index
                 stage_outs.append(list(refs[1:]))
             outputs[stage.index] = stage_outs
-            self._emit(StageSubmitted(action=action, stage=stage.index, tasks=stage.parallelism))
+            self._emit(StageSubmitted(action=action, stage=stage.index,
+                                      tasks=stage.parallelism - len(skipped)))
         try:
             return outputs, self._wait(metas, action)
         finally:
@@ -385,6 +419,22 @@ class Scheduler:
     def hold(self, tset_id: str, parallelism: int) -> None:
         """A cache action's partitions stay where they were made."""
         self.placement.hold(tset_id, parallelism, len(self._workers))
+
+    def forget_lost(self, tset_id: str) -> list[int]:
+        """Ask the workers which partitions of ``tset_id`` they still hold (a
+        restarted worker holds nothing) and forget the others; those lost."""
+        import ray
+
+        if not self.placement.holds(tset_id):
+            return []
+        refs = [w.held.remote() for w in self._workers]
+        kept: set[int] = set()
+        for ref in refs:
+            try:
+                kept.update(ray.get(ref, timeout=_HELD_TIMEOUT_S).get(tset_id, ()))
+            except (ray.exceptions.RayError, TimeoutError):
+                continue  # a worker that does not answer holds nothing we can count on
+        return self.placement.keep_only(tset_id, kept)
 
     def release(self, tset_id: str) -> bool:
         """Drop a cached TSet from every worker that holds it; False if none did."""

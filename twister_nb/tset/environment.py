@@ -408,8 +408,8 @@ class TSetEnvironment:
         partitions of the cached TSets and the finished tasks of a running action
         (COMPSs's ``compss_snapshot()``). A re-run of this job ID recovers those
         tasks from the store instead of running them. (A running action's workers
-        keep their finished outputs when a checkpoint policy is on, or with
-        ``twister2.checkpointing.on_sigterm``; else its tasks are not saved.)
+        keep their finished outputs unless ``twister2.checkpointing.on_sigterm``
+        is false and no checkpoint policy is on; then its tasks are not saved.)
 
         Returns
         -------

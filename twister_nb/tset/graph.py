@@ -25,7 +25,9 @@ only when a drawing is rendered.
 
 A ``status`` mapping of TSet ID to ``pending``, ``running``, ``checkpointing``,
 ``done``, ``failed`` or ``restored`` colours the nodes (the dashboard keeps
-one), and a legend of those colours is drawn below the graph.
+one), and a legend of those colours is drawn below the graph. A ``notes``
+mapping of TSet ID to a short text adds a line to those nodes (the dashboard
+says there how many of a stage's tasks were checkpointed and recovered).
 
 Why this module is long: the model and its two renderings (graphviz, text)
 change together whenever a node or link kind is added; each step is a small
@@ -332,7 +334,7 @@ def _check_status(status: Mapping[str, str] | None) -> dict[str, str]:
     return status
 
 
-def _node_label(node: Node) -> str:
+def _node_label(node: Node, note: str | None = None) -> str:
     title = node.title
     if node.terminal:
         title = f"{node.kind} link, not read yet"
@@ -342,14 +344,16 @@ def _node_label(node: Node) -> str:
     if node.detail:
         lines.append(node.detail)
     lines.append(f"\u00d7{node.parallelism}")
+    if note:
+        lines.append(note)
     return "\n".join(lines)
 
 
-def _node_attrs(node: Node, status: str | None) -> dict[str, str]:
+def _node_attrs(node: Node, status: str | None, note: str | None = None) -> dict[str, str]:
     if node.terminal:
         return {"shape": "point", "width": "0.12", "label": "",
                 "xlabel": ", ".join(node.variables), "tooltip": _node_label(node)}
-    attrs = {"label": _node_label(node), "shape": "box", "style": "rounded,filled",
+    attrs = {"label": _node_label(node, note), "shape": "box", "style": "rounded,filled",
              "fillcolor": "white", "tooltip": f"{node.tset_id}"}
     if node.source:
         attrs.update(shape="invhouse", style="filled")
@@ -379,7 +383,8 @@ def to_graphviz(op_or_ops: Any, *, rankdir: str = "TB", status: Mapping[str, str
                 graph_attr: Mapping[str, Any] | None = None,
                 node_attr: Mapping[str, Any] | None = None,
                 edge_attr: Mapping[str, Any] | None = None,
-                node_attributes: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+                node_attributes: Mapping[str, Mapping[str, Any]] | None = None,
+                notes: Mapping[str, str] | None = None) -> Any:
     """The logical graph as a ``graphviz.Digraph`` (nothing is rendered).
 
     Parameters
@@ -394,6 +399,8 @@ def to_graphviz(op_or_ops: Any, *, rankdir: str = "TB", status: Mapping[str, str
         Graphviz attributes for the graph and for every node/edge.
     node_attributes : dict of str to dict, optional
         Per-node attributes by TSet ID; they win over the computed ones.
+    notes : dict of str to str, optional
+        TSet ID to a line added to its node (``3/4 checkpointed``).
     """
     graphviz = _import_graphviz()
     if rankdir not in _RANKDIRS:
@@ -408,7 +415,8 @@ def to_graphviz(op_or_ops: Any, *, rankdir: str = "TB", status: Mapping[str, str
                       fontname="Helvetica")
     g = graphviz.Digraph(graph_attr=g_attr, node_attr=n_attr, edge_attr=e_attr)
     for node in model.nodes.values():
-        attrs = _node_attrs(node, None if node.terminal else states.get(node.tset_id))
+        attrs = _node_attrs(node, None if node.terminal else states.get(node.tset_id),
+                            (notes or {}).get(node.tset_id))
         attrs.update((node_attributes or {}).get(node.tset_id, {}))  # copied: user values win
         g.node(node.key, **attrs)
     for edge in model.edges:
@@ -426,7 +434,8 @@ def _legend() -> str:
 # --------------------------------------------------------------------------- text
 
 
-def to_text(op_or_ops: Any, status: Mapping[str, str] | None = None) -> str:
+def to_text(op_or_ops: Any, status: Mapping[str, str] | None = None,
+            notes: Mapping[str, str] | None = None) -> str:
     """The graph as an indented tree, read upwards from what nothing reads.
 
     Each line is a TSet; below it, indented, the TSets it reads, each after
@@ -438,7 +447,7 @@ def to_text(op_or_ops: Any, status: Mapping[str, str] | None = None) -> str:
     printed: set[str] = set()
 
     def describe(node: Node) -> str:
-        text = _node_label(node).replace("\n", "  ")
+        text = _node_label(node, (notes or {}).get(node.tset_id)).replace("\n", "  ")
         state = states.get(node.tset_id)
         return f"{text}  [{state}]" if state else text
 
@@ -530,7 +539,8 @@ def _display(data: bytes, fmt: str, graph: Any = None, text: str = "") -> Any:
 def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = None,
               rankdir: str = "TB", status: Mapping[str, str] | None = None, *,
               engine: str | None = None, names: Mapping[str, str] | None = None,
-              png: bool = True, **graph_attr: Any) -> Any:
+              png: bool = True, notes: Mapping[str, str] | None = None,
+              **graph_attr: Any) -> Any:
     """Draw the logical graph up to ``op_or_ops``.
 
     Parameters
@@ -555,6 +565,9 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     png : bool
         Give an SVG its PNG twin (a second ``dot`` run, ~0.15 s): a live
         view redrawn while a job runs leaves it out until the last drawing.
+    notes : dict of str to str, optional
+        TSet ID to a line added to its node: the dashboard's count of the
+        stage's tasks checkpointed and recovered (``4/8 checkpointed``).
     **graph_attr
         Graphviz graph attributes (``size="8,8"``, ``ranksep="0.3"`` ...).
 
@@ -578,7 +591,7 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     model = op_or_ops if isinstance(op_or_ops, GraphModel) else build_model(op_or_ops, names)
 
     def text(hint: str | None) -> TextGraph:
-        return TextGraph(to_text(model, status), hint)
+        return TextGraph(to_text(model, status, notes), hint)
 
     if engine == "text":
         tree = text(None)
@@ -592,7 +605,7 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
         if engine == "graphviz" or filename is not None:
             raise
         return text(PACKAGE_HINT)
-    g = to_graphviz(model, rankdir=rankdir, status=status, graph_attr=graph_attr)
+    g = to_graphviz(model, rankdir=rankdir, status=status, graph_attr=graph_attr, notes=notes)
     if fmt in ("dot", "gv"):
         if filename is not None:
             with open(filename, "w") as f:
@@ -609,4 +622,5 @@ def visualize(op_or_ops: Any, filename: str | None = None, format: str | None = 
     if filename is not None:
         with open(filename, "wb") as f:
             f.write(data)
-    return _display(data, fmt, g if png else None, to_text(model, status) if fmt == "svg" else "")
+    return _display(data, fmt, g if png else None,
+                    to_text(model, status, notes) if fmt == "svg" else "")

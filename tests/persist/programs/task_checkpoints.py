@@ -9,8 +9,9 @@ flag files differ:
   channel: which tasks ran, and the workers' PIDs to kill);
 - ``FAIL_FLAG``: while it exists, ``work`` raises on partitions >= ``FAIL_FROM``;
 - ``BLOCK_FLAG``: while it exists, ``work`` blocks on those partitions (a test kills the job);
-- ``MODE``: ``one`` (work, then collect), ``reduce`` (work, then a reduce), or
-  ``cached`` (``base`` cached first, ``env.snapshot()`` if ``SNAPSHOT=1``, then work on it).
+- ``MODE``: ``one`` (work, then collect), ``reduce`` (work, then a reduce),
+  ``cached`` (``base`` cached first, ``env.snapshot()`` if ``SNAPSHOT=1``, then work on it),
+  or ``persist`` (work persisted, then collected).
 
 The policy comes from ``twister-nb submit --checkpoint ...``. It prints
 ``RESULT = <json>`` at the end.
@@ -63,6 +64,8 @@ if MODE == "cached":
     if os.environ.get("SNAPSHOT") == "1":
         print("SNAPSHOT =", json.dumps(env.snapshot()), flush=True)
     result = base.compute(work).set_name("work").collect()
+elif MODE == "persist":
+    result = source.compute(work).set_name("work").persist().collect()
 elif MODE == "reduce":
     result = source.compute(work).set_name("work").reduce(lambda a, b: a + b).collect()
 else:
