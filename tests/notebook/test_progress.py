@@ -206,3 +206,17 @@ def test_start_up_steps_and_a_cancel_said_once():
     p.feed(ActionEnded(action=1, state="cancelled"))
     # the status says it (and the cell's own error, once): not the error list too
     assert p.status == "cancelled" and p.errors == []
+
+
+def test_a_running_background_cells_handle_counts_its_seconds():
+    """``CellRun`` of a ``--background`` cell says how long it has run so far
+    (it said ``seconds=0.00`` until the end); once ended, its final time."""
+    import time
+
+    from twister_nb.notebook.cell import CellRun
+
+    run = CellRun(job_id="j", job_name="n", dry_run=False, status="running",
+                  started=time.perf_counter() - 1.5)
+    assert 1.5 <= run.elapsed < 60 and "seconds=1.5" in repr(run)
+    run.status, run.seconds = "done", 2.25
+    assert run.elapsed == 2.25 and "seconds=2.25" in repr(run)

@@ -111,6 +111,17 @@ class CellRun:
     value: Any = None
     #: The thread of a ``--background`` cell (None for a cell run in the foreground).
     thread: threading.Thread | None = field(default=None, repr=False)
+    #: When the cell's code started (``time.perf_counter()``): a running cell's
+    #: ``elapsed`` counts from here.
+    started: float | None = field(default=None, repr=False)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds the cell has run: ``seconds`` once it ended, the time so far
+        while a ``--background`` cell runs."""
+        if self.status == "running" and self.started is not None:
+            return time.perf_counter() - self.started
+        return self.seconds
 
     @property
     def done(self) -> bool:
@@ -136,7 +147,7 @@ class CellRun:
 
     def __repr__(self) -> str:
         return (f"CellRun(job_id={self.job_id!r}, status={self.status!r}, "
-                f"seconds={self.seconds:.2f}, tsets={sorted(self.tsets)}, "
+                f"seconds={self.elapsed:.2f}, tsets={sorted(self.tsets)}, "
                 f"actions={[a for a, _ in self.actions]})")
 
 
@@ -261,7 +272,7 @@ class _CellRunner:
             self.progress.workers = last.progress.workers  # a job announces its workers once
         self.recorder = ActionRecorder(opts.dry_run, self.show_dashboard, self.draw_graph)
         self.before = tset_values(ns)
-        self.started = time.perf_counter()
+        self.started = self.run_record.started = time.perf_counter()
 
     def _open_job(self) -> Any:
         """The cell's job, its start-up steps (head, Ray, JobMaster) fed to the
