@@ -4,8 +4,11 @@ A real Ray cluster of a head and one worker node (``twister_nb.testing.multinode
 checkpoints on SeaweedFS, which every node reaches. A job of four workers (two
 to a node) caches a TSet and runs an action; a node joins; the next action
 moves one worker there (``Scheduler.use_new_nodes``), with the cached
-partitions it held copied, not recomputed. Each task notes the node it ran on
-in a file (the side channel), and every result is checked against plain Python.
+partitions it held copied, not recomputed. Then that node is lost between
+actions: the moved worker restarts on a node that remains (its placement group
+is placed again), and the action after it is exact too, its lost cached
+partition made again. Each task notes the node it ran on in a file (the side
+channel), and every result is checked against plain Python.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ print("FIRST", cached.compute(times(3)).reduce(lambda a, b: a + b).collect()[0],
 print("READY", flush=True)
 sys.stdin.readline()  # the test adds a node meanwhile
 print("SECOND", cached.compute(times(5)).collect(), flush=True)
+print("READY", flush=True)
+sys.stdin.readline()  # the test removes that node meanwhile
+print("THIRD", cached.compute(times(7)).collect(), flush=True)
 env.close()
 '''
 
@@ -92,13 +98,23 @@ def test_a_node_that_joins_is_used_by_the_next_action(two_nodes, seaweed, tmp_pa
     proc = subprocess.Popen([sys.executable, str(program)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
-    try:
+
+    def ready() -> None:
         while not (lines and lines[-1].startswith("READY")):
             line = proc.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
+        lines.append("")  # the next wait is for the next READY
+
+    try:
+        ready()
         before = {node for _, node in _notes(notes, "times3")}
         added = two_nodes.add_worker_node()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        ready()
+        old_nodes = {n["node_id"] for n in two_nodes.nodes()} - {added}
+        two_nodes.remove_worker_node(1)  # the added one
         proc.stdin.write("go\n")
         proc.stdin.flush()
         out, _ = proc.communicate(timeout=120)
@@ -110,13 +126,18 @@ def test_a_node_that_joins_is_used_by_the_next_action(two_nodes, seaweed, tmp_pa
     assert proc.returncode == 0, out
     assert f"FIRST {sum(3 * (x + 1) for x in DATA)}" in out, out
     assert f"SECOND {[5 * (x + 1) for x in DATA]}" in out, out
+    assert f"THIRD {[7 * (x + 1) for x in DATA]}" in out, out
 
-    old_nodes = {n["node_id"] for n in two_nodes.nodes()} - {added}
     assert before == old_nodes, (before, old_nodes)  # the job spread over both nodes
     after = _notes(notes, "times5")
     assert sorted(p for p, _ in after) == list(range(PARTS)), after
     assert added in {node for _, node in after}, (added, after, out)
-    # the cached partitions were made once: the moved worker's were copied to it
-    assert sorted(p for p, _ in _notes(notes, "cache")) == list(range(PARTS)), notes.read_text()
+    # the cached partitions were made once before the node was lost (the moved
+    # worker's were copied to it); lost with it, they were made again, on the
+    # nodes that remain
+    made = _notes(notes, "cache")
+    assert sorted(p for p, _ in made[:PARTS]) == list(range(PARTS)), made
+    assert made[PARTS:] and added not in {node for _, node in made[PARTS:]}, made
     moved = [ln for ln in out.splitlines() if "moved to node" in ln]
     assert len(moved) == 1 and "1 cached partition copied, none recomputed" in moved[0], out
+    assert added not in {node for _, node in _notes(notes, "times7")}

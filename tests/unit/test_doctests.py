@@ -11,7 +11,7 @@ MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.id
            "twister_nb.storage", "twister_nb.storage.store", "twister_nb.storage.manifest",
            "twister_nb.storage.signing", "twister_nb.events", "twister_nb.runtime.event_log",
            "twister_nb.plan.physical", "twister_nb.runtime.drivers",
-           "twister_nb.runtime.scheduler"]
+           "twister_nb.runtime.scheduler", "twister_nb.runtime.rebalance"]
 
 
 @pytest.mark.parametrize("name", MODULES)
