@@ -238,9 +238,12 @@ class Scheduler:
         # run again on it, up to runtime.max_task_retries times each.
         return ray.remote(concurrency_groups={"save": 1})(Worker).options(
             **placement, max_restarts=-1, max_task_retries=self._retries,
-            name=f"{self._prefix}{self.job_id}.worker-{index}",
+            name=self._worker_name(index),
         ).remote(index, self.job_id, dict(self.config), ray.get_runtime_context().current_actor,
                  self._store)
+
+    def _worker_name(self, index: int) -> str:
+        return f"{self._prefix}{self.job_id}.worker-{index}"
 
     def use_new_nodes(self) -> None:
         """Move a worker to each node that joined the cluster since the workers
@@ -286,9 +289,8 @@ class Scheduler:
                 f"moving there elsewhere: worker-{move.worker} stays where it is",)))
             return
         ray.kill(old, no_restart=True)
-        name = f"{self._prefix}{self.job_id}.worker-{move.worker}"
         deadline = time.monotonic() + 30
-        while _named_actor_exists(name):  # the new worker takes the old one's name
+        while _named_actor_exists(self._worker_name(move.worker)):  # the new one takes it
             if time.monotonic() > deadline:
                 raise JobFailedError(f"worker-{move.worker} of job {self.job_id!r} was ended to "
                                      "move it to a new node, but Ray still lists it after 30 s")
