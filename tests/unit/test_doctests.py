@@ -10,6 +10,7 @@ MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.id
            "twister_nb.tset.signature", "twister_nb.tset.batches", "twister_nb.tset.graph",
            "twister_nb.storage", "twister_nb.storage.store", "twister_nb.storage.manifest",
            "twister_nb.storage.signing", "twister_nb.events", "twister_nb.runtime.event_log",
+           "twister_nb.runtime.rebalance",
            "twister_nb.plan.physical", "twister_nb.runtime.drivers",
            "twister_nb.runtime.scheduler", "twister2.records"]
 

@@ -1,5 +1,6 @@
 """The JobMaster's plain parts, without Ray: the job record writer, the driver
-seat and the scheduler's placement and task inputs."""
+seat, the scheduler's placement and task inputs, and which workers move to a
+node that joined."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from twister_nb.plan.physical import (CacheOutput, DiscardOutput, ExchangeInput,
                                       SendOutput, StagePlan, StoreRead, task_output)
 from twister_nb.runtime.drivers import DriverSeat
 from twister_nb.runtime.job_record import JobRecord
+from twister_nb.runtime.rebalance import Move, plan_moves
 from twister_nb.runtime.scheduler import Placement, task_inputs
 from twister_nb.storage import CheckpointStore
 
@@ -137,6 +139,25 @@ def test_placement_round_robin_and_owners():
     assert placement.drop("c-1") == [0, 1] and placement.drop("c-1") == []
     with pytest.raises(PartitionLostError, match="no worker holds it"):
         placement.owner("c-1", 0)
+
+
+def test_placement_says_what_each_worker_holds():
+    placement = Placement()
+    placement.hold("c-1", parallelism=4, workers=3)
+    placement.hold("c-2", parallelism=2, workers=3)
+    assert sorted(placement.held_by(0)) == [("c-1", 0), ("c-1", 3), ("c-2", 0)]
+    assert placement.held_per_worker() == {0: 3, 1: 2, 2: 1}
+
+
+def test_a_new_node_takes_the_least_loaded_worker_of_the_most_crowded_node():
+    # workers 0, 1, 2 on "a", 3 on "b"; "c" and "d" joined
+    moves = plan_moves(["a", "a", "a", "b"], ["a", "b", "c", "d"], {0: 2, 1: 1, 2: 1})
+    assert moves == [Move(worker=1, source="a", target="c"),
+                     Move(worker=2, source="a", target="d")]
+    # never a node left empty: one worker per node already
+    assert plan_moves(["a", "b"], ["a", "b", "c"], {}) == []
+    # a lost node's workers restarted on "a": a new node takes one of them
+    assert plan_moves(["a", "a"], ["a", "c"], {}) == [Move(worker=0, source="a", target="c")]
 
 
 def test_task_inputs_local_fetched_store_and_exchange():

@@ -30,6 +30,7 @@ from twister_nb.errors import ActionCancelledError, JobFailedError, PartitionLos
 from twister_nb.events import (Event, OutputPrinted, StageSubmitted, StartupStep, TaskCount,
                                TaskFinished, WorkersStarted)
 from twister_nb.runtime.ray_errors import ray_error_line
+from twister_nb.runtime.rebalance import Move, plan_moves
 from twister_nb.runtime.task_saving import TaskSaving
 from twister_nb.runtime.task_progress import ProgressBoard
 from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
@@ -40,6 +41,9 @@ INLINE_PROGRAM = 64 * 1024
 
 #: ``outputs[stage][task]``: the refs a producer task returned (one per bucket).
 StageOutputs = dict[int, list[list[Any]]]
+
+#: The cluster's nodes are looked at (for nodes that joined) at most this often, in seconds.
+NODE_LOOK_SECONDS = 1.0
 
 
 #: How long a worker may take to say what it holds (a restarted one starts first).
@@ -116,6 +120,19 @@ class Placement:
         """Partitions held per cached TSet."""
         return {k: len(v) for k, v in self._where.items()}
 
+    def held_by(self, worker: int) -> list[tuple[str, int]]:
+        """The cached ``(tset_id, partition)`` pairs ``worker`` holds."""
+        return [(tset_id, p) for tset_id, where in self._where.items()
+                for p, w in where.items() if w == worker]
+
+    def held_per_worker(self) -> dict[int, int]:
+        """How many cached partitions each worker holds."""
+        counts: dict[int, int] = {}
+        for where in self._where.values():
+            for w in where.values():
+                counts[w] = counts.get(w, 0) + 1
+        return counts
+
     def clear(self) -> None:
         self._where.clear()
 
@@ -191,6 +208,12 @@ class Scheduler:
         self._emit = emit
         self._prefix = actor_prefix
         self._workers: list[Any] = []
+        #: The node of each worker, by index, as last seen (see :meth:`use_new_nodes`).
+        self._nodes: list[str] = []
+        #: The alive nodes the last look found, and when it looked.
+        self._seen: set[str] = set()
+        self._looked = 0.0
+        self._cpus = float(config.get("runtime.worker_cpus", 0) or 0)
         self._spread: WorkerSpread | None = None
         #: How often a lost worker's task runs again (config ``runtime.max_task_retries``).
         self._retries = int(_config.get("runtime.max_task_retries", config=config))
@@ -211,37 +234,106 @@ class Scheduler:
         """Start workers until there are ``wanted`` (at most ``max_workers``)."""
         import ray
 
-        from twister_nb.runtime.worker import Worker
-
         wanted = min(self.max_workers, max(1, wanted))
         if len(self._workers) >= wanted:
             return
-        me = ray.get_runtime_context().current_actor
-        # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
-        remote_worker = ray.remote(concurrency_groups={"save": 1})(Worker)
-        cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
-        retries = self._retries
         if self._spread is None:
-            self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
+            self._spread = WorkerSpread.for_cluster(self.max_workers, self._cpus)
         count, began = wanted - len(self._workers), time.monotonic()
         self._emit(StartupStep(step=(step := f"starting {count} worker{'s' * (count != 1)}")))
-        new = [
-            # A lost worker is restarted (empty) and the tasks it was running are
-            # run again on it, up to runtime.max_task_retries times each.
-            remote_worker.options(**self._spread.options(i), max_restarts=-1,
-                                  max_task_retries=retries,
-                                  name=f"{self._prefix}{self.job_id}.worker-{i}").remote(
-                i, self.job_id, dict(self.config), me, self._store)
-            for i in range(len(self._workers), wanted)
-        ]
+        new = [self._start_worker(i, self._spread.options(i))
+               for i in range(len(self._workers), wanted)]
         try:
-            ray.get([w.ping.remote() for w in new])
+            pings = ray.get([w.ping.remote() for w in new])
         except BaseException:
             self._emit(StartupStep(step=step, state="failed", seconds=time.monotonic() - began))
             raise
         self._workers.extend(new)
+        self._nodes.extend(ping["node"] for ping in pings)
+        self._seen.update(self._nodes)
         self._emit(StartupStep(step=step, state="done", seconds=time.monotonic() - began))
         self._emit(WorkersStarted(count=len(self._workers)))
+
+    def _start_worker(self, index: int, placement: dict[str, Any]) -> Any:
+        """Worker actor ``index`` of the job, placed by ``placement`` (actor options)."""
+        import ray
+
+        from twister_nb.runtime.worker import Worker
+
+        # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
+        # A lost worker is restarted (empty) and the tasks it was running are
+        # run again on it, up to runtime.max_task_retries times each.
+        return ray.remote(concurrency_groups={"save": 1})(Worker).options(
+            **placement, max_restarts=-1, max_task_retries=self._retries,
+            name=self._worker_name(index),
+        ).remote(index, self.job_id, dict(self.config), ray.get_runtime_context().current_actor,
+                 self._store)
+
+    def _worker_name(self, index: int) -> str:
+        return f"{self._prefix}{self.job_id}.worker-{index}"
+
+    def use_new_nodes(self) -> None:
+        """Move a worker to each node that joined the cluster since the workers
+        were placed (:func:`~twister_nb.runtime.rebalance.plan_moves` says which),
+        so a node that joins a running job is used from its next action on.
+
+        Called as an action starts; looks at the cluster at most every
+        :data:`NODE_LOOK_SECONDS`, and asks the workers where they are only when
+        a node it has not seen is alive.
+        """
+        import ray
+
+        if not self._workers or time.monotonic() - self._looked < NODE_LOOK_SECONDS:
+            return
+        self._looked = time.monotonic()
+        alive = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+        if set(alive) <= self._seen:
+            return
+        self._seen.update(alive)
+        try:  # where the workers are now (a lost one restarts elsewhere)
+            self._nodes = [p["node"] for p in ray.get([w.ping.remote() for w in self._workers])]
+        except ray.exceptions.RayError:
+            return  # one is restarting: the next new node tries again
+        for move in plan_moves(self._nodes, alive, self.placement.held_per_worker()):
+            self._move(move)
+
+    def _move(self, move: Move) -> None:
+        """Start worker ``move.worker`` again on node ``move.target``, with the
+        cached partitions it held: they are copied (the JobMaster owns the copies,
+        so they outlive the old worker), never recomputed."""
+        import ray
+
+        assert self._spread is not None
+        old = self._workers[move.worker]
+        held = self.placement.held_by(move.worker)
+        copies = [old.get_partition.remote(tset_id, p) for tset_id, p in held]
+        if copies:  # made before the old worker ends
+            ray.wait(copies, num_returns=len(copies), fetch_local=False)
+        placement = self._spread.pin(move.worker, move.target)
+        if placement is None:
+            self._emit(OutputPrinted(lines=(
+                f"[job] node {move.target[:12]} joined the cluster, but Ray placed the worker "
+                f"moving there elsewhere: worker-{move.worker} stays where it is",)))
+            return
+        ray.kill(old, no_restart=True)
+        deadline = time.monotonic() + 30
+        while _named_actor_exists(self._worker_name(move.worker)):  # the new one takes it
+            if time.monotonic() > deadline:
+                raise JobFailedError(f"worker-{move.worker} of job {self.job_id!r} was ended to "
+                                     "move it to a new node, but Ray still lists it after 30 s")
+            time.sleep(0.02)
+        new = self._start_worker(move.worker, placement)
+        self._workers[move.worker] = new
+        self._nodes[move.worker] = ray.get(new.ping.remote())["node"]
+        try:
+            ray.get(new.adopt.remote(held, *copies))
+            kept = (f"{len(held)} cached partition{'s' * (len(held) != 1)} copied, "
+                    "none recomputed")
+        except ray.exceptions.RayError:  # the old worker had lost them: made again at next use
+            kept = "its cached partitions were lost before the move and are made again"
+        self._emit(OutputPrinted(lines=(
+            f"[job] worker-{move.worker} moved to node {move.target[:12]}, which joined the "
+            f"cluster ({kept})",)))
 
     # ------------------------------------------------------------------ running
 
@@ -287,6 +379,7 @@ class Scheduler:
         self._keys.clear()
         self._board.start(action)
         self.ensure_workers(max(s.parallelism for s in plan.stages))
+        self.use_new_nodes()
         workers = self._workers
         n = len(workers)
         outputs: StageOutputs = {}
@@ -451,10 +544,21 @@ class Scheduler:
         for w in self._workers:
             ray.kill(w)
         self._workers = []
+        self._nodes = []
         self.placement.clear()
         if self._spread is not None:
             self._spread.remove()
             self._spread = None
+
+
+def _named_actor_exists(name: str) -> bool:
+    import ray
+
+    try:
+        ray.get_actor(name)
+    except ValueError:
+        return False
+    return True
 
 
 def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
@@ -472,6 +576,9 @@ class WorkerSpread:
     node is lost Ray places its bundles on the nodes that remain, where the
     lost workers restart. A bundle must hold some resource, so on such a
     cluster a worker reserves at least 0.01 CPU. On one node nothing changes.
+
+    A worker moved to a node that joined later (:meth:`pin`) gets a group of
+    its own, which this object also keeps and frees.
     """
 
     _MIN_CPUS = 0.01
@@ -479,6 +586,8 @@ class WorkerSpread:
     def __init__(self, group: Any, cpus: float) -> None:
         self._group = group
         self._cpus = cpus
+        #: Worker index -> the one-bundle group it was moved into.
+        self._pinned: dict[int, Any] = {}
 
     @classmethod
     def for_cluster(cls, workers: int, cpus: float) -> "WorkerSpread":
@@ -501,12 +610,50 @@ class WorkerSpread:
         return cls(group, cpus)
 
     def remove(self) -> None:
-        """Free the placement group (the job's workers are gone)."""
-        if self._group is not None:
-            from ray.util.placement_group import remove_placement_group
+        """Free the placement groups (the job's workers are gone)."""
+        from ray.util.placement_group import remove_placement_group
 
-            remove_placement_group(self._group)
-            self._group = None
+        for group in [self._group, *self._pinned.values()]:
+            if group is not None:
+                remove_placement_group(group)
+        self._group = None
+        self._pinned.clear()
+
+    def pin(self, index: int, node_id: str) -> dict[str, Any] | None:
+        """The actor options that put worker ``index`` on node ``node_id``, or
+        None if Ray placed them elsewhere.
+
+        A placement group of one bundle, ``STRICT_PACK`` with Ray's soft target
+        node: the GCS places it, and its view of the nodes is the cluster's
+        own, whereas a soft ``NodeAffinity`` actor is placed by a raylet whose
+        view may not have the new node yet (it then stayed on the old node).
+        Being a placement group, it moves to the nodes that remain when that
+        node is lost, and the worker restarts there (a hard affinity would
+        leave it with nowhere to go). Where it landed is checked, not assumed.
+        The worker's earlier own group, if it had one, is freed, which ends
+        the worker still in it: call this just before ending the worker.
+        """
+        import ray
+        from ray.util.placement_group import (placement_group, placement_group_table,
+                                              remove_placement_group)
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        group = placement_group([{"CPU": max(self._cpus, self._MIN_CPUS)}],
+                                strategy="STRICT_PACK", _soft_target_node_id=node_id)
+        try:
+            ray.get(group.ready(), timeout=60)
+            placed = placement_group_table(group)["bundles_to_node_id"].get(0)
+        except ray.exceptions.GetTimeoutError:
+            placed = None
+        if placed != node_id:
+            remove_placement_group(group)
+            return None
+        earlier = self._pinned.pop(index, None)
+        if earlier is not None:
+            remove_placement_group(earlier)
+        self._pinned[index] = group
+        return {"num_cpus": self._cpus, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+            group, placement_group_bundle_index=0)}
 
     def options(self, index: int) -> dict[str, Any]:
         """The actor options of worker ``index``."""

@@ -356,6 +356,14 @@ class Worker:
                                      f"worker {self.index} no longer holds it (it was lost and "
                                      "restarted)") from None
 
+    def adopt(self, keys: list[tuple[str, int]], *partitions: list[Any]) -> int:
+        """Hold the cached partitions ``keys`` (their values in ``partitions``)
+        that this worker's earlier actor held: it moved to a node that joined
+        the cluster (``Scheduler.use_new_nodes``); how many."""
+        for (tset_id, p), values in zip(keys, partitions):
+            self._cache[(tset_id, p)] = values
+        return len(keys)
+
     def held(self) -> dict[str, list[int]]:
         """Which partitions of which TSets this worker holds."""
         out: dict[str, list[int]] = {}
