@@ -62,12 +62,22 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: libyaml's safe loader when PyYAML has it: the same values, 5x faster to read (every
+#: command reads the whole configuration, some of them more than once).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str) -> Any:
+    """``yaml.safe_load``, with libyaml when it is there."""
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+
+
 def _read_folder(folder: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if not folder.is_dir():
         return values
     for path in sorted(folder.glob("*.yaml")):
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = _parse(path.read_text()) or {}
         if not isinstance(loaded, Mapping):
             raise ValueError(f"config file {str(path)!r} must hold a mapping, not {loaded!r}")
         values.update(flatten(loaded))
@@ -82,7 +92,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
         if name.startswith("TWISTER_NB__"):  # internal handshakes, not config
             continue
         key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-        values[key] = yaml.safe_load(raw) if raw else None
+        values[key] = _parse(raw) if raw else None
     return values
 
 
