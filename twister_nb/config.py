@@ -230,6 +230,8 @@ SCHEMA: dict[str, Key] = {
     "runtime.worker_cpus": Key(*_NUMBER, minimum=0),
     "runtime.max_task_retries": Key(int, minimum=0),
     "runtime.poll_interval": Key(*_NUMBER, minimum=0.001),
+    "runtime.pool.size": Key(int, minimum=0),
+    "runtime.pool.on_existing_cluster": Key(bool),
     "twister2.checkpointing.enable": Key(bool),
     "twister2.checkpointing.store": Key(str, _NONE, pattern=r"(file|s3)://.+|[^:]+",
                                         hint="file:///absolute/path, a local path, or "

@@ -531,6 +531,11 @@ class JobClient:
 
         was = cluster.local_status()
         state = cluster.start_local(num_cpus=num_cpus, config=self._overrides or None)
+        from twister_nb.runtime.pool import ensure_keeper, pool_size
+
+        if pool_size(self.config):  # the pool starts its spares now, for the first job
+            cluster.connect(self.config)
+            ensure_keeper(self.config)
         return LocalHead.from_state(state, already_running=was is not None)
 
     def cluster_stop(self) -> bool:

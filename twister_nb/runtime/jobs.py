@@ -40,9 +40,11 @@ def _master(job_id: str, config: Mapping[str, Any] | None) -> Any:
     """The live JobMaster actor of ``job_id``, or None (never starts a cluster)."""
     if not connect_if_running(config):
         return None
+    from twister_nb.checkpoint import open_store
     from twister_nb.runtime.executor import live_master
 
-    return live_master(job_id, _config.load(config))
+    values = _config.load(config)
+    return live_master(job_id, values, open_store(values))
 
 
 def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any]:
@@ -126,19 +128,26 @@ def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, An
 
     from twister_nb.runtime import cluster
     from twister_nb.runtime.job_master import ACTOR_PREFIX
+    from twister_nb.runtime.pool import SPARE_PREFIX
 
     namespace = _config.get("ray.namespace", cluster.NAMESPACE_DEFAULT, config)
     jobs = {}
     for actor in ray.util.list_named_actors(all_namespaces=True):
         name = actor.get("name", "")
-        if actor.get("namespace") != namespace or not name.startswith(ACTOR_PREFIX):
+        if actor.get("namespace") != namespace:
             continue
-        job_id = name[len(ACTOR_PREFIX):]
-        if ".worker-" in job_id:
+        if name.startswith(ACTOR_PREFIX) and ".worker-" not in name:
+            job_id: str | None = name[len(ACTOR_PREFIX):]
+        elif name.startswith(SPARE_PREFIX):
+            job_id = None  # a pool's JobMaster: its job (if any yet) says itself
+        else:
             continue
         try:
             master = ray.get_actor(name, namespace=namespace)
         except ValueError:  # it ended since the listing
             continue
-        jobs[job_id] = _info(job_id, master, timeout=10)  # listing many: a shorter wait
+        info = _info(job_id or name, master, timeout=10)  # listing many: a shorter wait
+        job_id = job_id or info.get("job_id")
+        if job_id:
+            jobs[job_id] = info
     return jobs

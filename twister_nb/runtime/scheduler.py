@@ -184,37 +184,46 @@ class Scheduler:
         """Start workers until there are ``wanted`` (at most ``max_workers``)."""
         import ray
 
-        from twister_nb.runtime.worker import Worker
-
         wanted = min(self.max_workers, max(1, wanted))
         if len(self._workers) >= wanted:
             return
-        me = ray.get_runtime_context().current_actor
-        # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
-        remote_worker = ray.remote(concurrency_groups={"save": 1})(Worker)
         cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
-        retries = self._retries
         if self._spread is None:
             self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
         count, began = wanted - len(self._workers), time.monotonic()
         self._emit(StartupStep(step=(step := f"starting {count} worker{'s' * (count != 1)}")))
-        new = [
-            # A lost worker is restarted (empty) and the tasks it was running are
-            # run again on it, up to runtime.max_task_retries times each.
-            remote_worker.options(**self._spread.options(i), max_restarts=-1,
-                                  max_task_retries=retries,
-                                  name=f"{self._prefix}{self.job_id}.worker-{i}").remote(
-                i, self.job_id, dict(self.config), me, self._store)
-            for i in range(len(self._workers), wanted)
-        ]
         try:
-            ray.get([w.ping.remote() for w in new])
+            new = start_workers(ray.get_runtime_context().current_actor,
+                                range(len(self._workers), wanted), self.config, self._spread,
+                                self.job_id, self._store, name=f"{self._prefix}{self.job_id}")
         except BaseException:
             self._emit(StartupStep(step=step, state="failed", seconds=time.monotonic() - began))
             raise
         self._workers.extend(new)
         self._emit(StartupStep(step=step, state="done", seconds=time.monotonic() - began))
         self._emit(WorkersStarted(count=len(self._workers)))
+
+    def adopt(self, workers: Sequence[Any]) -> int:
+        """Take workers a pool started (unbound, zero-CPU, on one node) as this
+        job's first ones, binding each to the job; those it cannot use (more
+        than ``max_workers``; any, when the job wants CPUs per worker or the
+        cluster has several nodes) are killed. How many it took."""
+        import ray
+
+        cpus = float(self.config.get("runtime.worker_cpus", 0) or 0)
+        usable = list(workers[:self.max_workers]) if not self._workers and cpus == 0 else []
+        if usable:
+            self._spread = WorkerSpread.for_cluster(self.max_workers, cpus)
+            if self._spread.spread:
+                usable = []
+        for w in workers[len(usable):]:
+            ray.kill(w)
+        if not usable:
+            return 0
+        ray.get([w.bind.remote(self.job_id, dict(self.config), self._store) for w in usable])
+        self._workers.extend(usable)
+        self._emit(WorkersStarted(count=len(self._workers)))
+        return len(usable)
 
     # ------------------------------------------------------------------ running
 
@@ -412,6 +421,30 @@ def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
     return [outs[0] for outs in outputs[stage.index]]
 
 
+def start_workers(master: Any, indexes: range, config: Mapping[str, Any], spread: "WorkerSpread",
+                  job_id: str | None, store: Any, name: str | None = None) -> list[Any]:
+    """Start the Worker actors ``indexes`` of ``master`` and wait until each answers.
+
+    ``job_id`` None starts spare workers for a pool (unnamed, bound to a job
+    later with ``Worker.bind``); else they are named ``<name>.worker-<i>``.
+    A lost worker is restarted (empty) by Ray and the tasks it was running run
+    again on it, up to ``runtime.max_task_retries`` times each.
+    """
+    import ray
+
+    from twister_nb.runtime.worker import Worker
+
+    # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
+    remote_worker = ray.remote(concurrency_groups={"save": 1})(Worker)
+    retries = int(_config.get("runtime.max_task_retries", config=config))
+    new = [remote_worker.options(**spread.options(i), max_restarts=-1, max_task_retries=retries,
+                                 **({"name": f"{name}.worker-{i}"} if name else {})).remote(
+               i, job_id, dict(config), master, store)
+           for i in indexes]
+    ray.get([w.ping.remote() for w in new])
+    return new
+
+
 class WorkerSpread:
     """Where a job's workers go: over every node of a multi-node cluster.
 
@@ -449,6 +482,11 @@ class WorkerSpread:
                 f"(runtime.worker_cpus: {cpus}; other jobs may hold the CPUs): lower "
                 "runtime.worker_cpus or runtime.workers") from None
         return cls(group, cpus)
+
+    @property
+    def spread(self) -> bool:
+        """Whether the workers go over several nodes (a placement group)."""
+        return self._group is not None
 
     def remove(self) -> None:
         """Free the placement group (the job's workers are gone)."""
