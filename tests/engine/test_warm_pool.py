@@ -12,7 +12,6 @@ with the pool off a job starts its own actors as before.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import pytest
@@ -21,6 +20,7 @@ from twister_nb import TSetContext, TSetEnvironment
 from twister_nb import config as tnb_config
 from twister_nb.events import StartupStep
 from twister_nb.jobs import JobClient
+from twister_nb.testing import kill_and_wait
 
 POOL = {"runtime.pool.size": 1}
 DATA = list(range(2_000))
@@ -138,14 +138,7 @@ def test_a_pooled_worker_lost_is_restarted_for_its_job(pool, tmp_path):
     try:
         rows = env.parallelize_list(DATA, 4).compute(_pids_and_mark(None)).collect()
         victim = rows[0][1]
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(victim, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        kill_and_wait(victim)
         # the restarted worker knows its job again: it writes the job's checkpoint parts
         persisted = env.parallelize_list(DATA, 4).map(lambda x: x * 5 + 2).persist()
         assert sorted(persisted.collect()) == sorted(x * 5 + 2 for x in DATA)
