@@ -96,6 +96,12 @@ def test_jobs_take_spares_that_carry_nothing_of_another_job(pool):
         assert taken["taken"][env1.job_id] == first_spare  # the spare ready before it
         assert taken["started"] == before["started"]  # nothing started for this job
         assert client.record(env1.job_id)["actor"] == first_spare
+        # a second driver starting the same job at once gets the same spare (bind answers both)
+        import ray
+
+        keeper = ray.get_actor(pool.KEEPER_NAME, namespace="twister_nb")
+        assert ray.get(keeper.take.remote(env1.job_id))[0] == first_spare
+        assert pool.keeper_state(POOL)["ready"] == taken["ready"]
         steps, rows = _job_steps(env1, lambda: env1.parallelize_list(DATA, 4).compute(
             _pids_and_mark("job-one")).collect())
         assert not [s for s in steps if s.startswith("starting")], steps  # no worker started

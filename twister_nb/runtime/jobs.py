@@ -47,14 +47,21 @@ def _master(job_id: str, config: Mapping[str, Any] | None) -> Any:
     return live_master(job_id, values, open_store(values))
 
 
-def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any]:
-    """``info()`` of a JobMaster; a dying one answers with its status only."""
+def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any] | None:
+    """``info()`` of a JobMaster; one that does not answer in time is listed
+    with its status only; None for one that is gone or closed, which is not
+    live: ``ray.kill`` returns before the actor is gone, so a job just closed
+    can still be found by name for a moment, and then answers ``closed`` (its
+    record written, its lease freed) or dies on the call."""
     import ray
 
     try:
-        return ray.get(master.info.remote(), timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - a dying job is listed, not fatal
+        info = ray.get(master.info.remote(), timeout=timeout)
+    except ray.exceptions.RayActorError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a busy or dying job is listed, not fatal
         return {"job_id": job_id, "status": f"unreachable ({type(exc).__name__})"}
+    return None if info.get("status") == "closed" else info
 
 
 def master_info(job_id: str, config: Mapping[str, Any] | None = None,
@@ -147,6 +154,8 @@ def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, An
         except ValueError:  # it ended since the listing
             continue
         info = _info(job_id or name, master, timeout=10)  # listing many: a shorter wait
+        if info is None:
+            continue
         job_id = job_id or info.get("job_id")
         if job_id:
             jobs[job_id] = info

@@ -51,6 +51,8 @@ SPARE_PREFIX = "twister_nb.pool.master-"
 REFILL_DELAY = 3.0
 #: Seconds between attempts after a spare failed to start.
 _RETRY_DELAY = 10.0
+#: Seconds during which a second start of the same job gets the spare the first took.
+_SAME_JOB_WINDOW = 30.0
 
 
 def pool_size(config: Mapping[str, Any]) -> int:
@@ -88,6 +90,8 @@ class PoolKeeper:
         self._config = config
         self._ready: list[tuple[str, Any]] = []
         self._taken: dict[str, str] = {}
+        #: job -> (name, handle, when) of the spares taken in the last _SAME_JOB_WINDOW s.
+        self._recent: dict[str, tuple[str, Any, float]] = {}
         self._started = 0
         self._failures: list[str] = []
         self._lock = threading.Lock()
@@ -114,12 +118,26 @@ class PoolKeeper:
                 continue
 
     def take(self, job_id: str) -> tuple[str, Any] | None:
-        """A ready spare (its actor name and handle) for ``job_id``, or None."""
+        """A ready spare (its actor name and handle) for ``job_id``, or None.
+
+        Two drivers that start the same new job at once get the same spare (a
+        JobMaster started for its job is made with ``get_if_exists`` for the
+        same reason), for ``_SAME_JOB_WINDOW`` seconds; its ``bind`` answers
+        both. A spare taken longer ago may be closed: a later start of that job
+        ID gets another (or starts its own when ``bind`` refuses)."""
         with self._lock:
+            recent = self._recent.get(job_id)
+            if recent is not None and time.monotonic() - recent[2] < _SAME_JOB_WINDOW:
+                return recent[0], recent[1]
             if not self._ready or self._stopped:
                 return None
             name, handle = self._ready.pop(0)
             self._taken[job_id] = name
+            if len(self._taken) > 100:  # the newest are what anyone asks about
+                self._taken.pop(next(iter(self._taken)))
+            self._recent = {k: v for k, v in self._recent.items()
+                            if time.monotonic() - v[2] < _SAME_JOB_WINDOW}
+            self._recent[job_id] = (name, handle, time.monotonic())
             self._not_before = time.monotonic() + REFILL_DELAY
         self._wake.set()
         return name, handle
