@@ -55,8 +55,13 @@ def check_sum(output: str) -> None:
         raise WrongResult(f"no {SUM_LINE!r} in the output: {output[-300:]!r}")
 
 
-def _run(argv: list[str], home: str, timeout: float = 300) -> str:
-    env = dict(os.environ, TWISTER_NB_HOME=home)
+#: The environment of a run with the warm pool on (``runtime.pool.size``).
+POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "1"}
+
+
+def _run(argv: list[str], home: str, timeout: float = 300,
+         extra_env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ, TWISTER_NB_HOME=home, **(extra_env or {}))
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=str(REPO))
     if done.returncode != 0:
@@ -124,9 +129,28 @@ def _text_of(msg: dict[str, Any]) -> str:
 
 
 def _subprocess_variant(system: str, argv: list[str], home: str, after: Any = None,
-                        is_tnb: bool = False, note: str = "") -> Variant:
-    return Variant(system, lambda: _run(argv, home), check_sum, after=after, is_tnb=is_tnb,
-                   note=note)
+                        is_tnb: bool = False, note: str = "",
+                        extra_env: dict[str, str] | None = None) -> Variant:
+    return Variant(system, lambda: _run(argv, home, extra_env=extra_env), check_sum, after=after,
+                   is_tnb=is_tnb, note=note)
+
+
+def _pool_refilled(wait: float = 120.0) -> None:
+    """After a pooled run (untimed): wait until the pool has its spare again, so
+    that its refill never runs during another system's timed run."""
+    from twister_nb.runtime import cluster, pool
+
+    cluster.connect()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        state = pool.keeper_state(POOL_ENV_CONFIG)
+        if state is not None and len(state["ready"]) >= state["size"]:
+            return
+        time.sleep(0.2)
+    log(f"W0: the pool did not refill within {wait:.0f} s: {state}")
+
+
+POOL_ENV_CONFIG = {"runtime.pool.size": 1}
 
 
 def _kernel_variant(system: str, home: str, after_each: Any = None) -> tuple[Variant, FreshKernel]:
@@ -157,6 +181,10 @@ def w0(b: Any) -> dict[str, Any]:
     warm: list[Variant] = [
         _subprocess_variant(f"{TNB} submit (warm)", [cli, "submit", str(SEED)], warm_home,
                             is_tnb=True),
+        _subprocess_variant(f"{TNB} submit (warm, pool)", [cli, "submit", str(SEED)], warm_home,
+                            is_tnb=True, extra_env=POOL_ENV, after=_pool_refilled,
+                            note="runtime.pool.size 1; untimed after each run: the pool's "
+                                 "refill"),
     ]
     kernel_variant, warm_kernel = _kernel_variant(f"{TNB} kernel's first cell (warm)", warm_home)
     warm.append(kernel_variant)

@@ -62,12 +62,22 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: libyaml's safe loader when PyYAML has it: the same values, 5x faster to read (every
+#: command reads the whole configuration, some of them more than once).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str) -> Any:
+    """``yaml.safe_load``, with libyaml when it is there."""
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+
+
 def _read_folder(folder: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if not folder.is_dir():
         return values
     for path in sorted(folder.glob("*.yaml")):
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = _parse(path.read_text()) or {}
         if not isinstance(loaded, Mapping):
             raise ValueError(f"config file {str(path)!r} must hold a mapping, not {loaded!r}")
         values.update(flatten(loaded))
@@ -82,7 +92,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
         if name.startswith("TWISTER_NB__"):  # internal handshakes, not config
             continue
         key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-        values[key] = yaml.safe_load(raw) if raw else None
+        values[key] = _parse(raw) if raw else None
     return values
 
 
@@ -220,6 +230,8 @@ SCHEMA: dict[str, Key] = {
     "runtime.worker_cpus": Key(*_NUMBER, minimum=0),
     "runtime.max_task_retries": Key(int, minimum=0),
     "runtime.poll_interval": Key(*_NUMBER, minimum=0.001),
+    "runtime.pool.size": Key(int, minimum=0),
+    "runtime.pool.on_existing_cluster": Key(bool),
     "twister2.checkpointing.enable": Key(bool),
     "twister2.checkpointing.store": Key(str, _NONE, pattern=r"(file|s3)://.+|[^:]+",
                                         hint="file:///absolute/path, a local path, or "

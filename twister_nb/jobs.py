@@ -246,10 +246,19 @@ class JobClient:
     # ------------------------------------------------------------------ looking
 
     def jobs(self) -> list[JobRow]:
-        """Every job live on the cluster or recorded in the store, oldest first."""
-        from twister_nb.runtime.jobs import all_jobs
+        """Every job recorded in the store, oldest first, with the live view of
+        those a JobMaster runs. The store answers alone when no job's lease
+        is held (:mod:`twister_nb.job_rows`); only then is the cluster asked,
+        and the jobs live on it are listed too."""
+        from twister_nb import job_rows
 
-        return all_jobs(self._overrides)  # type: ignore[return-value]
+        stored = job_rows.stored_jobs(self._store())
+        live: dict[str, dict[str, Any]] = {}
+        if any(job.maybe_live() for job in stored):
+            from twister_nb.runtime.jobs import live_jobs
+
+            live = live_jobs(self._overrides)
+        return job_rows.rows(stored, live)  # type: ignore[return-value]
 
     def info(self, job_id: str) -> dict[str, Any] | None:
         """The live JobMaster's view of a job (name, status, workers, cached and
@@ -269,19 +278,27 @@ class JobClient:
     def status(self, job_id: str) -> dict[str, Any]:
         """``{"record": ..., "live": ...}``: the job's record, made current first
         if the job is live (its JobMaster writes it in the background), and the
-        live JobMaster's view (None if none runs).
+        live JobMaster's view (None if none runs). The cluster is asked only
+        when the store cannot tell: the job's lease is held, or the store
+        knows nothing of the job.
 
         Raises
         ------
         JobNotFoundError
             Neither the cluster nor the store knows the job.
         """
-        from twister_nb.runtime.jobs import flush_record
+        from twister_nb import job_rows
 
-        live = self.info(job_id)
-        if live is not None:
-            flush_record(job_id, self._overrides)
-        record = self.record(job_id)
+        store = self._store()
+        stored = job_rows.stored_job(store, job_id)
+        record, live = stored.record, None
+        if stored.maybe_live() or not stored.known:  # the store cannot tell: ask the cluster
+            from twister_nb.runtime.jobs import flush_record
+
+            live = self.info(job_id)
+            if live is not None:
+                flush_record(job_id, self._overrides)
+                record = store.read_job(job_id)
         if record is None and live is None:
             raise JobNotFoundError(f"no job {job_id!r} on the cluster or in {self.store_uri}")
         return {"record": record, "live": live}
@@ -296,7 +313,7 @@ class JobClient:
         JobNotFoundError
             Neither the cluster nor the store knows the job.
         """
-        from twister_nb.runtime.jobs import job_row
+        from twister_nb.job_rows import job_row
 
         found = self.status(job_id)
         row = job_row(job_id, found["live"], found["record"])
@@ -514,6 +531,11 @@ class JobClient:
 
         was = cluster.local_status()
         state = cluster.start_local(num_cpus=num_cpus, config=self._overrides or None)
+        from twister_nb.runtime.pool import ensure_keeper, pool_size
+
+        if pool_size(self.config):  # the pool starts its spares now, for the first job
+            cluster.connect(self.config)
+            ensure_keeper(self.config)
         return LocalHead.from_state(state, already_running=was is not None)
 
     def cluster_stop(self) -> bool:

@@ -20,6 +20,7 @@ import pytest
 
 from twister_nb import TSetContext
 from twister_nb.runtime.scheduler import Placement
+from twister_nb.testing import kill_and_wait
 
 DATA = list(range(2_000))
 PARTS = 4
@@ -38,16 +39,7 @@ def _worker_pids(env) -> list[int]:
     return pids
 
 
-def _kill(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"worker {pid} still alive")
+_kill = kill_and_wait
 
 
 def _counted(log: Path, seconds: float = 0.0):

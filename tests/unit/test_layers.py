@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "twister_nb.checkpoint": 4,
     "twister_nb.runtime": 5,
     "twister_nb.jobs": 6,
+    "twister_nb.job_rows": 6,
     "twister_nb.notebook": 7,
     "twister_nb.cli": 7,
     "twister_nb.cli_progress": 7,

@@ -34,6 +34,7 @@ from twister_nb.plan.planner import dumps_with_modules, plan as make_plan
 from twister_nb.runtime import cluster, ray_log
 from twister_nb.errors import JobFailedError, JobMasterLostError, JobNotFoundError, JobOwnedError
 from twister_nb.runtime.job_master import ACTOR_PREFIX, LEASE_TTL, JobMaster
+from twister_nb.runtime.pool import SPARE_PREFIX, take_master
 from twister_nb.runtime.ray_errors import ray_error_line
 from twister_nb.runtime.store_reach import require_shared_store
 from twister_nb.tset import watchers
@@ -50,8 +51,12 @@ Listener = Callable[[Event], None]
 LEAVE_TIMEOUT = 1.5
 
 
-def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
+def live_master(job_id: str, config: Mapping[str, Any], store: Any = None) -> Any:
     """The job's live JobMaster actor, or None.
+
+    A JobMaster started for its job is named after it; one a job took from the
+    pool (:mod:`twister_nb.runtime.pool`) has the pool's name, which the job's
+    record keeps (``actor``): with ``store`` given, that name is tried next.
 
     While a killed actor is being torn down, Ray can still hold its name but
     no longer its class, and ``get_actor`` then fails an internal assertion
@@ -59,11 +64,21 @@ def live_master(job_id: str, config: Mapping[str, Any]) -> Any:
     """
     import ray
 
-    try:
-        return ray.get_actor(ACTOR_PREFIX + job_id,
-                             namespace=config.get("ray.namespace", cluster.NAMESPACE_DEFAULT))
-    except (ValueError, AssertionError):
-        return None
+    namespace = config.get("ray.namespace", cluster.NAMESPACE_DEFAULT)
+    names = [ACTOR_PREFIX + job_id]
+    if store is not None:
+        try:
+            actor = (store.read_job(job_id) or {}).get("actor")
+        except Exception:  # noqa: BLE001 - an unreadable record names no actor
+            actor = None
+        if actor and actor.startswith(SPARE_PREFIX):
+            names.append(actor)
+    for name in names:
+        try:
+            return ray.get_actor(name, namespace=namespace)
+        except (ValueError, AssertionError):
+            continue
+    return None
 
 
 def new_master(job_id: str, name: str, config: dict[str, Any], store: Any,
@@ -71,11 +86,16 @@ def new_master(job_id: str, name: str, config: dict[str, Any], store: Any,
     """Start the job's detached JobMaster (or get the one that just won the race)."""
     import ray
 
-    max_workers = config.get("runtime.workers") or cluster.cluster_cpus()
+    max_workers = _max_workers(config)
     return ray.remote(JobMaster).options(
         name=ACTOR_PREFIX + job_id, lifetime="detached", num_cpus=0, max_concurrency=32,
         namespace=config.get("ray.namespace", cluster.NAMESPACE_DEFAULT), get_if_exists=True,
     ).remote(job_id, name, config, int(max_workers), store, program, address)
+
+
+def _max_workers(config: Mapping[str, Any]) -> int:
+    """The most workers a job starts: ``runtime.workers``, else the cluster's CPUs."""
+    return int(config.get("runtime.workers") or cluster.cluster_cpus())
 
 
 def _program() -> dict[str, Any] | None:
@@ -121,7 +141,7 @@ class RayExecutor:
         self._cluster = cluster.connect(env.config)  # before importing Ray: it sets Ray's variables
 
         self.store = open_store(env.config)
-        master = live_master(env.job_id, env.config)
+        master = live_master(env.job_id, env.config, self.store)
         if master is None:
             if attach_only and self.store.read_job(env.job_id) is None:
                 raise JobNotFoundError(
@@ -129,11 +149,14 @@ class RayExecutor:
                     f"none is recorded in {self.store.uri}; `twister-nb jobs` lists the jobs"
                 )
             require_shared_store(self.store.uri, env.config)
-            with watchers.startup_step("starting the JobMaster"):
-                master = self._started(new_master(env.job_id, env.name, env.config, self.store,
-                                                  _program(), self._cluster["address"]))
-        else:
-            master = self._started(master)
+            master = take_master(env.job_id, env.name, env.config, self.store, _program(),
+                                 self._cluster["address"], _max_workers(env.config))
+            if master is None:
+                with watchers.startup_step("starting the JobMaster"):
+                    master = self._started(new_master(env.job_id, env.name, env.config,
+                                                      self.store, _program(),
+                                                      self._cluster["address"]))
+        master = self._started(master)
         self._master = master
         self._token = uuid.uuid4().hex
         self._cursor = self._attach()  # events from now on (not the whole log)
@@ -285,7 +308,7 @@ class RayExecutor:
     def _start_again(self) -> None:
         """A new JobMaster for this job, once the lost one's name is free."""
         deadline = time.monotonic() + LEASE_TTL
-        while live_master(self._env.job_id, self._env.config) is not None:
+        while live_master(self._env.job_id, self._env.config, self.store) is not None:
             if time.monotonic() > deadline:
                 raise JobMasterLostError(self._env.job_id, "the lost JobMaster is still "
                                          f"registered after {LEASE_TTL:.0f} s")

@@ -65,9 +65,21 @@ class JobMaster:
     """Drives one job: actions in order, over its record, events, drivers,
     scheduler and checkpoints."""
 
-    def __init__(self, job_id: str, name: str, config: dict[str, Any], max_workers: int,
-                 store: Any = None, program: dict[str, Any] | None = None,
-                 cluster_address: str = "") -> None:
+    def __init__(self, job_id: str | None, name: str = "", config: dict[str, Any] | None = None,
+                 max_workers: int = 1, store: Any = None, program: dict[str, Any] | None = None,
+                 cluster_address: str = "", actor_name: str = "") -> None:
+        self._bind_lock = threading.Lock()
+        #: Workers a pool's spare started before it had a job (see :meth:`prestart`).
+        self._spares: list[Any] = []
+        if job_id is None:  # a pool's spare: a job binds it later (bind)
+            self.job_id, self.name, self.config, self.status = None, "", dict(config or {}), "spare"
+            return
+        self._open(job_id, name, dict(config or {}), max_workers, store, program,
+                   cluster_address, actor_name or ACTOR_PREFIX + job_id)
+
+    def _open(self, job_id: str, name: str, config: dict[str, Any], max_workers: int,
+              store: Any, program: dict[str, Any] | None, cluster_address: str,
+              actor_name: str) -> None:
         self.job_id = job_id
         self.name = name
         self.config = config
@@ -98,11 +110,61 @@ class JobMaster:
         self._run_lock = threading.Lock()
         self._actions = 0
         self._last_action_end = time.time()
-        self._record.open(name, self.created, config, program, cluster_address)
+        self._record.open(name, self.created, config, program, cluster_address,
+                          actor=actor_name)
         idle_limit = float(config.get("twister2.job.idle_timeout") or 0)
         if idle_limit > 0:
             threading.Thread(target=self._stop_when_idle, args=(idle_limit,), name="idle",
                              daemon=True).start()
+
+    # ------------------------------------------------------------------ the pool's spare
+
+    def prestart(self, workers: int) -> int:
+        """A spare starts its workers before any job has it (the pool calls it
+        once); how many it has."""
+        from twister_nb.runtime.scheduler import WorkerSpread, start_workers
+        import ray
+
+        assert self.job_id is None, f"prestart of job {self.job_id!r}'s JobMaster"
+        self._spares = start_workers(ray.get_runtime_context().current_actor, range(workers),
+                                     self.config, WorkerSpread(None, 0.0), None, None)
+        return len(self._spares)
+
+    def bind(self, job_id: str, name: str, config: dict[str, Any], max_workers: int,
+             store: Any, program: dict[str, Any] | None, cluster_address: str,
+             actor_name: str) -> dict[str, Any]:
+        """Make this spare the JobMaster of ``job_id`` (what the constructor does
+        for a JobMaster started for its job), its prestarted workers the job's.
+        Asked twice for the same job, it answers as it did; a spare serves one
+        job only, so another job is refused."""
+        with self._bind_lock:
+            if self.job_id is None:
+                pool_retries = self.config.get("runtime.max_task_retries")
+                self._open(job_id, name, dict(config), max_workers, store, program,
+                           cluster_address, actor_name)
+                spares, self._spares = self._spares, []
+                if config.get("runtime.max_task_retries") != pool_retries:
+                    for worker in spares:  # started with other retries: of no use to this job
+                        self._kill(worker)
+                    spares = []
+                self._scheduler.adopt(spares)
+            elif self.job_id != job_id or self.status == "closed":
+                raise JobFailedError(f"this pooled JobMaster served job {self.job_id!r} "
+                                     f"({self.status}); it takes no other")
+        return {"job_id": self.job_id, "workers": self._scheduler.workers}
+
+    @staticmethod
+    def _kill(actor: Any) -> None:
+        import ray
+
+        ray.kill(actor)
+
+    def worker_binding(self) -> tuple[str, dict[str, Any], Any] | None:
+        """What a restarted pool worker serves: ``(job_id, config, store)``, or
+        None while this JobMaster is a spare."""
+        if self.job_id is None:
+            return None
+        return self.job_id, dict(self.config), self._record.store
 
     # ------------------------------------------------------------------ idle limit
 
@@ -208,7 +270,11 @@ class JobMaster:
     def info(self) -> dict[str, Any]:
         """The job's state now: status, workers, cached and persisted TSets, driver,
         and the running action (with ``since``, its first event's cursor, so a
-        watcher such as the sidebar folds that action's progress alone)."""
+        watcher such as the sidebar folds that action's progress alone). A
+        pool's spare says only that (``job_id`` None, ``status`` ``spare``)."""
+        if self.job_id is None:
+            return {"job_id": None, "status": "spare", "workers": len(self._spares),
+                    "pid": os.getpid()}
         return {"job_id": self.job_id, "name": self.name, "status": self.status,
                 "created": self.created, "workers": self._scheduler.workers,
                 "cached": self._scheduler.placement.cached(),

@@ -65,10 +65,13 @@ class JobRecord:
     # ------------------------------------------------------------------ opening and closing
 
     def open(self, name: str, created: float, config: Mapping[str, Any],
-             program: Mapping[str, Any] | None = None, cluster_address: str = "") -> None:
+             program: Mapping[str, Any] | None = None, cluster_address: str = "",
+             actor: str = "") -> None:
         """Claim the job in the store (one owner per job across clusters), write
         its record over the previous one (a restart counts), and start the lease
-        renewer and the record writer.
+        renewer and the record writer. ``actor`` is the JobMaster's Ray actor
+        name: a pool's JobMaster is not named after its job, so the record is
+        how a driver finds it (``executor.live_master``).
 
         Raises
         ------
@@ -91,6 +94,7 @@ class JobRecord:
             "status": "running",
             "persisted": previous.get("persisted", {}),
             "restarts": previous.get("restarts", -1) + 1,
+            "actor": actor,
         }
         self.store.write_job(self.job_id, self._record)
         threading.Thread(target=self._renew_lease, name="lease", daemon=True).start()

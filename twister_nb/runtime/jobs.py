@@ -40,19 +40,28 @@ def _master(job_id: str, config: Mapping[str, Any] | None) -> Any:
     """The live JobMaster actor of ``job_id``, or None (never starts a cluster)."""
     if not connect_if_running(config):
         return None
+    from twister_nb.checkpoint import open_store
     from twister_nb.runtime.executor import live_master
 
-    return live_master(job_id, _config.load(config))
+    values = _config.load(config)
+    return live_master(job_id, values, open_store(values))
 
 
-def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any]:
-    """``info()`` of a JobMaster; a dying one answers with its status only."""
+def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any] | None:
+    """``info()`` of a JobMaster; one that does not answer in time is listed
+    with its status only; None for one that is gone or closed, which is not
+    live: ``ray.kill`` returns before the actor is gone, so a job just closed
+    can still be found by name for a moment, and then answers ``closed`` (its
+    record written, its lease freed) or dies on the call."""
     import ray
 
     try:
-        return ray.get(master.info.remote(), timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - a dying job is listed, not fatal
+        info = ray.get(master.info.remote(), timeout=timeout)
+    except ray.exceptions.RayActorError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a busy or dying job is listed, not fatal
         return {"job_id": job_id, "status": f"unreachable ({type(exc).__name__})"}
+    return None if info.get("status") == "closed" else info
 
 
 def master_info(job_id: str, config: Mapping[str, Any] | None = None,
@@ -126,66 +135,28 @@ def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, An
 
     from twister_nb.runtime import cluster
     from twister_nb.runtime.job_master import ACTOR_PREFIX
+    from twister_nb.runtime.pool import SPARE_PREFIX
 
     namespace = _config.get("ray.namespace", cluster.NAMESPACE_DEFAULT, config)
     jobs = {}
     for actor in ray.util.list_named_actors(all_namespaces=True):
         name = actor.get("name", "")
-        if actor.get("namespace") != namespace or not name.startswith(ACTOR_PREFIX):
+        if actor.get("namespace") != namespace:
             continue
-        job_id = name[len(ACTOR_PREFIX):]
-        if ".worker-" in job_id:
+        if name.startswith(ACTOR_PREFIX) and ".worker-" not in name:
+            job_id: str | None = name[len(ACTOR_PREFIX):]
+        elif name.startswith(SPARE_PREFIX):
+            job_id = None  # a pool's JobMaster: its job (if any yet) says itself
+        else:
             continue
         try:
             master = ray.get_actor(name, namespace=namespace)
         except ValueError:  # it ended since the listing
             continue
-        jobs[job_id] = _info(job_id, master, timeout=10)  # listing many: a shorter wait
+        info = _info(job_id or name, master, timeout=10)  # listing many: a shorter wait
+        if info is None:
+            continue
+        job_id = job_id or info.get("job_id")
+        if job_id:
+            jobs[job_id] = info
     return jobs
-
-
-def recorded_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The job records of the checkpoint store, by job ID."""
-    from twister_nb.checkpoint import open_store
-
-    store = open_store(_config.load(config))
-    records = {}
-    for job_id in store.list_jobs():
-        try:
-            records[job_id] = store.read_job(job_id) or {"job_id": job_id}
-        except Exception as exc:  # noqa: BLE001 - one bad record does not hide the others
-            records[job_id] = {"job_id": job_id, "status": f"unreadable ({type(exc).__name__})"}
-    return records
-
-
-def all_jobs(config: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Live and recorded jobs, one row each, oldest first."""
-    live, recorded = live_jobs(config), recorded_jobs(config)
-    rows = [job_row(job_id, live.get(job_id), recorded.get(job_id))
-            for job_id in set(live) | set(recorded)]
-    return sorted(rows, key=lambda r: r["created"] or 0)
-
-
-def job_row(job_id: str, info: Mapping[str, Any] | None,
-            record: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One job's row of :func:`all_jobs`, from its live JobMaster's ``info()``
-    (None if none runs) and its record (None if the store has none)."""
-    info, record = info or {}, record or {}
-    return {
-        "job_id": job_id,
-        "name": info.get("name") or record.get("name", ""),
-        "status": info.get("status") or _stopped(record.get("status", "")),
-        "live": bool(info),
-        "workers": info.get("workers", 0),
-        "cached": len(info.get("cached") or {}),
-        "persisted": len(info.get("persisted") or record.get("persisted") or {}),
-        "created": info.get("created") or record.get("created"),
-        "driver": info.get("driver"),
-        "last_action": info.get("last_action"),
-        "running": info.get("running"),
-    }
-
-
-def _stopped(status: str) -> str:
-    """A recorded status for a job that has no JobMaster (as ``twister-nb jobs`` says)."""
-    return "stopped" if status in ("running", "idle") else status

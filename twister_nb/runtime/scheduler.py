@@ -241,9 +241,10 @@ class Scheduler:
             self._spread = WorkerSpread.for_cluster(self.max_workers, self._cpus)
         count, began = wanted - len(self._workers), time.monotonic()
         self._emit(StartupStep(step=(step := f"starting {count} worker{'s' * (count != 1)}")))
-        new = [self._start_worker(i, self._spread.options(i))
-               for i in range(len(self._workers), wanted)]
         try:
+            new = start_workers(ray.get_runtime_context().current_actor,
+                                range(len(self._workers), wanted), self.config, self._spread,
+                                self.job_id, self._store, name=f"{self._prefix}{self.job_id}")
             pings = ray.get([w.ping.remote() for w in new])
         except BaseException:
             self._emit(StartupStep(step=step, state="failed", seconds=time.monotonic() - began))
@@ -258,16 +259,10 @@ class Scheduler:
         """Worker actor ``index`` of the job, placed by ``placement`` (actor options)."""
         import ray
 
-        from twister_nb.runtime.worker import Worker
-
-        # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
-        # A lost worker is restarted (empty) and the tasks it was running are
-        # run again on it, up to runtime.max_task_retries times each.
-        return ray.remote(concurrency_groups={"save": 1})(Worker).options(
-            **placement, max_restarts=-1, max_task_retries=self._retries,
-            name=self._worker_name(index),
-        ).remote(index, self.job_id, dict(self.config), ray.get_runtime_context().current_actor,
-                 self._store)
+        assert self._spread is not None
+        return start_workers(ray.get_runtime_context().current_actor, range(index, index + 1),
+                             self.config, self._spread, self.job_id, self._store,
+                             name=f"{self._prefix}{self.job_id}", placement=placement)[0]
 
     def _worker_name(self, index: int) -> str:
         return f"{self._prefix}{self.job_id}.worker-{index}"
@@ -334,6 +329,29 @@ class Scheduler:
         self._emit(OutputPrinted(lines=(
             f"[job] worker-{move.worker} moved to node {move.target[:12]}, which joined the "
             f"cluster ({kept})",)))
+
+    def adopt(self, workers: Sequence[Any]) -> int:
+        """Take workers a pool started (unbound, zero-CPU, on one node) as this
+        job's first ones, binding each to the job; those it cannot use (more
+        than ``max_workers``; any, when the job wants CPUs per worker or the
+        cluster has several nodes) are killed. How many it took."""
+        import ray
+
+        usable = list(workers[:self.max_workers]) if not self._workers and self._cpus == 0 else []
+        if usable:
+            self._spread = WorkerSpread.for_cluster(self.max_workers, self._cpus)
+            if self._spread.spread:
+                usable = []
+        for w in workers[len(usable):]:
+            ray.kill(w)
+        if not usable:
+            return 0
+        ray.get([w.bind.remote(self.job_id, dict(self.config), self._store) for w in usable])
+        self._workers.extend(usable)
+        self._nodes.extend(ping["node"] for ping in ray.get([w.ping.remote() for w in usable]))
+        self._seen.update(self._nodes)
+        self._emit(WorkersStarted(count=len(self._workers)))
+        return len(usable)
 
     # ------------------------------------------------------------------ running
 
@@ -566,6 +584,34 @@ def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
     return [outs[0] for outs in outputs[stage.index]]
 
 
+def start_workers(master: Any, indexes: range, config: Mapping[str, Any], spread: "WorkerSpread",
+                  job_id: str | None, store: Any, name: str | None = None,
+                  placement: dict[str, Any] | None = None) -> list[Any]:
+    """Start the Worker actors ``indexes`` of ``master`` and wait until each answers.
+
+    ``job_id`` None starts spare workers for a pool (unnamed, bound to a job
+    later with ``Worker.bind``); else they are named ``<name>.worker-<i>``.
+    They are placed by ``spread``, or by ``placement`` (actor options: a worker
+    moved to a node that joined, :meth:`WorkerSpread.pin`).
+    A lost worker is restarted (empty) by Ray and the tasks it was running run
+    again on it, up to ``runtime.max_task_retries`` times each.
+    """
+    import ray
+
+    from twister_nb.runtime.worker import Worker
+
+    # Task checkpoints are written in a thread of their own ("save"), beside the tasks.
+    remote_worker = ray.remote(concurrency_groups={"save": 1})(Worker)
+    retries = int(_config.get("runtime.max_task_retries", config=config))
+    new = [remote_worker.options(**(placement or spread.options(i)), max_restarts=-1,
+                                 max_task_retries=retries,
+                                 **({"name": f"{name}.worker-{i}"} if name else {})).remote(
+               i, job_id, dict(config), master, store)
+           for i in indexes]
+    ray.get([w.ping.remote() for w in new])
+    return new
+
+
 class WorkerSpread:
     """Where a job's workers go: over every node of a multi-node cluster.
 
@@ -608,6 +654,11 @@ class WorkerSpread:
                 f"(runtime.worker_cpus: {cpus}; other jobs may hold the CPUs): lower "
                 "runtime.worker_cpus or runtime.workers") from None
         return cls(group, cpus)
+
+    @property
+    def spread(self) -> bool:
+        """Whether the workers go over several nodes (a placement group)."""
+        return self._group is not None
 
     def remove(self) -> None:
         """Free the placement groups (the job's workers are gone)."""

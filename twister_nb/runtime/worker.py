@@ -91,13 +91,15 @@ def _as_list(values: Any) -> list[Any]:
 class Worker:
     """Runs stage programs for partitions and keeps cached partitions."""
 
-    def __init__(self, index: int, job_id: str, config: dict[str, Any], master: Any,
+    def __init__(self, index: int, job_id: str | None, config: dict[str, Any], master: Any,
                  store: Any = None) -> None:
         self.index = index
         self.job_id = job_id
         self.config = config
         self._master = master
         self._store = store
+        if job_id is None:  # a pool's spare: bound to a job later (bind)
+            self._bound_again()
         self._cache: dict[tuple[str, int], list[Any]] = {}
         self._programs: OrderedDict[str, bytes] = OrderedDict()
         #: Outputs of finished tasks kept for a task checkpoint:
@@ -122,6 +124,25 @@ class Worker:
             self._ship([f"[job] worker-{self.index} was lost and has been restarted: the tasks "
                         "it was running run again, and a cached partition it held is made "
                         "again when it is next used"])
+
+    def bind(self, job_id: str, config: dict[str, Any], store: Any) -> bool:
+        """Serve ``job_id`` (a pool's spare worker, taken by that job's JobMaster,
+        which made it): it has run nothing yet, and serves no other job ever."""
+        assert self.job_id in (None, job_id), (self.job_id, job_id)
+        self.job_id, self.config, self._store = job_id, config, store
+        return True
+
+    def _bound_again(self) -> None:
+        """A pool's worker that Ray restarts comes back with its creation
+        arguments, which named no job: its JobMaster says which it serves now."""
+        import ray
+
+        if not (ray.is_initialized()
+                and ray.get_runtime_context().was_current_actor_reconstructed):
+            return
+        binding = ray.get(self._master.worker_binding.remote())
+        if binding is not None:
+            self.job_id, self.config, self._store = binding
 
     def ping(self) -> dict[str, Any]:
         import ray

@@ -13,6 +13,7 @@ hanging.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -25,12 +26,26 @@ import pyarrow.fs as pafs
 from twister_nb.storage.errors import StoreAccessError, StoreNotice
 from twister_nb.storage.store import CheckpointStore, HashingSink
 
-try:  # optional backend dependency: only the conditional PUT needs it
-    import botocore.config
-    import botocore.exceptions
-    import botocore.session
-except ImportError:  # pragma: no cover - depends on the environment
-    botocore = None
+
+
+def _botocore() -> Any:
+    """botocore, imported at its first use (None if it is not installed): an
+    optional dependency that only the conditional PUT (and the probe of a
+    refusal) needs, and 0.15-0.2 s to import, which listing jobs (this module's
+    :data:`S3_OPTION_KEYS`) should not pay."""
+    try:
+        import botocore.config
+        import botocore.exceptions
+        import botocore.session
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return botocore
+
+
+def _botocore_exceptions() -> Any:
+    """botocore's exceptions if botocore is loaded (an error can come from it
+    only then), else None."""
+    return sys.modules.get("botocore.exceptions")
 
 __all__ = ["S3_OPTION_KEYS", "S3CheckpointStore", "resolve_s3_options"]
 
@@ -186,12 +201,13 @@ class S3CheckpointStore(CheckpointStore):
     def _unreachable_message(self, error: BaseException) -> str | None:
         text = str(error)
         network = any(mark in text for mark in _UNREACHABLE_MARKS)
-        if botocore is not None and isinstance(
+        exceptions = _botocore_exceptions()
+        if exceptions is not None and isinstance(
             error,
             (
-                botocore.exceptions.EndpointConnectionError,
-                botocore.exceptions.ConnectTimeoutError,
-                botocore.exceptions.ReadTimeoutError,
+                exceptions.EndpointConnectionError,
+                exceptions.ConnectTimeoutError,
+                exceptions.ReadTimeoutError,
             ),
         ):
             network = True
@@ -228,8 +244,12 @@ class S3CheckpointStore(CheckpointStore):
     def _probe_bucket(self) -> str | None:
         """The S3 error code of listing one key of the bucket (None if it succeeds)."""
         try:
-            self._boto_client().list_objects_v2(Bucket=self._bucket, MaxKeys=1)
-        except botocore.exceptions.ClientError as e:
+            client = self._boto_client()
+        except ImportError:
+            return None
+        try:
+            client.list_objects_v2(Bucket=self._bucket, MaxKeys=1)
+        except _botocore_exceptions().ClientError as e:
             return e.response.get("Error", {}).get("Code")
         except Exception:  # noqa: BLE001 - unknown: the caller words it as a refusal
             return None
@@ -268,6 +288,7 @@ class S3CheckpointStore(CheckpointStore):
 
     def _boto_client(self):
         if self._client is None:
+            botocore = _botocore()
             if botocore is None:
                 raise ImportError(
                     "committing to an S3 store needs a conditional PUT, which pyarrow "
@@ -299,7 +320,7 @@ class S3CheckpointStore(CheckpointStore):
                 client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
                 self._wrote("put-if-absent", path)
                 return True
-            except botocore.exceptions.ClientError as e:
+            except _botocore_exceptions().ClientError as e:
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 code = e.response.get("Error", {}).get("Code")
                 if status == 412 or code == "PreconditionFailed":

@@ -785,13 +785,20 @@ class CheckpointStore(LeaseMixin):
             If the record exists but is not valid JSON.
         """
         path = f"{self._job_dir(job_id)}/{JOB_RECORD}"
-        data = self._read_bytes(path)
-        if data is None:
-            return None
-        try:
-            return json.loads(data)
-        except ValueError as e:
-            raise CheckpointCorruptError(path, f"job record is not valid JSON: {e}") from None
+        for attempt in range(3):
+            data = self._read_bytes(path)
+            if data is None:
+                return None
+            try:
+                return json.loads(data)
+            except ValueError as e:
+                # The record is rewritten whole while its job runs; an S3 server (SeaweedFS
+                # here) can answer a read during that PUT with a partial body: read again.
+                if attempt == 2:
+                    raise CheckpointCorruptError(path, f"job record is not valid JSON: {e}"
+                                                 ) from None
+                time.sleep(0.05 * (attempt + 1))
+        return None  # not reached
 
     @guard_unreachable
     def list_jobs(self) -> list[str]:

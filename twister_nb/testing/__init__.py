@@ -10,6 +10,7 @@ suite and ``benchmarks/`` stop reaching into each other's folders through ``sys.
   (:class:`JupyterServer`), twister_nb's extensions enabled, stopped by its PID.
 - :mod:`twister_nb.testing.programs`: a slow program for ``twister-nb submit``
   (:func:`slow_program`), to watch, follow and cancel.
+- :mod:`twister_nb.testing.processes`: :func:`kill_and_wait`, a real SIGKILL (a lost worker).
 - :mod:`twister_nb.testing.seed`: the seed tutorial's source and user functions
   (:class:`IntSource`, :func:`mul_by_five`, :func:`add_two`, :func:`add`).
 
@@ -18,6 +19,7 @@ Nothing here imports Ray, and nothing in the product imports this package.
 
 from __future__ import annotations
 
+from twister_nb.testing.processes import kill_and_wait
 from twister_nb.testing.seaweed import SeaweedServer, closed_port, free_ports, weed_binary
 from twister_nb.testing.seed import IntSource, add, add_two, mul_by_five
 
@@ -28,6 +30,7 @@ __all__ = [
     "add_two",
     "closed_port",
     "free_ports",
+    "kill_and_wait",
     "mul_by_five",
     "weed_binary",
 ]

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twister_nb.tset import ops
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the package root imports this module: it stays light (no ops)
+    from twister_nb.tset import ops
     from twister_nb.tset.environment import TSetEnvironment
 
 __all__ = ["ActionHook", "Executor", "ExecutorFactory", "LeaveCheck", "Listener", "WaitHook",
@@ -33,7 +32,7 @@ Listener = Callable[[Any], None]
 #: Called with ``(action, root)`` before each action of the job runs (see
 #: :meth:`~twister_nb.tset.environment.TSetEnvironment.add_action_hook`): True lets it run, False skips it
 #: (the action then returns None), an exception stops it.
-ActionHook = Callable[[str, ops.LogicalOp], bool]
+ActionHook = Callable[[str, "ops.LogicalOp"], bool]
 
 #: Asked when an action is interrupted (``KeyboardInterrupt``): why this process
 #: is going away (``"kernel restarted"``), or None. A leaving process detaches

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import numpy as np
 
 from twister_nb.tset.ops import LogicalOp, Materialized
 
@@ -162,7 +161,8 @@ def _feed(h: "hashlib._Hash", value: Any, depth: int, seen: set[int]) -> None:
     if isinstance(value, type):
         _feed_class(h, value, depth, seen)
         return
-    if type(value) is np.ndarray and value.dtype.kind in "biufcmM":
+    np = sys.modules.get("numpy")  # not loaded: no value is an array (``--help`` needs no numpy)
+    if np is not None and type(value) is np.ndarray and value.dtype.kind in "biufcmM":
         h.update(f"ndarray:{value.dtype.str}:{value.shape}:".encode())
         h.update(np.ascontiguousarray(value).data)  # the bytes, without a pickled copy
         return

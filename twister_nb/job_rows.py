@@ -1,0 +1,121 @@
+"""What the store alone says about jobs: records, leases, and the rows of ``jobs``.
+
+``twister-nb jobs``, ``twister-nb status JOB_ID`` and ``%twister2 jobs`` are
+asked most often when nothing runs. Connecting to Ray (importing it, starting
+a driver, asking every JobMaster) costs 1-2 s; reading the store costs a few
+milliseconds per job. So the store answers first, and the Ray cluster is asked
+only about what the store cannot tell: whether a job whose lease is fresh is
+really live, and its live view (status, workers, cached TSets, driver).
+
+A JobMaster holds its job's lease (``jobs/<id>/leases/``, see
+:mod:`twister_nb.storage.lease`) from its start until it closes, renewing it
+every third of its TTL, and releases it when it closes, after writing the
+record's final status. So a job whose lease is released, or expired for longer
+than one TTL (the margin covers clock skew between the head's host and this
+one, and a renewal that failed once), has no JobMaster: its record is the whole
+truth. A job with no lease was never run by a JobMaster of this store.
+
+What is missed: a job run with a store of its own (a per-job
+``twister2.checkpointing.store``) is listed only when Ray is asked anyway
+(some job of this store may be live), as it is not in this store.
+
+Layer: beside :mod:`twister_nb.jobs`, which it serves; it imports the store
+only (no runtime: importing :mod:`twister_nb.runtime` loads jsonschema, and
+Ray after it), so a listing that needs no cluster imports none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twister_nb.storage import CheckpointStore, Lease
+
+__all__ = ["StoredJob", "job_row", "rows", "stored_job", "stored_jobs"]
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """One job as the store has it: its record and its current lease (either may be None)."""
+
+    job_id: str
+    record: dict[str, Any] | None
+    lease: Lease | None
+    #: The lease file could not be read: the store cannot tell whether the job is live.
+    lease_unreadable: bool = False
+
+    @property
+    def known(self) -> bool:
+        """Whether the store has a record or a lease of the job."""
+        return self.record is not None or self.lease is not None or self.lease_unreadable
+
+    def maybe_live(self, now: float | None = None) -> bool:
+        """Whether a JobMaster may run the job now: its lease is held (not
+        released) and expired, if at all, less than one TTL ago."""
+        if self.lease_unreadable:
+            return True
+        lease = self.lease
+        if lease is None or lease.released:
+            return False
+        return lease.expires_at + lease.ttl_s > (time.time() if now is None else now)
+
+
+def stored_job(store: CheckpointStore, job_id: str) -> StoredJob:
+    """The record and current lease of ``job_id`` (None for what the store lacks)."""
+    record = store.read_job(job_id)
+    try:
+        lease = store.read_lease(job_id)
+    except (ValueError, TypeError):  # a lease file that does not parse
+        return StoredJob(job_id, record, None, lease_unreadable=True)
+    return StoredJob(job_id, record, lease)
+
+
+def stored_jobs(store: CheckpointStore) -> list[StoredJob]:
+    """Every job with a folder in the store (a record that does not read is
+    listed with its reason as its status: one bad record hides no other)."""
+    found = []
+    for job_id in store.list_jobs():
+        try:
+            found.append(stored_job(store, job_id))
+        except Exception as exc:  # noqa: BLE001 - listed, with why it cannot be read
+            found.append(StoredJob(job_id, {"job_id": job_id,
+                                            "status": f"unreadable ({type(exc).__name__})"},
+                                   None))
+    return found
+
+
+def rows(stored: Iterable[StoredJob],
+         live: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per job of the store or of ``live`` (``info()`` of each live
+    JobMaster, by job ID), oldest first."""
+    records = {job.job_id: job.record or {"job_id": job.job_id} for job in stored}
+    found = [job_row(job_id, live.get(job_id), records.get(job_id))
+             for job_id in set(records) | set(live)]
+    return sorted(found, key=lambda r: r["created"] or 0)
+
+
+def job_row(job_id: str, info: Mapping[str, Any] | None,
+            record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One job's row of ``twister-nb jobs``, from its live JobMaster's ``info()``
+    (None if none runs) and its record (None if the store has none)."""
+    info, record = info or {}, record or {}
+    return {
+        "job_id": job_id,
+        "name": info.get("name") or record.get("name", ""),
+        "status": info.get("status") or _stopped(record.get("status", "")),
+        "live": bool(info),
+        "workers": info.get("workers", 0),
+        "cached": len(info.get("cached") or {}),
+        "persisted": len(info.get("persisted") or record.get("persisted") or {}),
+        "created": info.get("created") or record.get("created"),
+        "driver": info.get("driver"),
+        "last_action": info.get("last_action"),
+        "running": info.get("running"),
+    }
+
+
+def _stopped(status: str) -> str:
+    """A recorded status for a job that has no JobMaster (as ``twister-nb jobs`` says)."""
+    return "stopped" if status in ("running", "idle") else status
