@@ -68,6 +68,18 @@ def _runs(log: Path) -> list[int]:
     return sorted(i for i, _ in _runs_with_pid(log))
 
 
+def _with_a_worker_killed(env, source, index: int, action):
+    """``action()``'s value, with worker ``index`` SIGKILLed 1 s into it (the
+    workers are started first, by an action on ``source``)."""
+    source.cache().reduce(operator.add).collect()  # the workers are up
+    killer = threading.Timer(1.0, _kill, args=(_worker_pids(env)[index],))
+    killer.start()
+    try:
+        return action()
+    finally:
+        killer.join()
+
+
 def test_a_cached_tset_whose_worker_died_is_made_again(fresh_env, tmp_path):
     log = tmp_path / "runs.txt"
     cached = fresh_env.parallelize_list(DATA, PARTS).compute(_counted(log)).cache()
@@ -91,14 +103,9 @@ def test_a_cached_tset_whose_worker_died_is_made_again(fresh_env, tmp_path):
 def test_a_worker_killed_mid_stage_does_not_fail_the_action(fresh_env, tmp_path, capsys):
     log = tmp_path / "runs.txt"
     source = fresh_env.parallelize_list(DATA, PARTS)
-    source.cache().reduce(operator.add).collect()  # the workers are up
-    victim = _worker_pids(fresh_env)[0]
-    killer = threading.Timer(1.0, _kill, args=(victim,))
-    killer.start()
-    try:
-        total = source.compute(_counted(log, seconds=2.0)).reduce(operator.add).collect()
-    finally:
-        killer.join()
+    total = _with_a_worker_killed(
+        fresh_env, source, 0,
+        lambda: source.compute(_counted(log, seconds=2.0)).reduce(operator.add).collect())
     assert total == [3 * sum(DATA)]
     runs = _runs(log)
     assert set(runs) == set(range(PARTS))
@@ -154,14 +161,8 @@ def test_a_jobmaster_killed_mid_action_is_rebuilt_and_the_action_runs_again(fres
 def test_a_worker_killed_mid_persist_commits_an_exact_checkpoint(fresh_env, tmp_path):
     log = tmp_path / "runs.txt"
     source = fresh_env.parallelize_list(DATA, PARTS)
-    source.cache().reduce(operator.add).collect()  # the workers are up
-    victim = _worker_pids(fresh_env)[1]
-    killer = threading.Timer(1.0, _kill, args=(victim,))
-    killer.start()
-    try:
-        persisted = source.compute(_counted(log, seconds=2.0)).persist()
-    finally:
-        killer.join()
+    persisted = _with_a_worker_killed(
+        fresh_env, source, 1, lambda: source.compute(_counted(log, seconds=2.0)).persist())
     runs = _runs(log)
     assert set(runs) == set(range(PARTS)) and PARTS < len(runs) <= PARTS + PARTS // 2, runs
     # the committed checkpoint is whole: read back from the store, it is exact
