@@ -127,7 +127,7 @@ class JobMaster:
 
         assert self.job_id is None, f"prestart of job {self.job_id!r}'s JobMaster"
         self._spares = start_workers(ray.get_runtime_context().current_actor, range(workers),
-                                     self.config, WorkerSpread(None, 0.0), None, None)
+                                     self.config, WorkerSpread(None, 0.0), None, None).actors
         return len(self._spares)
 
     def bind(self, job_id: str, name: str, config: dict[str, Any], max_workers: int,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from twister_nb import config as _config
@@ -245,24 +246,23 @@ class Scheduler:
             new = start_workers(ray.get_runtime_context().current_actor,
                                 range(len(self._workers), wanted), self.config, self._spread,
                                 self.job_id, self._store, name=f"{self._prefix}{self.job_id}")
-            pings = ray.get([w.ping.remote() for w in new])
         except BaseException:
             self._emit(StartupStep(step=step, state="failed", seconds=time.monotonic() - began))
             raise
-        self._workers.extend(new)
-        self._nodes.extend(ping["node"] for ping in pings)
+        self._workers.extend(new.actors)
+        self._nodes.extend(new.nodes)
         self._seen.update(self._nodes)
         self._emit(StartupStep(step=step, state="done", seconds=time.monotonic() - began))
         self._emit(WorkersStarted(count=len(self._workers)))
 
-    def _start_worker(self, index: int, placement: dict[str, Any]) -> Any:
+    def _start_worker(self, index: int, placement: dict[str, Any]) -> StartedWorkers:
         """Worker actor ``index`` of the job, placed by ``placement`` (actor options)."""
         import ray
 
         assert self._spread is not None
         return start_workers(ray.get_runtime_context().current_actor, range(index, index + 1),
                              self.config, self._spread, self.job_id, self._store,
-                             name=f"{self._prefix}{self.job_id}", placement=placement)[0]
+                             name=f"{self._prefix}{self.job_id}", placement=placement)
 
     def _worker_name(self, index: int) -> str:
         return f"{self._prefix}{self.job_id}.worker-{index}"
@@ -317,9 +317,9 @@ class Scheduler:
                 raise JobFailedError(f"worker-{move.worker} of job {self.job_id!r} was ended to "
                                      "move it to a new node, but Ray still lists it after 30 s")
             time.sleep(0.02)
-        new = self._start_worker(move.worker, placement)
-        self._workers[move.worker] = new
-        self._nodes[move.worker] = ray.get(new.ping.remote())["node"]
+        started = self._start_worker(move.worker, placement)
+        new = self._workers[move.worker] = started.actors[0]
+        self._nodes[move.worker] = started.nodes[0]
         try:
             ray.get(new.adopt.remote(held, *copies))
             kept = (f"{len(held)} cached partition{'s' * (len(held) != 1)} copied, "
@@ -584,10 +584,19 @@ def stage_outputs_of(outputs: StageOutputs, stage: StagePlan) -> Sequence[Any]:
     return [outs[0] for outs in outputs[stage.index]]
 
 
+@dataclass(frozen=True)
+class StartedWorkers:
+    """Worker actors just started, and the node each one is on (from its first answer)."""
+
+    actors: list[Any]
+    nodes: list[str]
+
+
 def start_workers(master: Any, indexes: range, config: Mapping[str, Any], spread: "WorkerSpread",
                   job_id: str | None, store: Any, name: str | None = None,
-                  placement: dict[str, Any] | None = None) -> list[Any]:
-    """Start the Worker actors ``indexes`` of ``master`` and wait until each answers.
+                  placement: dict[str, Any] | None = None) -> StartedWorkers:
+    """Start the Worker actors ``indexes`` of ``master`` and wait until each
+    answers; the actors and the nodes they are on.
 
     ``job_id`` None starts spare workers for a pool (unnamed, bound to a job
     later with ``Worker.bind``); else they are named ``<name>.worker-<i>``.
@@ -608,8 +617,7 @@ def start_workers(master: Any, indexes: range, config: Mapping[str, Any], spread
                                  **({"name": f"{name}.worker-{i}"} if name else {})).remote(
                i, job_id, dict(config), master, store)
            for i in indexes]
-    ray.get([w.ping.remote() for w in new])
-    return new
+    return StartedWorkers(new, [p["node"] for p in ray.get([w.ping.remote() for w in new])])
 
 
 class WorkerSpread:
