@@ -198,3 +198,84 @@ def test_graph_colours_change_during_a_run_and_a_reopened_notebook_after_restart
                                     has_text=re.compile("Loading widget")).count()
         assert set(_node_fills(job)) == {DONE_FILL}
         lab_tests._shot(page, "reopen-02-after-restart")
+
+
+HELD_CELL = """\
+%%twister2 --name live-foreground --no-graph
+import os, time
+def slow(x):
+    time.sleep(0.001)
+    while x % {per_part} == {half} and not os.path.exists({resume!r}):
+        time.sleep(0.05)  # each task waits half-way until the test has reloaded the page
+    while x == {last} and not os.path.exists({finish!r}):
+        time.sleep(0.05)  # the last record waits until the test has seen the page live
+    return x + 1
+total = sum(env.parallelize_list(list(range({n})), {parts}).map(slow).collect())
+total"""
+
+
+def test_a_reload_during_a_foreground_cell_brings_the_dashboard_back_live(jupyterlab) -> None:
+    """The kernel answers the reloaded page while a foreground cell runs (the
+    cell awaits its work, twister_nb.notebook.awaited): the dashboard comes back
+    live, not ``Loading widget...`` until the cell ends; its counters move on
+    after the reload, and it ends ``done`` with plain Python's counts and total."""
+    root = jupyterlab.root
+    cell = HELD_CELL.format(per_part=N // PARTS, half=N // PARTS // 2, last=N - 1, n=N,
+                            parts=PARTS, resume=str(root / "resume"), finish=str(root / "finish"))
+    name = lab_tests._write_notebook(root, "foreground.ipynb", [
+        "%load_ext twister_nb", cell, "print('TOTAL', total)", "%twister2 close"])
+    with lab_tests._lab_page(jupyterlab, "live-foreground") as page:
+        notebook = lab_tests._open(page, jupyterlab, name)
+        cells = notebook.locator(".jp-CodeCell")
+        lab_tests._run(page, cells.nth(0))
+        lab_tests._run(page, cells.nth(1))
+        dash = lab_tests._live_dashboard(cells.nth(1))
+        expect(dash.locator(".twister-nb-header")).to_contain_text("running",
+                                                                   timeout=lab_tests.RUN_ALL_MS)
+        # the first tasks are half-way and wait there: records out, none done
+        held = _wait_for(lambda: (n := _numbers(dash))[4] >= N // PARTS // 2 and n)
+        assert held[0] == 0, held
+        lab_tests._shot(page, "live-foreground-01-before-reload")
+
+        # save, then reload the page while the cell runs in the foreground
+        page.keyboard.press("Control+s")
+        expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=lab_tests.UI_MS)
+        reloaded = time.monotonic()
+        page.reload(timeout=lab_tests.PAGE_LOAD_MS)
+        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+        expect(notebook).to_be_visible(timeout=lab_tests.PAGE_LOAD_MS)
+        job = notebook.locator(".jp-CodeCell").nth(1)
+        dash = lab_tests._live_dashboard(job)
+        # live again while the cell still runs: the job is held until the test lets it go
+        expect(dash.locator(".twister-nb-header")).to_contain_text(
+            "running", timeout=lab_tests.PAGE_LOAD_MS)
+        seconds = time.monotonic() - reloaded
+        expect(job.locator(".jp-OutputArea-output").filter(
+            has_text=re.compile("Loading widget|Error displaying widget"))).to_have_count(0)
+        back = _numbers(dash)
+        assert back[0] == 0 and back[4] >= held[4], (held, back)
+        lab_tests._shot(page, "live-foreground-02-reloaded-live")
+        # ... and it moves on after the reload, while the cell runs
+        (root / "resume").touch()
+        moved = _wait_for(lambda: (n := _numbers(dash))[4] > back[4] and n, 120)
+        clock = _clock(dash)
+        _wait_for(lambda: _clock(dash) > clock, 30)  # and its clock ticks
+        expect(dash.locator(".twister-nb-header")).to_contain_text("running")
+        lab_tests._shot(page, "live-foreground-03-moving-after-reload")
+        (root / "finish").touch()
+        expect(dash.locator(".twister-nb-header")).to_contain_text(
+            "done", timeout=lab_tests.RUN_ALL_MS)
+        assert _numbers(dash)[:2] + _numbers(dash)[3:] == (PARTS, PARTS, N, N), moved
+        lab_tests._shot(page, "live-foreground-04-done")
+
+        # the cell's value, in the kernel: plain Python's total
+        lab_tests._wait_kernel_idle(page, lab_tests.RUN_ALL_MS)
+        cells = notebook.locator(".jp-CodeCell")
+        lab_tests._run(page, cells.nth(2))
+        expect(cells.nth(2).locator(lab_tests.STDOUT)).to_contain_text(
+            f"TOTAL {EXPECTED}", timeout=lab_tests.UI_MS)
+        lab_tests._run(page, cells.nth(3))
+        expect(cells.nth(3).locator(lab_tests.STDOUT)).to_contain_text(
+            "closed", timeout=lab_tests.UI_MS)
+    print(f"page reload to the live dashboard of a foreground cell: {seconds:.2f} s; "
+          f"screenshots in {lab_tests.ARTIFACTS}")
