@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CellThread", "awaited", "install", "rewrite", "wanted"]
+__all__ = ["AwaitTransformer", "CellThread", "awaited", "install", "rewrite", "wanted"]
 
 #: What IPython turns a ``%%twister2`` cell into (inputtransformer2 ``cell_magic``).
 MAGIC_CALL = "get_ipython().run_cell_magic('twister2', "
@@ -73,7 +73,7 @@ def rewrite(lines: list[str]) -> list[str]:
     return [AWAITED_CALL.format(call=lines[0].rstrip("\n"))]
 
 
-class _AwaitTransformer:
+class AwaitTransformer:
     """The input transformer :func:`install` adds: :func:`rewrite`, when the
     shell will await the cell on the loop it runs in."""
 
@@ -108,8 +108,8 @@ def _loop_runs_cells(shell: Any) -> bool:
 def install(shell: Any) -> None:
     """Await foreground ``%%twister2`` cells in ``shell`` (once)."""
     transformers = shell.input_transformers_post
-    if not any(isinstance(t, _AwaitTransformer) for t in transformers):
-        transformers.append(_AwaitTransformer(shell))
+    if not any(isinstance(t, AwaitTransformer) for t in transformers):
+        transformers.append(AwaitTransformer(shell))
 
 
 @dataclass
