@@ -293,6 +293,7 @@ def test_a_reload_during_a_foreground_cell_brings_the_dashboard_back_live(jupyte
 
 
 GONE = "the kernel that ran this cell is gone"
+LOST = GONE + ", and the dashboard\u2019s last state was not saved"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
@@ -347,9 +348,11 @@ def test_a_restart_during_a_foreground_cell_leaves_the_dashboards_last_state(jup
 
             # the copy saved while it was live: its model is nowhere now
             notebook = lab_tests._open(page, jupyterlab, "lost.ipynb")
+            expect(page.locator(".lm-TabBar-tab.lm-mod-current", has_text="lost.ipynb")
+                   ).to_be_visible(timeout=lab_tests.UI_MS)
             job = notebook.locator(".jp-CodeCell").nth(1)
             expect(job.locator(".jp-OutputArea-output[data-mime-type='text/html']")
-                   ).to_contain_text(GONE, timeout=lab_tests.UI_MS)
+                   ).to_contain_text(LOST, timeout=lab_tests.UI_MS)
             expect(job.locator(".jp-OutputArea-output").filter(
                 has_text=re.compile("Error displaying widget"))).to_have_count(0,
                                                                          timeout=lab_tests.UI_MS)
