@@ -1,6 +1,7 @@
 /**
  * The twister_nb JupyterLab extension: the jobs sidebar, job panels, and the
- * commands behind their buttons.
+ * commands behind their buttons; and, in notebooks, dashboards whose kernel is
+ * gone shown as their last state (`orphans.ts`).
  *
  * Everything it shows comes from the server extension's REST API
  * (`twister_nb/server`); it keeps no job state of its own. The layout restorer
@@ -26,6 +27,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { operate, Operation } from './api';
+import { watchNotebooks } from './orphans';
 import { JobPanel, JobPanelModel } from './panel';
 import { IJobActions, JobsModel, JobsSidebar } from './sidebar';
 
@@ -165,6 +167,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Refresh Twister2 Jobs',
       execute: () => model.refresh()
     });
+
+    // a dashboard whose kernel is gone shows its last state, not "model not found"
+    watchNotebooks(notebooks);
 
     const sidebar = new JobsSidebar(model, actions);
     sidebar.title.icon = jobsIcon;

@@ -12,7 +12,7 @@ MODULES = ["twister_nb.config", "twister_nb.tset.functions", "twister_nb.tset.id
            "twister_nb.storage.signing", "twister_nb.events", "twister_nb.runtime.event_log",
            "twister_nb.runtime.rebalance",
            "twister_nb.plan.physical", "twister_nb.runtime.drivers",
-           "twister_nb.runtime.scheduler", "twister2.records"]
+           "twister_nb.runtime.scheduler", "twister2.records", "twister_nb.notebook.awaited"]
 
 
 @pytest.mark.parametrize("name", MODULES)

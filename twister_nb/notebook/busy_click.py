@@ -2,9 +2,12 @@
 
 A widget's messages (a click is a ``comm_msg`` with ``{"method": "custom",
 "content": {"event": "click"}}``) reach the kernel on its shell channel, whose
-handler runs on the kernel's main thread: while a foreground cell runs (an
-action waited for), they queue until the cell ends, so a plain
-``Button.on_click`` fires after the job is done.
+handler runs on the kernel's main thread: while a foreground cell blocks that
+thread (an action waited for), they queue until the cell ends, so a plain
+``Button.on_click`` fires after the job is done. (A ``%%twister2`` cell that
+the kernel awaits, :mod:`~twister_nb.notebook.awaited`, leaves the thread's
+loop free, and the click is handled at once; this hook covers the cells that
+are not awaited.)
 
 ipykernel 7 receives every shell message first in its own *shell channel
 thread*, which asks a comm's ``_reply_subshell_for(data, default)`` which

@@ -24,7 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, CaselessStrEnum, Int, TraitError, validate
 
 from twister_nb import config as _config
-from twister_nb.notebook import commands
+from twister_nb.notebook import awaited, commands
 from twister_nb.notebook.cell import CellOptions, run_cell, show_output
 from twister_nb.notebook.errors import UsageError
 from twister_nb.notebook.follow import follow_running
@@ -144,8 +144,14 @@ class TwisterMagics(Magics):
         if args.background and args.dry_run:
             raise UsageError("%%twister2: --background and --dry-run do not go together; "
                              "a dry run returns at once anyway")
-        _, value = run_cell(self.session, cell, self.shell.user_ns, options, shell=self.shell)
-        return value
+
+        def run() -> Any:
+            __tracebackhide__ = True
+            return run_cell(self.session, cell, self.shell.user_ns, options, shell=self.shell)[1]
+
+        if awaited.wanted() and not args.background and not args.dry_run:
+            return awaited.CellThread(run)  # the kernel answers the dashboard while it runs
+        return run()
 
     @line_magic("twister2")
     @magic_arguments("twister2")
@@ -168,6 +174,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext twister_nb``: register the magics (they join ``%config``),
     import the dashboard, and connect to a running cluster in the background."""
     ipython.register_magics(TwisterMagics(ipython))
+    awaited.install(ipython)  # a foreground cell's dashboard answers a reloaded page
     try:  # imported now: a kernel that re-attaches shows the dashboard at once
         import twister_nb.notebook.dashboard  # noqa: F401
     except ImportError:
