@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,26 @@ def test_submit_seed_tutorial_prints_banner_then_sum(ray_cluster):
     assert done.stdout.count("SUM =") == 1  # reduce: one value, printed once
 
 
+def _session_processes(pid: int) -> dict[int, str]:
+    """The live processes the head ``pid`` started (its session), by PID: their names."""
+    from twister_nb.runtime.cluster import session_pids
+
+    names = {}
+    for p in session_pids(pid):
+        try:
+            names[p] = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+    return names
+
+
 @pytest.mark.slow
 def test_cluster_start_status_stop_in_its_own_home(tmp_path):
-    env = {**os.environ, "TWISTER_NB_HOME": str(tmp_path / "home")}
+    # The warm pool is on (as by default for the local head): the stop must wait for
+    # its keeper and spares too, actors Ray runs in process groups of their own.
+    env = {**os.environ, "TWISTER_NB_HOME": str(tmp_path / "home"),
+           "TWISTER_NB_RUNTIME__POOL__SIZE": "1"}
+    pid = None
     try:
         started = subprocess.run([*CLI, "cluster", "start", "--num-cpus", "1"], env=env,
                                  capture_output=True, text=True, timeout=180)
@@ -46,11 +64,17 @@ def test_cluster_start_status_stop_in_its_own_home(tmp_path):
         again = subprocess.run([*CLI, "cluster", "start"], env=env, capture_output=True,
                                text=True, timeout=60)
         assert "already running" in again.stdout
+        deadline = time.monotonic() + 120
+        while "ray::PoolKeeper" not in _session_processes(pid).values():
+            assert time.monotonic() < deadline, f"no pool keeper: {_session_processes(pid)}"
+            time.sleep(0.2)
     finally:
         stopped = subprocess.run([*CLI, "cluster", "stop"], env=env, capture_output=True,
                                  text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
     assert "stopped" in stopped.stdout
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert _session_processes(pid) == {}, "the head's actors (the pool keeper's) outlived it"
     status = subprocess.run([*CLI, "cluster", "status"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert "not running" in status.stdout
