@@ -118,15 +118,17 @@ def test_hashing_partitioner_groups_equal_values(env):
 
 def test_closed_job_leaves_no_actor(ray_cluster):
     from twister_nb import TSetEnvironment
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
+    from twister_nb.jobs import JobClient
+    from twister_nb.runtime.jobs import job_workers
 
     env = TSetEnvironment(name="lifecycle", resources=[{"instances": 2}])
     assert env.parallelize_list([1, 2], 2).cache().collect() == [1, 2]
-    workers = [ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}", namespace="twister_nb")
-               for i in range(2)]
+    workers = job_workers(env.job_id)
+    assert len(workers) == 2
+    master = JobClient().record(env.job_id)["actor"]  # named after the job, or the pool's
     env.close()
     with pytest.raises(ValueError):
-        ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb")
+        ray.get_actor(master, namespace="twister_nb")
     for w in workers:
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(w.ping.remote(), timeout=30)
