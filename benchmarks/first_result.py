@@ -55,8 +55,9 @@ def check_sum(output: str) -> None:
         raise WrongResult(f"no {SUM_LINE!r} in the output: {output[-300:]!r}")
 
 
-#: The environment of a run with the warm pool on (``runtime.pool.size``).
-POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "1"}
+#: The environment of a run with the warm pool off (``runtime.pool.size``; on by
+#: default for the local head): what a job costs that starts its own actors.
+NO_POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "0"}
 
 
 def _run(argv: list[str], home: str, timeout: float = 300,
@@ -179,14 +180,17 @@ def w0(b: Any) -> dict[str, Any]:
     warm_home = os.environ["TWISTER_NB_HOME"]
     cli = _cli()
     warm: list[Variant] = [
-        _subprocess_variant(f"{TNB} submit (warm)", [cli, "submit", str(SEED)], warm_home,
-                            is_tnb=True),
+        _subprocess_variant(f"{TNB} submit (warm, no pool)", [cli, "submit", str(SEED)],
+                            warm_home, is_tnb=True, extra_env=NO_POOL_ENV,
+                            note="runtime.pool.size 0: the job starts its JobMaster and "
+                                 "workers"),
         _subprocess_variant(f"{TNB} submit (warm, pool)", [cli, "submit", str(SEED)], warm_home,
-                            is_tnb=True, extra_env=POOL_ENV, after=_pool_refilled,
-                            note="runtime.pool.size 1; untimed after each run: the pool's "
-                                 "refill"),
+                            is_tnb=True, after=_pool_refilled,
+                            note="the default runtime.pool.size 1; untimed after each run: "
+                                 "the pool's refill"),
     ]
-    kernel_variant, warm_kernel = _kernel_variant(f"{TNB} kernel's first cell (warm)", warm_home)
+    kernel_variant, warm_kernel = _kernel_variant(f"{TNB} kernel's first cell (warm)", warm_home,
+                                                  after_each=_pool_refilled)
     warm.append(kernel_variant)
     if b.peers.want("ray") and address:
         warm.append(_subprocess_variant("hand-written Ray program (warm cluster)",

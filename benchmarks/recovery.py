@@ -25,18 +25,9 @@ from typing import Any
 
 from benchmarks import userfns as uf
 from benchmarks.harness import TNB, Variant, expect_equal
+from twister_nb.testing import worker_pids
 
 P = 4
-
-
-def _worker_pid(env: Any, index: int) -> int:
-    import ray
-
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
-
-    actor = ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{index}",
-                          namespace=env.config.get("ray.namespace", "twister_nb"))
-    return ray.get(actor.ping.remote(), timeout=60)["pid"]
 
 
 def _kill(pid: int) -> None:
@@ -60,7 +51,7 @@ def recovery(b: Any) -> dict[str, Any]:
     held = {"cached": graph.cache()}
 
     def kill_one() -> None:
-        _kill(_worker_pid(env, 0))
+        _kill(worker_pids(env)[0])
 
     def after_death() -> tuple[Any, float]:
         kill_one()  # untimed: the death itself

@@ -44,6 +44,7 @@ from benchmarks.harness import (
     log,
     measure,
 )
+from twister_nb.testing import worker_pids
 
 P = 4  # partitions, as in the issue
 
@@ -357,20 +358,6 @@ class RssSampler:
         self._thread.join()
 
 
-def _tnb_worker_pids(env: Any) -> list[int]:
-    import ray
-
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
-
-    info = env.info()
-    pids = []
-    for i in range(info["workers"]):
-        actor = ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}",
-                              namespace=env.config.get("ray.namespace", "twister_nb"))
-        pids.append(ray.get(actor.ping.remote())["pid"])
-    return pids
-
-
 #: Bytes one record of a list of Python ints takes: an 8-byte list slot and a
 #: 32-byte int object (28 bytes, in pymalloc's 32-byte size class).
 PY_INT_RECORD = 40
@@ -390,7 +377,7 @@ def mem(b: Bench) -> dict[str, Any]:
 
     try:
         assert tnb() == expected  # starts the job's workers
-        systems = [(TNB, tnb, _tnb_worker_pids(env))]
+        systems = [(TNB, tnb, worker_pids(env))]
         if pool is not None:
             systems.append(("raw Ray actors",
                             lambda: uf.fold(uf.add, pool.map(rawray.chain, P, n)), pool.pids))

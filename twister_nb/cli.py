@@ -187,8 +187,15 @@ def cluster_start(num_cpus: int | None) -> None:
 
 @cluster_group.command("stop")
 def cluster_stop() -> None:
-    """Stop the local head by its PID (only the one twister_nb started)."""
-    if _client().cluster_stop():
+    """Stop the local head by its PID (only the one twister_nb started), and
+    wait until it and the actors it ran (the warm pool's too) are gone."""
+    from twister_nb.errors import ClusterError
+
+    try:
+        stopped = _client().cluster_stop()
+    except ClusterError as exc:
+        raise UsageFailure(str(exc)) from None
+    if stopped:
         click.echo("local Ray head stopped")
     else:
         click.echo("no local Ray head was running")

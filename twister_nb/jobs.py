@@ -539,9 +539,11 @@ class JobClient:
         return LocalHead.from_state(state, already_running=was is not None)
 
     def cluster_stop(self) -> bool:
-        """Stop the local head by its PID (only the one twister_nb started);
+        """Stop the local head by its PID (only the one twister_nb started) and
+        wait until it and every actor it ran (jobs, the warm pool) are gone;
         False if none was running. This process's Ray driver, if it has one,
-        is shut down first: it goes with the head, and so do the head's jobs."""
+        is shut down first: it goes with the head, and so do the head's jobs.
+        A :class:`~twister_nb.errors.ClusterError` if some process outlived it."""
         from twister_nb.runtime import cluster
         from twister_nb.runtime.jobs import disconnect
 

@@ -127,11 +127,14 @@ def test_live_counters_clock_graph_and_a_reload_mid_job(jupyterlab) -> None:
         dash = lab_tests._live_dashboard(job)
         expect(dash.locator(".twister-nb-header")).to_contain_text("running",
                                                                    timeout=lab_tests.RUN_ALL_MS)
-        # the start-up steps, with their times
+        # the start-up steps, with their times: the JobMaster and its workers started for
+        # the job, or taken from the warm pool (on by default) in one step
+        expect(dash.locator(".twister-nb-startup")).to_contain_text(re.compile(
+            r"(starting the JobMaster|taking a JobMaster and its workers from the pool): "
+            r"\d+\.\d\d s"))
         expect(dash.locator(".twister-nb-startup")).to_contain_text(
-            re.compile(r"starting the JobMaster: \d+\.\d\d s"))
-        expect(dash.locator(".twister-nb-startup")).to_contain_text(
-            re.compile(r"starting \d workers?: \d+\.\d\d s"), timeout=lab_tests.UI_MS)
+            re.compile(r"(starting \d workers?|from the pool): \d+\.\d\d s"),
+            timeout=lab_tests.UI_MS)
 
         # records in and out while the first tasks run: before any task finished
         first = _wait_for(lambda: (n := _numbers(dash))[0] == 0 and n[4] > 0 and n)

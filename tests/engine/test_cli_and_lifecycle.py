@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,26 @@ def test_submit_seed_tutorial_prints_banner_then_sum(ray_cluster):
     assert done.stdout.count("SUM =") == 1  # reduce: one value, printed once
 
 
+def _session_processes(pid: int) -> dict[int, str]:
+    """The live processes the head ``pid`` started (its session), by PID: their names."""
+    from twister_nb.runtime.cluster import session_pids
+
+    names = {}
+    for p in session_pids(pid):
+        try:
+            names[p] = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+    return names
+
+
 @pytest.mark.slow
 def test_cluster_start_status_stop_in_its_own_home(tmp_path):
-    env = {**os.environ, "TWISTER_NB_HOME": str(tmp_path / "home")}
+    # The warm pool is on (as by default for the local head): the stop must wait for
+    # its keeper and spares too, actors Ray runs in process groups of their own.
+    env = {**os.environ, "TWISTER_NB_HOME": str(tmp_path / "home"),
+           "TWISTER_NB_RUNTIME__POOL__SIZE": "1"}
+    pid = None
     try:
         started = subprocess.run([*CLI, "cluster", "start", "--num-cpus", "1"], env=env,
                                  capture_output=True, text=True, timeout=180)
@@ -46,11 +64,17 @@ def test_cluster_start_status_stop_in_its_own_home(tmp_path):
         again = subprocess.run([*CLI, "cluster", "start"], env=env, capture_output=True,
                                text=True, timeout=60)
         assert "already running" in again.stdout
+        deadline = time.monotonic() + 120
+        while "ray::PoolKeeper" not in _session_processes(pid).values():
+            assert time.monotonic() < deadline, f"no pool keeper: {_session_processes(pid)}"
+            time.sleep(0.2)
     finally:
         stopped = subprocess.run([*CLI, "cluster", "stop"], env=env, capture_output=True,
                                  text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
     assert "stopped" in stopped.stdout
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert _session_processes(pid) == {}, "the head's actors (the pool keeper's) outlived it"
     status = subprocess.run([*CLI, "cluster", "status"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert "not running" in status.stdout
@@ -94,15 +118,17 @@ def test_hashing_partitioner_groups_equal_values(env):
 
 def test_closed_job_leaves_no_actor(ray_cluster):
     from twister_nb import TSetEnvironment
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
+    from twister_nb.jobs import JobClient
+    from twister_nb.runtime.jobs import job_workers
 
     env = TSetEnvironment(name="lifecycle", resources=[{"instances": 2}])
     assert env.parallelize_list([1, 2], 2).cache().collect() == [1, 2]
-    workers = [ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}", namespace="twister_nb")
-               for i in range(2)]
+    workers = job_workers(env.job_id)
+    assert len(workers) == 2
+    master = JobClient().record(env.job_id)["actor"]  # named after the job, or the pool's
     env.close()
     with pytest.raises(ValueError):
-        ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb")
+        ray.get_actor(master, namespace="twister_nb")
     for w in workers:
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(w.ping.remote(), timeout=30)

@@ -20,23 +20,10 @@ import pytest
 
 from twister_nb import TSetContext
 from twister_nb.runtime.scheduler import Placement
-from twister_nb.testing import kill_and_wait
+from twister_nb.testing import kill_and_wait, worker_pids
 
 DATA = list(range(2_000))
 PARTS = 4
-
-
-def _worker_pids(env) -> list[int]:
-    import ray
-
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
-
-    pids = []
-    for i in range(env.info()["workers"]):
-        actor = ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}",
-                              namespace=env.config.get("ray.namespace", "twister_nb"))
-        pids.append(ray.get(actor.ping.remote(), timeout=60)["pid"])
-    return pids
 
 
 _kill = kill_and_wait
@@ -72,7 +59,7 @@ def _with_a_worker_killed(env, source, index: int, action):
     """``action()``'s value, with worker ``index`` SIGKILLed 1 s into it (the
     workers are started first, by an action on ``source``)."""
     source.cache().reduce(operator.add).collect()  # the workers are up
-    killer = threading.Timer(1.0, _kill, args=(_worker_pids(env)[index],))
+    killer = threading.Timer(1.0, _kill, args=(worker_pids(env)[index],))
     killer.start()
     try:
         return action()
@@ -87,7 +74,7 @@ def test_a_cached_tset_whose_worker_died_is_made_again(fresh_env, tmp_path):
     assert _runs(log) == list(range(PARTS))
 
     workers = fresh_env.info()["workers"]
-    _kill(_worker_pids(fresh_env)[1])
+    _kill(worker_pids(fresh_env)[1])
 
     # the next use reads every partition: the lost ones are made again, exactly
     total = cached.map(lambda x: x + 1).reduce(operator.add).collect()
@@ -175,7 +162,7 @@ def test_every_worker_killed_at_once_mid_stage_leaves_an_exact_result(fresh_env,
     log = tmp_path / "runs.txt"
     source = fresh_env.parallelize_list(DATA, PARTS)
     source.cache().reduce(operator.add).collect()
-    victims = _worker_pids(fresh_env)
+    victims = worker_pids(fresh_env)
 
     def kill_all() -> None:
         for pid in victims:
@@ -197,7 +184,7 @@ def test_a_worker_killed_again_during_its_own_recovery(fresh_env, tmp_path):
     log = tmp_path / "runs.txt"
     source = fresh_env.parallelize_list(DATA, PARTS)
     source.cache().reduce(operator.add).collect()
-    first = _worker_pids(fresh_env)[0]
+    first = worker_pids(fresh_env)[0]
     killed: list[int] = []
 
     def kill_twice() -> None:
@@ -215,7 +202,7 @@ def test_a_worker_killed_again_during_its_own_recovery(fresh_env, tmp_path):
                 return
             time.sleep(0.05)
 
-    others = _worker_pids(fresh_env)[1:]
+    others = worker_pids(fresh_env)[1:]
     killer = threading.Thread(target=kill_twice)
     killer.start()
     try:

@@ -15,13 +15,13 @@ def test_a_killed_jobmaster_is_one_clear_error_and_the_next_action_rebuilds_it(r
                                                                               capsys):
     import ray
 
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
+    from twister_nb.runtime.jobs import find_master
 
     env = TSetEnvironment(name="lost", resources=[{"instances": 2}])
     try:
         data = list(range(20))
         assert env.parallelize_list(data, 2).collect() == data
-        master = ray.get_actor(ACTOR_PREFIX + env.job_id, namespace="twister_nb")
+        master = find_master(env.job_id, env.config)
         ray.kill(master, no_restart=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # ray.kill returns before the actor is gone

@@ -9,6 +9,7 @@ against the plain-Python sizes of the same data.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,8 +40,11 @@ PROGRAM = textwrap.dedent(f"""\
 def test_submit_shows_start_up_steps_and_live_stage_lines(ray_cluster, tmp_path):
     program = tmp_path / "slow_sum.py"
     program.write_text(PROGRAM)
+    # About the steps of a job that starts its own JobMaster and workers: the warm pool
+    # (on by default) is off here; a pooled job's steps are in tests/engine/test_warm_pool.py.
     done = subprocess.run([*CLI, "submit", str(program)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300,
+                          env={**os.environ, "TWISTER_NB_RUNTIME__POOL__SIZE": "0"})
     assert done.returncode == 0, done.stdout + done.stderr
     # stdout is the program's: the banner, then its result (plain Python's sum)
     assert done.stdout.splitlines()[0].startswith("Job Name")

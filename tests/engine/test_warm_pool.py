@@ -20,7 +20,7 @@ from twister_nb import TSetContext, TSetEnvironment
 from twister_nb import config as tnb_config
 from twister_nb.events import StartupStep
 from twister_nb.jobs import JobClient
-from twister_nb.testing import kill_and_wait
+from twister_nb.testing import kill_and_wait, worker_pids
 
 POOL = {"runtime.pool.size": 1}
 DATA = list(range(2_000))
@@ -87,9 +87,16 @@ def _expected_sums(parts: int) -> dict[int, int]:
 
 @pytest.mark.slow
 def test_jobs_take_spares_that_carry_nothing_of_another_job(pool):
+    import ray
+
     client = JobClient()
     before = _ready(pool)
     first_spare = before["ready"][0]
+    # idle, the keeper, its spare JobMaster and the spare's workers reserve no CPU
+    deadline = time.monotonic() + 30  # Ray's view of the resources lags a little
+    while ray.available_resources().get("CPU", 0) != ray.cluster_resources()["CPU"]:
+        assert time.monotonic() < deadline, (ray.available_resources(), ray.cluster_resources())
+        time.sleep(0.2)
     env1 = TSetEnvironment(name="pool-one", config=POOL, resources=[{"instances": 4}])
     try:
         taken = pool.keeper_state(POOL)
@@ -97,8 +104,6 @@ def test_jobs_take_spares_that_carry_nothing_of_another_job(pool):
         assert taken["started"] == before["started"]  # nothing started for this job
         assert client.record(env1.job_id)["actor"] == first_spare
         # a second driver starting the same job at once gets the same spare (bind answers both)
-        import ray
-
         keeper = ray.get_actor(pool.KEEPER_NAME, namespace="twister_nb")
         assert ray.get(keeper.take.remote(env1.job_id))[0] == first_spare
         assert pool.keeper_state(POOL)["ready"] == taken["ready"]
@@ -107,6 +112,9 @@ def test_jobs_take_spares_that_carry_nothing_of_another_job(pool):
         assert not [s for s in steps if s.startswith("starting")], steps  # no worker started
         assert {r[0]: r[3] for r in rows} == _expected_sums(4)
         job1_pids = {r[1] for r in rows}
+        # the pool's workers are unnamed; the job's JobMaster finds worker i (as for any job)
+        pids = worker_pids(env1)  # worker i at index i: partition p ran on worker p % n
+        assert {r[0]: r[1] for r in rows} == {p: pids[p % len(pids)] for p in range(4)}
         # fresh workers: the first task each ran saw no mark (its later ones see this job's)
         assert {pid: None for pid in job1_pids} == {
             pid: min((r[2] for r in rows if r[1] == pid), key=lambda v: v is not None)

@@ -62,23 +62,33 @@ DRIVER = textwrap.dedent("""
 def test_a_job_whose_driver_was_killed_stops_after_its_idle_limit(ray_cluster, job_store):
     import ray
 
-    from twister_nb.runtime.job_master import ACTOR_PREFIX
+    from twister_nb.runtime.jobs import find_master, job_workers
 
     config = {**job_store.config, "twister2.job.idle_timeout": 3}
     done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(config)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr
     job_id = done.stdout.split("JOB ", 1)[1].split()[0]
+    # its JobMaster and workers, named after the job or taken from the warm pool
+    actors = [find_master(job_id, config), *job_workers(job_id, config)]
+    assert actors[0] is not None and len(actors) >= 2, "the job outlives its driver"
 
-    def live_actors() -> list[str]:
-        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                if a["name"].startswith(ACTOR_PREFIX + job_id)]
+    def live_actors() -> int:
+        alive = 0
+        for actor in actors:
+            try:
+                ray.get(actor.__ray_ready__.remote(), timeout=10)
+            except ray.exceptions.RayActorError:
+                continue
+            except ray.exceptions.GetTimeoutError:
+                pass  # busy, not gone
+            alive += 1
+        return alive
 
-    assert live_actors(), "the job outlives its driver"
     deadline = time.monotonic() + 90  # 15 s driver lease + 3 s limit + checks
     while live_actors() and time.monotonic() < deadline:
         time.sleep(1)
-    assert live_actors() == [], "the JobMaster and its workers are gone"
+    assert live_actors() == 0, "the JobMaster and its workers are gone"
     record = _record(job_store, job_id)
     assert record["status"] == "stopped", record
     assert "idle" in record["stopped_reason"] and "idle_timeout" in record["stopped_reason"]

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from twister_nb.checkpoint.tasks import is_task_id
+from twister_nb.runtime.jobs import find_master
 
 PROGRAMS = Path(__file__).parent / "programs"
 PROGRAM = PROGRAMS / "task_checkpoints.py"
@@ -261,7 +262,7 @@ def test_a_killed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
             time.sleep(0.2)
         else:
             raise AssertionError(f"never blocked/committed: {_ran(tmp_path)}")
-        master = ray.get_actor("twister_nb.job." + job_id, namespace="twister_nb")
+        master = find_master(job_id, job_store.config)
         master_pid = ray.get(master.info.remote(), timeout=30)["pid"]
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -273,11 +274,7 @@ def test_a_killed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            ray.get_actor("twister_nb.job." + job_id, namespace="twister_nb")
-        except ValueError:
-            break
+    while time.monotonic() < deadline and find_master(job_id, job_store.config) is not None:
         time.sleep(0.1)
     before = _ran(tmp_path)
     (tmp_path / "block").unlink()

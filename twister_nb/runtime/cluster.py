@@ -146,6 +146,11 @@ def local_status() -> dict[str, Any] | None:
 #: longer, which is why a failed start is retried once with new ports.
 _START_TIMEOUTS = {"RAY_agent_register_timeout_ms": "120000",
                    "RAY_gcs_rpc_server_connect_timeout_s": "60"}
+#: The head's SIGTERM (``cluster stop``) first "drains" the node until it is idle, for up
+#: to 30 s by default (Ray Serve's replicas move meanwhile); detached actors (live jobs,
+#: the warm pool) never leave it idle, so every stop waited the whole 30 s. Nothing of
+#: ours moves elsewhere: the head stops at once.
+_STOP_AT_ONCE = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
 
 
 class _HeadFailed(Exception):
@@ -228,7 +233,7 @@ def _start_head(num_cpus: int | None, object_store_memory: int | None, timeout: 
         cmd.append(f"--num-cpus={int(num_cpus)}")
     if object_store_memory is not None:
         cmd.append(f"--object-store-memory={int(object_store_memory)}")
-    env = {**_START_TIMEOUTS, **os.environ, **loopback_environ()}
+    env = {**_START_TIMEOUTS, **os.environ, **loopback_environ(), **_STOP_AT_ONCE}
     # The head's Python processes start with our start-up hook (head_python/sitecustomize.py):
     # 0.85 s less per process, so per actor a job starts and per agent the raylet waits for.
     env["PYTHONPATH"] = os.pathsep.join(
@@ -307,31 +312,99 @@ def _head_failure(log_path: Path, offset: int, temp_dir: Path, launched: float,
     return _HeadFailed(reason, retry=not last.startswith("ValueError"))
 
 
-def _terminate(pid: int, grace: float = 15.0) -> None:
-    """SIGTERM the head (``ray start --block`` stops its children), then SIGKILL
-    its whole process group if anything is left."""
+#: Seconds ``cluster stop`` waits for the head's processes after its SIGKILL (Ray's
+#: actors, the pool keeper among them, end when their raylet is gone, ~1-2 s here).
+_GONE_TIMEOUT = 20.0
+
+
+def session_pids(sid: int) -> list[int]:
+    """The live processes (zombies excluded) of the session ``sid``, this one excepted.
+
+    The local head leads a session of its own (``start_new_session``) and every
+    process it starts stays in it: Ray's GCS and raylet in the head's process
+    group, and each actor (JobMasters, workers, the pool keeper) in a group of
+    its own, which is why a signal to the head's group alone leaves them behind.
+    Linux only (``/proc``); elsewhere the list is empty.
+    """
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            # after the command name: state, ppid, pgrp, session, ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode() or "?"
+    except OSError:
+        return "gone"
+
+
+def _wait_gone(pid: int, deadline: float) -> list[int]:
+    """Wait until the head ``pid`` and every process of its session are gone,
+    or until ``deadline`` (monotonic); those still alive then."""
+    while True:
+        left = [p for p in session_pids(pid) if p != pid]
+        if pid_alive(pid):
+            left.insert(0, pid)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def _terminate(pid: int, grace: float = 15.0) -> list[int]:
+    """Stop the head ``pid`` and every process of its session; those still
+    alive after it all (none, normally).
+
+    SIGTERM the head first (``ray start --block`` stops its children), then
+    SIGKILL its process group and whatever of its session is left (Ray's actors,
+    in groups of their own), and wait until they are gone: a stop that returned
+    while one still ran would let the next start find it.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
+    _wait_gone(pid, time.monotonic() + grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    for straggler in session_pids(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(straggler, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, 0 if pid_alive(pid) else os.WNOHANG)
+    return _wait_gone(pid, time.monotonic() + _GONE_TIMEOUT)
 
 
 def stop_local() -> bool:
-    """Stop the local head by its PID; True if one was running."""
+    """Stop the local head by its PID, and wait until it and every process it
+    started (Ray's actors, the pool keeper) are gone; True if one was running.
+
+    Raises
+    ------
+    ClusterError
+        If some of them are still alive after the SIGKILL and
+        ``_GONE_TIMEOUT`` seconds more (their PIDs are in the message).
+    """
     with _locked():
         path = _state_file()
         if not path.exists():
             return False
         state = json.loads(path.read_text())
-        was_alive = pid_alive(state["pid"])
-        if was_alive:
-            _terminate(state["pid"])
+        head = int(state["pid"])
+        was_alive = pid_alive(head) or bool(session_pids(head))
+        left = _terminate(head) if was_alive else []
         path.unlink(missing_ok=True)
+        if left:
+            named = ", ".join(f"{p} ({_process_name(p)})" for p in left[:6])
+            raise ClusterError(
+                f"the local Ray head (pid {head}) was stopped, but {len(left)} of its "
+                f"processes still ran {_GONE_TIMEOUT:.0f} s after a SIGKILL: {named}")
         return was_alive
 
 

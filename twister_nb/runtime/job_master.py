@@ -286,6 +286,17 @@ class JobMaster:
 
     # ------------------------------------------------------------------ reading
 
+    def workers(self) -> list[Any]:
+        """The job's Worker actors, worker ``i`` at index ``i``.
+
+        Workers a job started are named ``<prefix><job_id>.worker-<i>``; those it
+        took from the warm pool cannot be (Ray names an actor at its creation
+        only), so this is how anyone finds worker ``i`` of a job: see
+        :func:`twister_nb.runtime.jobs.job_workers`. A spare answers its own."""
+        if self.job_id is None:
+            return list(self._spares)
+        return self._scheduler.worker_handles()
+
     def has(self, tset_id: str) -> bool:
         """Whether the workers hold the cached TSet ``tset_id``."""
         return self._scheduler.placement.holds(tset_id)

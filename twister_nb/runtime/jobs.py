@@ -36,8 +36,11 @@ def disconnect() -> None:
             ray.shutdown()
 
 
-def _master(job_id: str, config: Mapping[str, Any] | None) -> Any:
-    """The live JobMaster actor of ``job_id``, or None (never starts a cluster)."""
+def find_master(job_id: str, config: Mapping[str, Any] | None = None) -> Any:
+    """The live JobMaster actor of ``job_id``, or None (never starts a cluster).
+
+    Named after the job (``twister_nb.job.<job_id>``) or, taken from the warm
+    pool, by the pool's name its record keeps: look it up here, not by name."""
     if not connect_if_running(config):
         return None
     from twister_nb.checkpoint import open_store
@@ -67,7 +70,7 @@ def _info(job_id: str, master: Any, timeout: float) -> dict[str, Any] | None:
 def master_info(job_id: str, config: Mapping[str, Any] | None = None,
                 timeout: float = 30.0) -> dict[str, Any] | None:
     """``info()`` of the job's live JobMaster, or None if none runs."""
-    master = _master(job_id, config)
+    master = find_master(job_id, config)
     return None if master is None else _info(job_id, master, timeout)
 
 
@@ -76,7 +79,7 @@ def flush_record(job_id: str, config: Mapping[str, Any] | None = None,
     """Make a live job's record in the store current (its JobMaster writes it
     in the background). False if no JobMaster runs the job or it did not
     finish in time; the record is then as it is."""
-    master = _master(job_id, config)
+    master = find_master(job_id, config)
     if master is None:
         return False
     import ray
@@ -90,7 +93,7 @@ def flush_record(job_id: str, config: Mapping[str, Any] | None = None,
 def record_failure(job_id: str, error: str, config: Mapping[str, Any] | None = None) -> bool:
     """Record in a live job that its program failed outside any action (its
     close then says ``failed``); False if no JobMaster runs the job."""
-    master = _master(job_id, config)
+    master = find_master(job_id, config)
     if master is None:
         return False
     import ray
@@ -105,7 +108,7 @@ def record_failure(job_id: str, error: str, config: Mapping[str, Any] | None = N
 def cancel(job_id: str, config: Mapping[str, Any] | None = None) -> bool:
     """Ask the job's JobMaster to stop its running action (without waiting);
     False if no JobMaster runs the job."""
-    master = _master(job_id, config)
+    master = find_master(job_id, config)
     if master is None:
         return False
     master.cancel.remote()
@@ -117,13 +120,33 @@ def events(job_id: str, cursor: int = 0,
     """The job's events from ``cursor`` on and the cursor to ask with next,
     as its JobMaster keeps them; None if no JobMaster runs the job. Reading
     them takes nothing from the job's driver (no token: a watcher, not a driver)."""
-    master = _master(job_id, config)
+    master = find_master(job_id, config)
     if master is None:
         return None
     import ray
 
     found, after = ray.get(master.events.remote(cursor), timeout=30)
     return list(found), after
+
+
+def job_workers(job_id: str, config: Mapping[str, Any] | None = None,
+                timeout: float = 30.0) -> list[Any]:
+    """The live job's Worker actors, worker ``i`` at index ``i`` (empty if no
+    JobMaster runs the job).
+
+    The one way to find a job's worker ``i`` (``worker-<i>`` in its output
+    lines): its JobMaster answers, whether it started the worker (named
+    ``twister_nb.job.<job_id>.worker-<i>``) or took it from the warm pool
+    (unnamed: Ray cannot rename an actor)."""
+    master = find_master(job_id, config)
+    if master is None:
+        return []
+    import ray
+
+    try:
+        return list(ray.get(master.workers.remote(), timeout=timeout))
+    except ray.exceptions.RayActorError:
+        return []
 
 
 def live_jobs(config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:

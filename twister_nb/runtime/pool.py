@@ -22,11 +22,13 @@ its creation arguments named none). Spares and their workers reserve no CPU
 asks for CPUs per worker, or runs on a multi-node cluster, starts its own
 workers (``Scheduler.adopt``). Differences: a spare is named
 ``twister_nb.pool.master-<id>`` (its job's record says so, which is how a
-driver finds it, see ``executor.live_master``) and its workers are unnamed.
+driver finds it, see ``executor.live_master``) and its workers are unnamed (a
+job's JobMaster answers which are its workers: ``runtime.jobs.job_workers``).
 
-The keeper is started by the first job that finds the pool on (and by
-``twister-nb cluster start``); it and its spares end with the local head
-(``cluster stop``), or with :func:`stop_pool`. On an existing cluster
+The pool is on by default for the local head (``runtime.pool.size: 1``). The
+keeper is started by the first job that finds the pool on (and by ``twister-nb
+cluster start``); it and its spares end with the local head (``cluster stop``
+waits for their processes), or with :func:`stop_pool`. On an existing cluster
 (``ray.address`` set) the pool is off unless ``runtime.pool.on_existing_cluster``.
 """
 

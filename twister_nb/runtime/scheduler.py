@@ -231,6 +231,10 @@ class Scheduler:
         """How many workers the job has now."""
         return len(self._workers)
 
+    def worker_handles(self) -> list[Any]:
+        """The job's Worker actors, worker ``i`` at index ``i`` (named or taken from the pool)."""
+        return list(self._workers)
+
     def ensure_workers(self, wanted: int) -> None:
         """Start workers until there are ``wanted`` (at most ``max_workers``)."""
         import ray

@@ -127,8 +127,13 @@ class Worker:
 
     def bind(self, job_id: str, config: dict[str, Any], store: Any) -> bool:
         """Serve ``job_id`` (a pool's spare worker, taken by that job's JobMaster,
-        which made it): it has run nothing yet, and serves no other job ever."""
+        which made it): it has run nothing yet, and serves no other job ever.
+        Refused (an ``AssertionError``: the pool's invariant broken) for a worker
+        that served another job or holds anything of one."""
         assert self.job_id in (None, job_id), (self.job_id, job_id)
+        assert not (self._cache or self._programs or self._unsaved), (
+            f"a pool's worker bound to job {job_id!r} holds {len(self._cache)} partitions, "
+            f"{len(self._programs)} programs and {len(self._unsaved)} unsaved outputs")
         self.job_id, self.config, self._store = job_id, config, store
         return True
 

@@ -10,16 +10,17 @@ suite and ``benchmarks/`` stop reaching into each other's folders through ``sys.
   (:class:`JupyterServer`), twister_nb's extensions enabled, stopped by its PID.
 - :mod:`twister_nb.testing.programs`: a slow program for ``twister-nb submit``
   (:func:`slow_program`), to watch, follow and cancel.
-- :mod:`twister_nb.testing.processes`: :func:`kill_and_wait`, a real SIGKILL (a lost worker).
+- :mod:`twister_nb.testing.processes`: :func:`kill_and_wait`, a real SIGKILL (a lost worker),
+  and :func:`worker_pids`, a job's worker processes (pooled or not).
 - :mod:`twister_nb.testing.seed`: the seed tutorial's source and user functions
   (:class:`IntSource`, :func:`mul_by_five`, :func:`add_two`, :func:`add`).
 
-Nothing here imports Ray, and nothing in the product imports this package.
+Nothing here imports Ray when imported, and nothing in the product imports this package.
 """
 
 from __future__ import annotations
 
-from twister_nb.testing.processes import kill_and_wait
+from twister_nb.testing.processes import kill_and_wait, worker_pids
 from twister_nb.testing.seaweed import SeaweedServer, closed_port, free_ports, weed_binary
 from twister_nb.testing.seed import IntSource, add, add_two, mul_by_five
 
@@ -33,4 +34,5 @@ __all__ = [
     "kill_and_wait",
     "mul_by_five",
     "weed_binary",
+    "worker_pids",
 ]

@@ -14,7 +14,7 @@ import time
 import ray
 
 from twister_nb import TSetContext, TSetEnvironment
-from twister_nb.runtime.job_master import ACTOR_PREFIX
+from twister_nb.runtime.jobs import job_workers
 
 PARTS = 4
 # read here, in the driver: the workers run with the cluster's environment
@@ -34,9 +34,7 @@ def triple(itr, collector, ctx: TSetContext):
 data = list(range(4000))
 cached = env.parallelize_list(data, PARTS).map(lambda x: x + 1).cache()
 assert cached.reduce(lambda a, b: a + b).collect() == [sum(x + 1 for x in data)]
-namespace = env.config.get("ray.namespace", "twister_nb")
-workers = [ray.get_actor(f"{ACTOR_PREFIX}{env.job_id}.worker-{i}", namespace=namespace)
-           for i in range(env.info()["workers"])]
+workers = job_workers(env.job_id, env.config)
 placed = {"master": env.info()["node"],
           "workers": [ray.get(w.ping.remote())["node"] for w in workers]}
 print("PLACED", json.dumps(placed), flush=True)
