@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -35,11 +34,6 @@ def pipeline(env: TSetEnvironment, count_file: Path, crash_flag: Path | None = N
             f.write(f"add {ctx.index}\n")
         if flag and os.path.exists(flag) and open(flag).read() == str(ctx.index):
             os.remove(flag)
-            # Ray runs again every task a lost worker had not answered yet, finished
-            # or not (at least once): the task this worker ran before has 0.5 s to
-            # answer, so that only this one runs again (on a busy machine, with the
-            # warm pool starting its spare meanwhile, its answer was lost once).
-            time.sleep(0.5)
             os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-persist
         for i in itr:
             collector.collect(i + 2)
