@@ -339,11 +339,39 @@ def _nd_batches(records: list, dtype: np.dtype, schema: pa.Schema) -> list:
     return batches
 
 
+#: The Python scalar types whose flat lists numpy converts exactly (a Python
+#: float is a C double; an int beyond int64 raises, and the list is pickled).
+_NUMPY_SCALARS = {int: np.dtype(np.int64), float: np.dtype(np.float64), bool: np.dtype(np.bool_)}
+
+
+def _flat_numeric(records: list) -> EncodedPart | None:
+    """A list of only ``int``, only ``float`` or only ``bool`` (no ``None``), the
+    commonest partition, converted through numpy: the same Arrow column as
+    ``pa.array(records, type=...)`` writes, at about half its cost (one typed
+    pass in C instead of Arrow's per-object converter). None for any other list."""
+    types = set(map(type, records))
+    if len(types) != 1:
+        return None
+    scalar = types.pop()
+    dtype = _NUMPY_SCALARS.get(scalar)
+    if dtype is None:
+        return None
+    desc = _PRIM[scalar]
+    values = np.fromiter(records, dtype=dtype, count=len(records))
+    schema = _schema("records", _arrow_type(desc), desc, len(records))
+    batches = [pa.record_batch([pa.array(values[i : i + ROWS_PER_BATCH])], schema=schema)
+               for i in range(0, len(records), ROWS_PER_BATCH)]
+    return EncodedPart("arrow", len(records), schema, batches)
+
+
 def _encode_arrow(records) -> EncodedPart:
     if isinstance(records, np.ndarray):
         schema = _schema("ndarray", pa.from_numpy_dtype(records.dtype), None, len(records))
         batch = pa.record_batch([pa.array(np.ascontiguousarray(records))], schema=schema)
         return EncodedPart("arrow", len(records), schema, [batch])
+    flat = _flat_numeric(records)
+    if flat is not None:
+        return flat
     desc = _infer_seq(records)
     typ = _arrow_type(desc)
     schema = _schema("records", typ, desc, len(records))
