@@ -23,6 +23,9 @@ Descriptors (tuples, stored as JSON lists)::
 
 ``None`` may appear anywhere a value may; ``("null",)`` unifies with everything.
 
+A list of only ``int``, only ``float`` or only ``bool`` (the commonest partition) is
+converted through numpy (``_flat_numeric``): the same column, for less CPU.
+
 A partition may also be a 1-D numeric ``numpy.ndarray`` itself; it is stored as one
 Arrow column and read back as an array. Arrays read from a local, memory-mapped part
 are zero-copy views and therefore read-only, as with Ray's object store.
@@ -347,8 +350,10 @@ _NUMPY_SCALARS = {int: np.dtype(np.int64), float: np.dtype(np.float64), bool: np
 def _flat_numeric(records: list) -> EncodedPart | None:
     """A list of only ``int``, only ``float`` or only ``bool`` (no ``None``), the
     commonest partition, converted through numpy: the same Arrow column as
-    ``pa.array(records, type=...)`` writes, at about half its cost (one typed
-    pass in C instead of Arrow's per-object converter). None for any other list."""
+    ``pa.array(records, type=...)`` writes, for less CPU (measured for 20,000
+    ints: ~0.4 ms instead of ~0.7 ms; the same for floats), which a task
+    checkpoint's save thread takes from the task running beside it (one GIL).
+    None for any other list."""
     types = set(map(type, records))
     if len(types) != 1:
         return None
