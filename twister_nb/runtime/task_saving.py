@@ -7,12 +7,12 @@ outputs (its ``save`` concurrency group: a thread beside the one running
 tasks, so checkpointing does not stall the stage), and turns each commit into
 a :class:`~twister_nb.events.TaskCheckpointed` event.
 
-A worker's saves travel together, at most one call per worker every
-:attr:`TaskSaving.SEND_INTERVAL`: a Ray call costs about 2.5 ms of CPU between
-its two ends, as much as committing a 160 KB task, and on busy cores the
-running tasks pay for both. The first save after a quiet spell goes at once;
-under a stream of short tasks (``finished_tasks`` 1) the saves due meanwhile
-wait at most that interval. The action's end and ``snapshot()`` send at once.
+A worker's saves due together travel in one call (a Ray call costs about
+2.5 ms of CPU between its two ends, as much as committing a 160 KB task, and
+on busy cores the running tasks pay for both), at most one call per worker
+every :attr:`TaskSaving.SEND_INTERVAL` (0 by default: at every poll). With an
+interval, the first save after a quiet spell goes at once and the saves due
+meanwhile wait at most that long. The action's end and ``snapshot()`` send at once.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ class TaskSaving:
 
     #: How long the action's end waits for the saves in flight.
     FINISH_TIMEOUT = 120.0
-    #: A worker gets at most one save call this often (seconds); see the module docstring.
-    SEND_INTERVAL = 0.25
+    #: A worker gets at most one save call this often (seconds); see the module
+    #: docstring. 0: every poll sends what is due (one call per worker). 0.25 saved
+    #: ~0.7 ms of CPU per task checkpoint (finished_tasks 1, 0.1 s tasks) but its wall
+    #: time under load was not better (docs/benchmarks.md, POLICY): the saves held
+    #: back are committed after the stage's last task, so it is off until measured quiet.
+    SEND_INTERVAL = 0.0
 
     def __init__(self, tasks: TaskCheckpoints | None, workers: list[Any], action: int,
                  emit: Callable[[Event], Any]) -> None:
