@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 
 import numpy as np
@@ -17,6 +18,13 @@ class Point:
 
     def __eq__(self, other):
         return type(other) is Point and (other.x, other.y) == (self.x, self.y)
+
+
+class Flag(enum.IntEnum):
+    """An ``int`` subclass: Arrow would hand back plain ints, so it is pickled."""
+
+    OFF = 0
+    ON = 1
 
 
 def same(a, b) -> bool:
@@ -64,6 +72,8 @@ ARROW_CASES = {
     "dicts-with-none-row": [{"a": 1}, None],
     "many-rows-several-batches": [(str(i), i, i / 2) for i in range(70_000)],
     "many-ints": list(range(200_000)),
+    "ints-no-null-extremes": [-2**63, 0, 2**63 - 1],
+    "bools-no-null": [True, False, True],
 }
 
 PICKLE_CASES = {
@@ -71,6 +81,8 @@ PICKLE_CASES = {
     "mixed-int-float": [1, 2.5],
     "int-and-bool": [1, True],
     "huge-int": [2**70],
+    "int-beyond-int64-among-ints": [1, 2**63],
+    "int-subclass": [Flag.ON, Flag.OFF],
     "2d-array": [np.zeros((2, 3))],
     "set": [{1, 2}],
     "lone-surrogate": ["\udcff"],
@@ -105,6 +117,19 @@ def test_pickle_fallback_roundtrip(store, records):
         assert back[0](1) == 2
     else:
         assert same(records, back), (records, back)
+
+
+@pytest.mark.parametrize("records, arrow_type", [
+    ([3, -1, 2**40], pa.int64()), ([0.5, -0.0], pa.float64()), ([False, True], pa.bool_()),
+    ([3, None], pa.int64()), ([0.5, None], pa.float64())], ids=str)
+def test_flat_numeric_lists_are_one_plain_arrow_column(store, records, arrow_type):
+    """A list of only ints, floats or bools (the numpy path when it has no None)
+    is the column Arrow's own conversion makes, readable without the codec."""
+    part = store.write_part("job", "tset", 0, 0, records)
+    assert store.commit("job", "tset", 0, [part])
+    table = store.read_part_table(store.latest("job", "tset"), 0)
+    assert table.schema.field(0).type == arrow_type
+    assert table.column(0).to_pylist() == pa.array(records, type=arrow_type).to_pylist()
 
 
 def test_ndarray_partition_roundtrip_and_table(store):

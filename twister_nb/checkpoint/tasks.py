@@ -29,7 +29,7 @@ from typing import Any
 
 from twister_nb.storage import Checkpoint, CheckpointStore
 
-__all__ = ["PREFIX", "TaskSave", "commit_task", "drop_task_checkpoints", "is_task_id",
+__all__ = ["PREFIX", "SaveOutcome", "TaskSave", "commit_task", "drop_task_checkpoints", "is_task_id",
            "task_fingerprint", "task_id"]
 
 #: The reserved ID prefix of task checkpoints (a TSet's ID is a hex fingerprint).
@@ -74,6 +74,18 @@ class TaskSave:
     stage: int
     partition: int
     holds: str = HOLDS_PARTITION
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    """What became of one :class:`TaskSave` a worker was sent: ``info`` (what
+    :func:`commit_task` returns) if it committed; neither that nor ``error``
+    if the task's outputs were gone already (its action ended); else ``error``,
+    one line."""
+
+    save: TaskSave
+    info: dict[str, Any] | None = None
+    error: str = ""
 
 
 def commit_task(store: CheckpointStore, job_id: str, save: TaskSave, value: Any,

@@ -19,13 +19,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
                                       ReturnOutput, SendOutput, StoreRead, TaskOutput)
 from twister_nb.runtime.batches import count_records
 from twister_nb.runtime.task import TaskEnv, TaskMeter, run_program, send
 from twister_nb.errors import CheckpointLostError, PartitionLostError
+
+if TYPE_CHECKING:
+    from twister_nb.checkpoint.tasks import SaveOutcome
 
 _FLUSH_SECONDS = 0.25
 _FLUSH_LINES = 200
@@ -193,7 +196,7 @@ class Worker:
         ``LocalRead`` is read from this worker's memory, a ``StoreRead`` from
         the store). With ``save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
         a checkpoint policy is on), the task's outputs stay here until
-        :meth:`save_task` writes them, a SIGTERM makes the worker save them
+        :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
         (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`).
         """
         started = time.perf_counter()
@@ -276,15 +279,28 @@ class Worker:
             return self._deliver(output, partition, None, list(value), meta)
         return self._deliver(output, partition, _as_list(value), [], meta)
 
-    def save_task(self, key: str, partition: int, save: Any) -> dict[str, Any] | None:
-        """Commit the kept outputs of a finished task as its task checkpoint (runs
-        in its own thread, beside the tasks). None if they are gone already."""
-        from twister_nb.checkpoint.tasks import commit_task
+    def save_tasks(self, saves: list[tuple[str, Any]]) -> list[SaveOutcome]:
+        """Commit the kept outputs of finished tasks as their task checkpoints, in
+        order: ``saves`` holds ``(run key, TaskSave)`` pairs, one call for the
+        saves the JobMaster had due for this worker (a Ray call costs about as
+        much CPU as a task checkpoint's commit, so they travel together). Runs in
+        its own thread, beside the tasks. One outcome per save: committed, gone
+        already (the action ended), or failed, said in one line; a failure does
+        not stop the saves after it."""
+        from twister_nb.checkpoint.tasks import SaveOutcome, commit_task
 
-        kept = self._unsaved.pop((key, partition), None)
-        if kept is None:
-            return None
-        return commit_task(self._store, self.job_id, save, kept[0], kept[1])
+        out = []
+        for key, save in saves:
+            kept = self._unsaved.pop((key, save.partition), None)
+            if kept is None:
+                out.append(SaveOutcome(save))
+                continue
+            try:
+                out.append(SaveOutcome(save, commit_task(self._store, self.job_id, save,
+                                                         kept[0], kept[1])))
+            except Exception as exc:  # noqa: BLE001 - this task stays unsaved; said so
+                out.append(SaveOutcome(save, error=f"{type(exc).__name__}: {exc}"))
+        return out
 
     def save_cached(self, tset_id: str, partition: int, save: Any) -> dict[str, Any] | None:
         """Commit a cached partition this worker holds as its task's checkpoint
