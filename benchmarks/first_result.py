@@ -55,8 +55,8 @@ def check_sum(output: str) -> None:
         raise WrongResult(f"no {SUM_LINE!r} in the output: {output[-300:]!r}")
 
 
-#: The environment of a run with the warm pool off (``runtime.pool.size``; on by
-#: default for the local head): what a job costs that starts its own actors.
+#: The environment of a run with the warm pool off (``runtime.pool.size``, the
+#: default): what a job costs that starts its own actors.
 NO_POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "0"}
 
 
@@ -92,7 +92,7 @@ class FreshKernel:
 
         t0 = time.perf_counter()
         self._km, kc = start_new_kernel(kernel_name="python3", cwd=str(REPO),
-                                        env=dict(os.environ, TWISTER_NB_HOME=self.home))
+                                        env=dict(os.environ, TWISTER_NB_HOME=self.home, **POOL_ENV))
         self.started_s.append(time.perf_counter() - t0)
         self._kc = kc
         self._execute("%load_ext twister_nb")
@@ -152,6 +152,8 @@ def _pool_refilled(wait: float = 120.0) -> None:
 
 
 POOL_ENV_CONFIG = {"runtime.pool.size": 1}
+#: The environment of a run with the warm pool on.
+POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "1"}
 
 
 def _kernel_variant(system: str, home: str, after_each: Any = None) -> tuple[Variant, FreshKernel]:
@@ -185,8 +187,8 @@ def w0(b: Any) -> dict[str, Any]:
                             note="runtime.pool.size 0: the job starts its JobMaster and "
                                  "workers"),
         _subprocess_variant(f"{TNB} submit (warm, pool)", [cli, "submit", str(SEED)], warm_home,
-                            is_tnb=True, after=_pool_refilled,
-                            note="the default runtime.pool.size 1; untimed after each run: "
+                            is_tnb=True, after=_pool_refilled, extra_env=POOL_ENV,
+                            note="runtime.pool.size 1; untimed after each run: "
                                  "the pool's refill"),
     ]
     kernel_variant, warm_kernel = _kernel_variant(f"{TNB} kernel's first cell (warm)", warm_home,
