@@ -78,7 +78,7 @@ def _speed_x(r: float) -> str:
 
 def targets(data: dict) -> list[dict[str, Any]]:
     out = [
-        _ratio_target(data, "W0-submit", "W0 submit of the seed (warm; the default pool) <= 0.5x "
+        _ratio_target(data, "W0-submit", "W0 submit of the seed (warm, pool on) <= 0.5x "
                       "a hand-written Ray program", "W0", "warm", "hand-written Ray", 0.5,
                       _time_x, "twister_nb submit (warm, pool)"),
         _ratio_target(data, "W0-submit-no-pool", "W0 submit of the seed (warm, runtime.pool.size "
