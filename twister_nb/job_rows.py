@@ -2,10 +2,27 @@
 
 ``twister-nb jobs``, ``twister-nb status JOB_ID`` and ``%twister2 jobs`` are
 asked most often when nothing runs. Connecting to Ray (importing it, starting
-a driver, asking every JobMaster) costs 1-2 s; reading the store costs a few
-milliseconds per job. So the store answers first, and the Ray cluster is asked
-only about what the store cannot tell: whether a job whose lease is fresh is
-really live, and its live view (status, workers, cached TSets, driver).
+a driver, asking every JobMaster) costs 1.5-4 s in a fresh process; reading the
+store costs a few milliseconds per job. So the store answers first, and the
+Ray cluster is asked only about what the store cannot tell: whether a job
+whose lease is fresh is really live, and its live view (status, workers,
+cached TSets, driver).
+
+Most of that the store tells too: a live JobMaster keeps its own view (its
+``info()``, with its host, pid and when it was published) in its record
+(``live_view``), published when its state changes and refreshed with every
+lease renewal (every 5 s). :meth:`StoredJob.trusted_view` trusts it, without
+Ray, when the job's lease is held and not expired, the view is younger than
+the lease's TTL, and the JobMaster runs on this host with its pid alive (not a
+zombie): so a JobMaster SIGKILLed here is not live at once. A JobMaster on
+another host, a lease past its expiry (within the margin below) or a record
+without a view is still asked through Ray. A process that is a Ray driver
+already (:func:`connected_to_ray`) asks Ray anyway: it is cheap and exact
+there, and right after this process ran an action its record may not be
+written yet. What the view may miss: a change of the last few milliseconds
+(the record is written by a thread), a change mid-action that no event
+publishes (workers replaced) until the next renewal, and a reused pid within
+the TTL of a JobMaster's death.
 
 A JobMaster holds its job's lease (``jobs/<id>/leases/``, see
 :mod:`twister_nb.storage.lease`) from its start until it closes, renewing it
@@ -26,14 +43,18 @@ Ray after it), so a listing that needs no cluster imports none.
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twister_nb.storage import CheckpointStore, Lease
+from twister_nb.storage import JOB_LIVE_VIEW, CheckpointStore, Lease
 
-__all__ = ["StoredJob", "job_row", "rows", "stored_job", "stored_jobs"]
+__all__ = ["StoredJob", "connected_to_ray", "job_row", "pid_alive", "public_record", "rows",
+           "stored_job", "stored_jobs", "trusted_views"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,25 @@ class StoredJob:
             return False
         return lease.expires_at + lease.ttl_s > (time.time() if now is None else now)
 
+    def trusted_view(self, now: float | None = None, host: str | None = None,
+                     alive: Callable[[int], bool] | None = None) -> dict[str, Any] | None:
+        """The live JobMaster's view of itself its record carries, if it can be
+        trusted without asking Ray, else None: the lease is held and not
+        expired at ``now``, the view was published less than one lease TTL ago,
+        and the JobMaster runs on ``host`` (default: this host) with its pid
+        ``alive`` (default: :func:`pid_alive`)."""
+        view = (self.record or {}).get(JOB_LIVE_VIEW)
+        lease = self.lease
+        if not isinstance(view, dict) or lease is None:
+            return None
+        now = time.time() if now is None else now
+        if not lease.live(now) or now - float(view.get("published") or 0.0) > lease.ttl_s:
+            return None
+        pid = view.get("pid")
+        if view.get("host") != (socket.gethostname() if host is None else host):
+            return None
+        return view if isinstance(pid, int) and (alive or pid_alive)(pid) else None
+
 
 def stored_job(store: CheckpointStore, job_id: str) -> StoredJob:
     """The record and current lease of ``job_id`` (None for what the store lacks)."""
@@ -86,10 +126,47 @@ def stored_jobs(store: CheckpointStore) -> list[StoredJob]:
     return found
 
 
+def trusted_views(stored: Iterable[StoredJob]) -> dict[str, dict[str, Any]]:
+    """The trusted live views (:meth:`StoredJob.trusted_view`) of ``stored``, by job ID."""
+    found = {job.job_id: job.trusted_view() for job in stored}
+    return {job_id: view for job_id, view in found.items() if view is not None}
+
+
+def public_record(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A job record as ``status`` shows it: without the live view it carries
+    (shown as the job's live state when it is trusted)."""
+    return None if record is None else {k: v for k, v in record.items() if k != JOB_LIVE_VIEW}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: it exists and is not a zombie
+    (a SIGKILLed actor its raylet has not reaped yet)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux), or it just went: os.kill said it ran
+    return state not in (b"Z", b"X")
+
+
+def connected_to_ray() -> bool:
+    """Whether this process is a Ray driver already (never imports Ray)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and getattr(ray, "is_initialized", lambda: False)()
+
+
 def rows(stored: Iterable[StoredJob],
          live: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per job of the store or of ``live`` (``info()`` of each live
-    JobMaster, by job ID), oldest first."""
+    JobMaster, by job ID, or its trusted view), oldest first."""
     records = {job.job_id: job.record or {"job_id": job.job_id} for job in stored}
     found = [job_row(job_id, live.get(job_id), records.get(job_id))
              for job_id in set(records) | set(live)]
@@ -99,7 +176,8 @@ def rows(stored: Iterable[StoredJob],
 def job_row(job_id: str, info: Mapping[str, Any] | None,
             record: Mapping[str, Any] | None) -> dict[str, Any]:
     """One job's row of ``twister-nb jobs``, from its live JobMaster's ``info()``
-    (None if none runs) and its record (None if the store has none)."""
+    or its trusted view (None if none runs) and its record (None if the store
+    has none)."""
     info, record = info or {}, record or {}
     return {
         "job_id": job_id,

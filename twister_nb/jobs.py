@@ -247,17 +247,21 @@ class JobClient:
 
     def jobs(self) -> list[JobRow]:
         """Every job recorded in the store, oldest first, with the live view of
-        those a JobMaster runs. The store answers alone when no job's lease
-        is held (:mod:`twister_nb.job_rows`); only then is the cluster asked,
-        and the jobs live on it are listed too."""
+        those a JobMaster runs. The store answers alone when every job whose
+        lease is held has a view it can trust: a JobMaster on this host, alive,
+        its lease not expired (:mod:`twister_nb.job_rows`), and this process
+        is no Ray driver already. Else the cluster is asked (every live
+        JobMaster on it: its answer wins over a stored view), and the jobs
+        live on it are listed too. A JobMaster on another host is always
+        asked through Ray."""
         from twister_nb import job_rows
 
         stored = job_rows.stored_jobs(self._store())
-        live: dict[str, dict[str, Any]] = {}
-        if any(job.maybe_live() for job in stored):
+        live = {} if job_rows.connected_to_ray() else job_rows.trusted_views(stored)
+        if any(job.maybe_live() and job.job_id not in live for job in stored):
             from twister_nb.runtime.jobs import live_jobs
 
-            live = live_jobs(self._overrides)
+            live = {**live, **live_jobs(self._overrides)}
         return job_rows.rows(stored, live)  # type: ignore[return-value]
 
     def info(self, job_id: str) -> dict[str, Any] | None:
@@ -279,8 +283,12 @@ class JobClient:
         """``{"record": ..., "live": ...}``: the job's record, made current first
         if the job is live (its JobMaster writes it in the background), and the
         live JobMaster's view (None if none runs). The cluster is asked only
-        when the store cannot tell: the job's lease is held, or the store
-        knows nothing of the job.
+        when the store cannot tell: the job's lease is held and its record's
+        live view cannot be trusted (as :meth:`jobs` decides: a JobMaster on
+        another host, or this process is a Ray driver already), or the store
+        knows nothing of the job. A trusted view is shown with the record as
+        stored (written by the JobMaster's thread within milliseconds of a
+        change, not flushed), and says when it was published (``published``).
 
         Raises
         ------
@@ -291,8 +299,9 @@ class JobClient:
 
         store = self._store()
         stored = job_rows.stored_job(store, job_id)
-        record, live = stored.record, None
-        if stored.maybe_live() or not stored.known:  # the store cannot tell: ask the cluster
+        record = stored.record
+        live = None if job_rows.connected_to_ray() else stored.trusted_view()
+        if live is None and (stored.maybe_live() or not stored.known):  # ask the cluster
             from twister_nb.runtime.jobs import flush_record
 
             live = self.info(job_id)
@@ -301,7 +310,7 @@ class JobClient:
                 record = store.read_job(job_id)
         if record is None and live is None:
             raise JobNotFoundError(f"no job {job_id!r} on the cluster or in {self.store_uri}")
-        return {"record": record, "live": live}
+        return {"record": job_rows.public_record(record), "live": live}
 
     def job(self, job_id: str) -> JobDetail:
         """One job's row, as :meth:`jobs` lists it, with its record and its live

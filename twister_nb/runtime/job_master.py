@@ -111,7 +111,7 @@ class JobMaster:
         self._actions = 0
         self._last_action_end = time.time()
         self._record.open(name, self.created, config, program, cluster_address,
-                          actor=actor_name)
+                          actor=actor_name, view=self.info)
         idle_limit = float(config.get("twister2.job.idle_timeout") or 0)
         if idle_limit > 0:
             threading.Thread(target=self._stop_when_idle, args=(idle_limit,), name="idle",
@@ -148,6 +148,7 @@ class JobMaster:
                         self._kill(worker)
                     spares = []
                 self._scheduler.adopt(spares)
+                self._record.publish()  # its workers
             elif self.job_id != job_id or self.status == "closed":
                 raise JobFailedError(f"this pooled JobMaster served job {self.job_id!r} "
                                      f"({self.status}); it takes no other")
@@ -215,6 +216,7 @@ class JobMaster:
             return {"ok": False, "holder": holder}
         self._log.forget()
         self._emit(DriverAttached(host=host, pid=pid))
+        self._record.publish()
         return {"ok": True, "status": self.status, "persisted": self._persisted(),
                 "cursor": self._log.end()}
 
@@ -236,6 +238,8 @@ class JobMaster:
                                   action=action))
             going_on = f"; action #{action} goes on" if action is not None else ""
             self._say(f"the driver (pid {holder['pid']}) left: {reason}{going_on}")
+        if holder is not None:
+            self._record.publish()
         self._log.forget(token)
 
     # ------------------------------------------------------------------ events
@@ -271,7 +275,12 @@ class JobMaster:
         """The job's state now: status, workers, cached and persisted TSets, driver,
         and the running action (with ``since``, its first event's cursor, so a
         watcher such as the sidebar folds that action's progress alone). A
-        pool's spare says only that (``job_id`` None, ``status`` ``spare``)."""
+        pool's spare says only that (``job_id`` None, ``status`` ``spare``).
+
+        It is also the live view the job record carries (published when
+        actions start and end, drivers come and go, TSets are released, and
+        with every lease renewal), which ``twister-nb jobs`` on this host reads
+        instead of asking Ray: see :mod:`twister_nb.job_rows`."""
         if self.job_id is None:
             return {"job_id": None, "status": "spare", "workers": len(self._spares),
                     "pid": os.getpid()}
@@ -385,6 +394,7 @@ class JobMaster:
                 self._emit(TSetRestored(tset_id=materialize_id, storage="memory"))
                 return "ok", None
             if plan.action == "persist" and self._restore(materialize_id) is not None:
+                self._record.publish()  # its persisted TSets
                 return "ok", None
             self._scheduler.reset_cancel()
             self._actions += 1
@@ -395,6 +405,7 @@ class JobMaster:
                              "label": plan.final.label, "since": self._log.end()}
             self._last = {"action": action, "kind": plan.action, "label": plan.final.label,
                           "state": "running", "error": None, "token": token}
+            self._record.publish()
             outcome = self._run_action(plan, materialize_id, action, started)
             self._running = None
             status, value = outcome
@@ -402,6 +413,7 @@ class JobMaster:
                               "cancelled" if isinstance(value, ActionCancelledError) else "failed",
                               error=None if status == "ok" else str(value))
             self._last_action_end = time.time()
+            self._record.publish()
             self._results[action] = outcome
             for old in [a for a in self._results if a <= action - _KEPT_RESULTS]:
                 del self._results[old]
@@ -670,6 +682,7 @@ class JobMaster:
         self._catalog.pop(tset_id, None)
         if self._scheduler.release(tset_id):
             self._emit(TSetReleased(tset_id=tset_id))
+            self._record.publish()
 
     def record_failure(self, error: str) -> None:
         """The job's program failed outside any action (a driver's own code

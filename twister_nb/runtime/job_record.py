@@ -8,6 +8,12 @@ a commit or a status change never waits for the store, and a burst of changes
 is one write. The same object holds the job's store lease (one owner per job
 across clusters) and renews it from a second thread.
 
+The record also carries the JobMaster's *live view* (``live_view``: its
+``info()``, when it was published): the JobMaster publishes it when its state
+changes and the renewer refreshes it with every lease renewal, so a listing on
+the JobMaster's host can trust it without asking Ray (see
+:mod:`twister_nb.job_rows`). It is dropped when the job closes.
+
 Plain Python over a :class:`~twister_nb.storage.CheckpointStore`; no Ray.
 """
 
@@ -18,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from twister_nb.storage import CheckpointStore
+from twister_nb.storage import JOB_LIVE_VIEW, CheckpointStore
 
 #: Seconds a job's store lease and a driver's attachment last without renewal.
 LEASE_TTL = 15.0
@@ -61,17 +67,21 @@ class JobRecord:
         self._done = 0
         self._writer: threading.Thread | None = None
         self._write_lock = threading.Lock()
+        #: Builds the live view (the JobMaster's ``info()``); None: none is published.
+        self._view: Callable[[], dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ opening and closing
 
     def open(self, name: str, created: float, config: Mapping[str, Any],
              program: Mapping[str, Any] | None = None, cluster_address: str = "",
-             actor: str = "") -> None:
+             actor: str = "", view: Callable[[], dict[str, Any]] | None = None) -> None:
         """Claim the job in the store (one owner per job across clusters), write
         its record over the previous one (a restart counts), and start the lease
         renewer and the record writer. ``actor`` is the JobMaster's Ray actor
         name: a pool's JobMaster is not named after its job, so the record is
-        how a driver finds it (``executor.live_master``).
+        how a driver finds it (``executor.live_master``). ``view`` builds the
+        live view :meth:`publish` stores (the JobMaster's ``info()``); the
+        opening write carries it already.
 
         Raises
         ------
@@ -82,7 +92,9 @@ class JobRecord:
             return
         owner = f"JobMaster of {self.job_id} on Ray cluster {cluster_address or 'unknown'}"
         self._lease = self.store.acquire_lease(self.job_id, owner, self._ttl)
+        self._view = view
         previous = self.store.read_job(self.job_id) or {}
+        previous.pop(JOB_LIVE_VIEW, None)  # a dead JobMaster's, if it was killed
         self._record = {
             **previous,
             "job_id": self.job_id,
@@ -96,6 +108,8 @@ class JobRecord:
             "restarts": previous.get("restarts", -1) + 1,
             "actor": actor,
         }
+        if view is not None:
+            self._record[JOB_LIVE_VIEW] = self._published()
         self.store.write_job(self.job_id, self._record)
         threading.Thread(target=self._renew_lease, name="lease", daemon=True).start()
         self._writer = threading.Thread(target=self._write_records, name="job-record",
@@ -103,7 +117,11 @@ class JobRecord:
         self._writer.start()
 
     def close(self, status: str) -> None:
-        """Record the job's end, write it, stop both threads and free the lease."""
+        """Record the job's end (its live view dropped), write it, stop both
+        threads and free the lease."""
+        with self._cv:  # under the lock a publish checks, so none comes after
+            self._view = None
+            self._record.pop(JOB_LIVE_VIEW, None)
         self.update(status=status, ended=time.time())
         self._closed.set()
         self.flush()
@@ -129,6 +147,25 @@ class JobRecord:
             self._record.update(changes)
             self._gen += 1
             self._cv.notify_all()
+
+    def publish(self) -> None:
+        """Store the live view as it is now (coalesced with other changes, as
+        :meth:`update`); a no-op without one, or once the job closed. Built and
+        stored under the record's lock, so a view built earlier never replaces
+        a newer one."""
+        with self._cv:
+            if self._view is None:  # none, or the job closed
+                return
+            try:
+                view = self._published()
+            except Exception as exc:  # noqa: BLE001 - the listing asks Ray instead
+                self._report(f"cannot publish the job's live view: {type(exc).__name__}: {exc}")
+                return
+            self.update(**{JOB_LIVE_VIEW: view})
+
+    def _published(self) -> dict[str, Any]:
+        assert self._view is not None
+        return {**self._view(), "published": time.time()}
 
     def add_persisted(self, tset_id: str, entry: Mapping[str, Any]) -> None:
         """Record a committed checkpoint (label, version, bytes, ...) of ``tset_id``."""
@@ -166,6 +203,7 @@ class JobRecord:
             try:
                 self._lease = self.store.renew_lease(self._lease)
                 failing = False
+                self.publish()  # a fresh view goes with a fresh lease
             except Exception as exc:  # noqa: BLE001 - reported once; retried while the job lives
                 if not failing:
                     self._report(f"cannot renew the job's store lease: {exc}")

@@ -84,9 +84,10 @@ from twister_nb.storage.errors import (
 from twister_nb.storage.lease import Lease
 from twister_nb.storage.manifest import Checkpoint, PartInfo
 from twister_nb.storage.signing import load_or_create_key
-from twister_nb.storage.store import CheckpointStore
+from twister_nb.storage.store import JOB_LIVE_VIEW, CheckpointStore
 
 __all__ = [
+    "JOB_LIVE_VIEW",
     "Checkpoint",
     "CheckpointCorruptError",
     "CheckpointCorruptWarning",

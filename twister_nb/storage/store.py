@@ -52,9 +52,12 @@ from twister_nb.storage.manifest import (
 )
 from twister_nb.storage.signing import check_key
 
-__all__ = ["CheckpointStore"]
+__all__ = ["JOB_LIVE_VIEW", "CheckpointStore"]
 
 JOB_RECORD = "job.json"
+#: The job record's key for its live JobMaster's view of itself: written by
+#: ``runtime.job_record``, trusted by ``job_rows`` on the JobMaster's host.
+JOB_LIVE_VIEW = "live_view"
 #: The folder of a TSet that holds one marker file per version found damaged.
 DAMAGED_DIR = "_damaged"
 
