@@ -8,21 +8,29 @@ Ray cluster is asked only about what the store cannot tell: whether a job
 whose lease is fresh is really live, and its live view (status, workers,
 cached TSets, driver).
 
-Most of that the store tells too: a live JobMaster keeps its own view (its
-``info()``, with its host, pid and when it was published) in its record
-(``live_view``), published when its state changes and refreshed with every
-lease renewal (every 5 s). :meth:`StoredJob.trusted_view` trusts it, without
-Ray, when the job's lease is held and not expired, the view is younger than
-the lease's TTL, and the JobMaster runs on this host with its pid alive (not a
-zombie): so a JobMaster SIGKILLed here is not live at once. A JobMaster on
-another host, a lease past its expiry (within the margin below) or a record
-without a view is still asked through Ray. A process that is a Ray driver
-already (:func:`connected_to_ray`) asks Ray anyway: it is cheap and exact
-there, and right after this process ran an action its record may not be
-written yet. What the view may miss: a change of the last few milliseconds
-(the record is written by a thread), a change mid-action that no event
-publishes (workers replaced) until the next renewal, and a reused pid within
-the TTL of a JobMaster's death.
+Most of that the store tells too, on the JobMaster's host. The lease names
+the process that holds it (host and pid: the JobMaster), and a live JobMaster
+keeps its own view (its ``info()``, and when it was published) in its record
+(``live_view``), published when its state changes (actions start and end,
+drivers come and go, TSets are released) and refreshed with every lease
+renewal (every 5 s). So, without Ray (:func:`answer_here`):
+
+* a job whose lease holder runs on this host and is dead (no such pid, or a
+  zombie) is not live, at once: a JobMaster SIGKILLed here shows as stopped;
+* a job whose lease holder runs on this host, is alive and its lease not
+  expired, with a view of that same pid published less than one TTL ago, is
+  live as its view says (:meth:`StoredJob.trusted_view`).
+
+Everything else the store cannot settle is still asked through Ray: a
+JobMaster on another host, a lease past its expiry (within the margin below),
+a record without a view. A process that is a Ray driver already
+(:func:`connected_to_ray`) asks Ray anyway: it is cheap and exact there, and
+right after this process ran an action the record may not be written yet.
+What a trusted view may miss: a change of the last milliseconds (the record is
+written by a thread), a change mid-action that publishes nothing (a worker
+replaced) until the next renewal, a host name shared by two machines' or
+containers' process spaces, and a pid reused within a TTL of the JobMaster's
+death.
 
 A JobMaster holds its job's lease (``jobs/<id>/leases/``, see
 :mod:`twister_nb.storage.lease`) from its start until it closes, renewing it
@@ -53,8 +61,8 @@ from typing import Any
 
 from twister_nb.storage import JOB_LIVE_VIEW, CheckpointStore, Lease
 
-__all__ = ["StoredJob", "connected_to_ray", "job_row", "pid_alive", "public_record", "rows",
-           "stored_job", "stored_jobs", "trusted_views"]
+__all__ = ["HostAnswer", "StoredJob", "answer_here", "connected_to_ray", "job_row", "pid_alive",
+           "public_record", "rows", "stored_job", "stored_jobs"]
 
 
 @dataclass(frozen=True)
@@ -82,54 +90,66 @@ class StoredJob:
             return False
         return lease.expires_at + lease.ttl_s > (time.time() if now is None else now)
 
+    def holder_here(self, host: str | None = None) -> bool:
+        """Whether the job's lease is held (not released) by a process of
+        ``host`` (default: this host) whose pid it names: a JobMaster of this host."""
+        lease = self.lease
+        return (lease is not None and not lease.released and lease.pid > 0
+                and lease.host == (socket.gethostname() if host is None else host))
+
     def trusted_view(self, now: float | None = None, host: str | None = None,
                      alive: Callable[[int], bool] | None = None) -> dict[str, Any] | None:
         """The live JobMaster's view of itself its record carries, if it can be
-        trusted without asking Ray, else None: the lease is held and not
-        expired at ``now``, the view was published less than one lease TTL ago,
-        and the JobMaster runs on ``host`` (default: this host) with its pid
-        ``alive`` (default: :func:`pid_alive`)."""
+        trusted without asking Ray, else None: the lease is held by a process of
+        ``host`` (default: this host) that is ``alive`` (default:
+        :func:`pid_alive`) and not expired at ``now``, and the view is that
+        process's, published less than one lease TTL ago."""
         view = (self.record or {}).get(JOB_LIVE_VIEW)
         lease = self.lease
-        if not isinstance(view, dict) or lease is None:
+        if not isinstance(view, dict) or lease is None or not self.holder_here(host):
             return None
         now = time.time() if now is None else now
-        if not lease.live(now) or now - float(view.get("published") or 0.0) > lease.ttl_s:
+        if (not lease.live(now) or view.get("pid") != lease.pid
+                or now - float(view.get("published") or 0.0) > lease.ttl_s):
             return None
-        pid = view.get("pid")
-        if view.get("host") != (socket.gethostname() if host is None else host):
-            return None
-        return view if isinstance(pid, int) and (alive or pid_alive)(pid) else None
+        return view if (alive or pid_alive)(lease.pid) else None
+
+    def holder_gone(self, host: str | None = None,
+                    alive: Callable[[int], bool] | None = None) -> bool:
+        """Whether the job's lease is held by a process of ``host`` (default:
+        this host) that is dead (``alive``, default :func:`pid_alive`, says
+        no): a JobMaster killed here, which no Ray answer would bring back."""
+        return self.holder_here(host) and not (alive or pid_alive)(self.lease.pid)  # type: ignore[union-attr]
 
 
-def stored_job(store: CheckpointStore, job_id: str) -> StoredJob:
-    """The record and current lease of ``job_id`` (None for what the store lacks)."""
-    record = store.read_job(job_id)
-    try:
-        lease = store.read_lease(job_id)
-    except (ValueError, TypeError):  # a lease file that does not parse
-        return StoredJob(job_id, record, None, lease_unreadable=True)
-    return StoredJob(job_id, record, lease)
+@dataclass(frozen=True)
+class HostAnswer:
+    """What this host tells, without Ray, of the jobs whose JobMaster runs or
+    ran on it (:func:`answer_here`)."""
+
+    #: The trusted live views (:meth:`StoredJob.trusted_view`), by job ID.
+    live: dict[str, dict[str, Any]]
+    #: The jobs whose lease holder here is dead (:meth:`StoredJob.holder_gone`).
+    gone: frozenset[str]
+
+    def settles(self, job_id: str) -> bool:
+        """Whether the job needs no question to Ray."""
+        return job_id in self.live or job_id in self.gone
 
 
-def stored_jobs(store: CheckpointStore) -> list[StoredJob]:
-    """Every job with a folder in the store (a record that does not read is
-    listed with its reason as its status: one bad record hides no other)."""
-    found = []
-    for job_id in store.list_jobs():
-        try:
-            found.append(stored_job(store, job_id))
-        except Exception as exc:  # noqa: BLE001 - listed, with why it cannot be read
-            found.append(StoredJob(job_id, {"job_id": job_id,
-                                            "status": f"unreadable ({type(exc).__name__})"},
-                                   None))
-    return found
-
-
-def trusted_views(stored: Iterable[StoredJob]) -> dict[str, dict[str, Any]]:
-    """The trusted live views (:meth:`StoredJob.trusted_view`) of ``stored``, by job ID."""
-    found = {job.job_id: job.trusted_view() for job in stored}
-    return {job_id: view for job_id, view in found.items() if view is not None}
+def answer_here(stored: Iterable[StoredJob]) -> HostAnswer:
+    """What this host tells of ``stored`` without Ray; nothing when this
+    process is a Ray driver already (:func:`connected_to_ray`): Ray is cheap
+    and exact there, and this process's latest change may not be written yet."""
+    if connected_to_ray():
+        return HostAnswer({}, frozenset())
+    live, gone = {}, set()
+    for job in stored:
+        if job.holder_gone():
+            gone.add(job.job_id)
+        elif (view := job.trusted_view()) is not None:
+            live[job.job_id] = view
+    return HostAnswer(live, frozenset(gone))
 
 
 def public_record(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -161,6 +181,30 @@ def connected_to_ray() -> bool:
     """Whether this process is a Ray driver already (never imports Ray)."""
     ray = sys.modules.get("ray")
     return ray is not None and getattr(ray, "is_initialized", lambda: False)()
+
+
+def stored_job(store: CheckpointStore, job_id: str) -> StoredJob:
+    """The record and current lease of ``job_id`` (None for what the store lacks)."""
+    record = store.read_job(job_id)
+    try:
+        lease = store.read_lease(job_id)
+    except (ValueError, TypeError):  # a lease file that does not parse
+        return StoredJob(job_id, record, None, lease_unreadable=True)
+    return StoredJob(job_id, record, lease)
+
+
+def stored_jobs(store: CheckpointStore) -> list[StoredJob]:
+    """Every job with a folder in the store (a record that does not read is
+    listed with its reason as its status: one bad record hides no other)."""
+    found = []
+    for job_id in store.list_jobs():
+        try:
+            found.append(stored_job(store, job_id))
+        except Exception as exc:  # noqa: BLE001 - listed, with why it cannot be read
+            found.append(StoredJob(job_id, {"job_id": job_id,
+                                            "status": f"unreadable ({type(exc).__name__})"},
+                                   None))
+    return found
 
 
 def rows(stored: Iterable[StoredJob],

@@ -247,21 +247,23 @@ class JobClient:
 
     def jobs(self) -> list[JobRow]:
         """Every job recorded in the store, oldest first, with the live view of
-        those a JobMaster runs. The store answers alone when every job whose
-        lease is held has a view it can trust: a JobMaster on this host, alive,
-        its lease not expired (:mod:`twister_nb.job_rows`), and this process
-        is no Ray driver already. Else the cluster is asked (every live
-        JobMaster on it: its answer wins over a stored view), and the jobs
-        live on it are listed too. A JobMaster on another host is always
-        asked through Ray."""
+        those a JobMaster runs. The store answers alone, without importing
+        Ray, when no job's lease is held, or when each job whose lease is held
+        has its JobMaster on this host, either dead (not live) or alive with a
+        view of itself in its record that can be trusted
+        (:func:`twister_nb.job_rows.answer_here`), and this process is no Ray
+        driver already. Else the cluster is asked (every live JobMaster on it:
+        its answer wins over a stored view), and the jobs live on it are
+        listed too: a JobMaster on another host is always asked through Ray."""
         from twister_nb import job_rows
 
         stored = job_rows.stored_jobs(self._store())
-        live = {} if job_rows.connected_to_ray() else job_rows.trusted_views(stored)
-        if any(job.maybe_live() and job.job_id not in live for job in stored):
+        here = job_rows.answer_here(stored)
+        live = dict(here.live)
+        if any(job.maybe_live() and not here.settles(job.job_id) for job in stored):
             from twister_nb.runtime.jobs import live_jobs
 
-            live = {**live, **live_jobs(self._overrides)}
+            live.update(live_jobs(self._overrides))
         return job_rows.rows(stored, live)  # type: ignore[return-value]
 
     def info(self, job_id: str) -> dict[str, Any] | None:
@@ -283,12 +285,12 @@ class JobClient:
         """``{"record": ..., "live": ...}``: the job's record, made current first
         if the job is live (its JobMaster writes it in the background), and the
         live JobMaster's view (None if none runs). The cluster is asked only
-        when the store cannot tell: the job's lease is held and its record's
-        live view cannot be trusted (as :meth:`jobs` decides: a JobMaster on
-        another host, or this process is a Ray driver already), or the store
-        knows nothing of the job. A trusted view is shown with the record as
-        stored (written by the JobMaster's thread within milliseconds of a
-        change, not flushed), and says when it was published (``published``).
+        when the store cannot tell: the job's lease is held and this host
+        cannot settle it (as :meth:`jobs` decides: a JobMaster on another
+        host, or this process is a Ray driver already), or the store knows
+        nothing of the job. A trusted view is shown with the record as stored
+        (written by the JobMaster's thread within milliseconds of a change,
+        not flushed), and says when it was published (``published``).
 
         Raises
         ------
@@ -300,8 +302,9 @@ class JobClient:
         store = self._store()
         stored = job_rows.stored_job(store, job_id)
         record = stored.record
-        live = None if job_rows.connected_to_ray() else stored.trusted_view()
-        if live is None and (stored.maybe_live() or not stored.known):  # ask the cluster
+        here = job_rows.answer_here([stored])
+        live = here.live.get(job_id)
+        if not here.settles(job_id) and (stored.maybe_live() or not stored.known):  # ask Ray
             from twister_nb.runtime.jobs import flush_record
 
             live = self.info(job_id)
