@@ -119,7 +119,8 @@ class StoredJob:
         """Whether the job's lease is held by a process of ``host`` (default:
         this host) that is dead (``alive``, default :func:`pid_alive`, says
         no): a JobMaster killed here, which no Ray answer would bring back."""
-        return self.holder_here(host) and not (alive or pid_alive)(self.lease.pid)  # type: ignore[union-attr]
+        lease = self.lease
+        return lease is not None and self.holder_here(host) and not (alive or pid_alive)(lease.pid)
 
 
 @dataclass(frozen=True)

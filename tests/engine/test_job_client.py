@@ -17,7 +17,8 @@ from twister_nb.jobs import JobClient, JobRunningError, NoProgramError
 from twister_nb.testing import CLI, kill_and_wait, run_fresh
 
 #: ``JobClient().jobs()`` in a fresh process, printed as JSON.
-_LIST_JOBS = "import json; from twister_nb.jobs import JobClient; print(json.dumps(JobClient().jobs()))"
+_LIST_JOBS = ("import json; from twister_nb.jobs import JobClient; "
+              "print(json.dumps(JobClient().jobs()))")
 
 
 def test_a_job_seen_through_the_client_while_live_and_after(ray_cluster):
