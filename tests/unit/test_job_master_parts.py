@@ -87,6 +87,31 @@ def test_record_write_failure_is_reported_and_flush_still_returns():
     record.close("failed")
 
 
+def test_record_carries_the_live_view_refreshed_with_the_lease_and_dropped_at_close():
+    store = SlowStore(delay=0)
+    store.read_job = lambda job_id: {"live_view": {"pid": 1, "status": "idle"}}  # a killed one's
+    state = {"status": "idle", "workers": 0}
+    record = JobRecord(store, "job-1", lease_ttl=0.3)  # renewed every 0.1 s
+    record.open("name", 0.0, {}, view=lambda: dict(state))
+    opened = store.writes[0]["live_view"]
+    assert {k: opened[k] for k in state} == state and opened["published"] > 0
+    assert "pid" not in opened  # not the killed JobMaster's view
+    state.update(status="running", workers=2)
+    record.publish()
+    assert record.flush(10) and store.writes[-1]["live_view"]["status"] == "running"
+    seen = store.writes[-1]["live_view"]["published"]
+    state["workers"] = 3  # a change no event publishes: the next renewal does
+    deadline = time.monotonic() + 10
+    while store.writes[-1]["live_view"]["workers"] != 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.writes[-1]["live_view"]["workers"] == 3
+    assert store.writes[-1]["live_view"]["published"] > seen
+    record.close("finished")
+    assert "live_view" not in store.writes[-1] and store.writes[-1]["status"] == "finished"
+    record.publish()  # after close: nothing
+    assert record.flush(10) and "live_view" not in store.writes[-1]
+
+
 def test_record_without_a_store_is_a_no_op():
     record = JobRecord(None, "job-1")
     record.open("name", 0.0, {})
