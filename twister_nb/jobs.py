@@ -90,7 +90,9 @@ class JobDetail(JobRow):
 
     #: Its ``job.json`` in the store (None if the store has none).
     record: dict[str, Any] | None
-    #: Its live JobMaster's ``info()`` (None if none runs).
+    #: Its live JobMaster's ``info()``, or the same view of itself its record
+    #: carries when this host can trust it (with ``published``: when it was
+    #: written; see :mod:`twister_nb.job_rows`); None if none runs.
     info: dict[str, Any] | None
 
 
