@@ -55,8 +55,8 @@ def check_sum(output: str) -> None:
         raise WrongResult(f"no {SUM_LINE!r} in the output: {output[-300:]!r}")
 
 
-#: The environment of a run with the warm pool off (``runtime.pool.size``, the
-#: default): what a job costs that starts its own actors.
+#: The environment of a run with the warm pool off (``runtime.pool.size``; 1 by
+#: default for the local head): what a job costs that starts its own actors.
 NO_POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "0"}
 
 

@@ -10,6 +10,14 @@
 # else. Run one after the other they would take longer than CI allows. Extra
 # arguments go to all three (e.g. -x). The exit status is non-zero if any
 # failed; the two side groups' reports are printed after the main one.
+#
+# The warm pool (runtime.pool.size, 1 by default) stays on for the front ends, which
+# run as a new user's session does; the other two groups turn it off. Their tests
+# start hundreds of jobs, many with their own worker counts or CPUs, for which a
+# spare's workers are no use: with the pool on there, each job started its actors
+# twice (the spare's and its own), the load reached 20-32 on 2 cores and two
+# multi-node set-ups timed out. The pool's own tests (tests/engine/test_warm_pool.py
+# and others that set TWISTER_NB_RUNTIME__POOL__SIZE) turn it on for themselves.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +25,8 @@ crash_tests=(tests/persist/test_crash_points.py tests/persist/test_task_checkpoi
 front_ends=(tests/browser tests/notebook tests/server tests/install)
 crash_log=$(mktemp -t twister-nb-crash-tests.XXXXXX)
 front_log=$(mktemp -t twister-nb-front-tests.XXXXXX)
-python3 -m pytest -v --durations=5 -p no:cacheprovider "${crash_tests[@]}" "$@" >"$crash_log" 2>&1 &
+TWISTER_NB_RUNTIME__POOL__SIZE=0 \
+  python3 -m pytest -v --durations=5 -p no:cacheprovider "${crash_tests[@]}" "$@" >"$crash_log" 2>&1 &
 crash_pid=$!
 python3 -m pytest -v --durations=10 -p no:cacheprovider "${front_ends[@]}" "$@" >"$front_log" 2>&1 &
 front_pid=$!
@@ -27,7 +36,7 @@ trap 'kill -INT "$crash_pid" "$front_pid" 2>/dev/null; wait "$crash_pid" "$front
 ignore=()
 for t in "${crash_tests[@]}"; do ignore+=(--ignore="$t"); done
 for d in "${front_ends[@]}"; do ignore+=(--ignore="$d"); done
-python3 -m pytest -v --durations=15 "${ignore[@]}" "$@"
+TWISTER_NB_RUNTIME__POOL__SIZE=0 python3 -m pytest -v --durations=15 "${ignore[@]}" "$@"
 main_status=$?
 
 wait "$front_pid"

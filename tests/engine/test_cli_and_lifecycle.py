@@ -46,7 +46,7 @@ def _session_processes(pid: int) -> dict[int, str]:
 
 @pytest.mark.slow
 def test_cluster_start_status_stop_in_its_own_home(tmp_path):
-    # The warm pool is on: the stop must wait for
+    # The warm pool is on (as by default for the local head): the stop must wait for
     # its keeper and spares too, actors Ray runs in process groups of their own.
     env = {**os.environ, "TWISTER_NB_HOME": str(tmp_path / "home"),
            "TWISTER_NB_RUNTIME__POOL__SIZE": "1"}

@@ -41,7 +41,7 @@ def test_submit_shows_start_up_steps_and_live_stage_lines(ray_cluster, tmp_path)
     program = tmp_path / "slow_sum.py"
     program.write_text(PROGRAM)
     # About the steps of a job that starts its own JobMaster and workers: the warm pool
-    # is off here (as by default); a pooled job's steps are in tests/engine/test_warm_pool.py.
+    # (on by default) is off here; a pooled job's steps are in tests/engine/test_warm_pool.py.
     done = subprocess.run([*CLI, "submit", str(program)], capture_output=True, text=True,
                           timeout=300,
                           env={**os.environ, "TWISTER_NB_RUNTIME__POOL__SIZE": "0"})

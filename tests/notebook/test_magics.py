@@ -158,7 +158,7 @@ def test_cluster_commands_leave_a_remote_cluster_alone(ip, capsys):
 
 def test_seed_cell_runs_on_the_notebook_job(ip, magics, ray_cluster, capsys, monkeypatch):
     # The start-up steps asserted below are those of a job that starts its own JobMaster
-    # and workers: the warm pool is off for this job (as by default).
+    # and workers: the warm pool (on by default) is off for this job.
     monkeypatch.setenv("TWISTER_NB_RUNTIME__POOL__SIZE", "0")
     ip.run_cell_magic("twister2", "--name nb-magics -o run", SEED_CELL)
     out = capsys.readouterr().out

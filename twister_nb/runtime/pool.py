@@ -25,7 +25,7 @@ workers (``Scheduler.adopt``). Differences: a spare is named
 driver finds it, see ``executor.live_master``) and its workers are unnamed (a
 job's JobMaster answers which are its workers: ``runtime.jobs.job_workers``).
 
-The pool is off by default (``runtime.pool.size: 0``; 1 turns it on for the local head). The
+The pool is on by default for the local head (``runtime.pool.size: 1``). The
 keeper is started by the first job that finds the pool on (and by ``twister-nb
 cluster start``); it and its spares end with the local head (``cluster stop``
 waits for their processes), or with :func:`stop_pool`. On an existing cluster
