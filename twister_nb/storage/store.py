@@ -124,6 +124,9 @@ class CheckpointStore(LeaseMixin):
         When constructed directly.
     """
 
+    #: How many small reads (manifests, listings) are worth having in flight at
+    #: once: 8 for a store a round trip away; a local folder overrides it.
+    parallel_reads: int = 8
     #: the pyarrow filesystem, set by backends
     _fs: pafs.FileSystem
     #: the root inside ``_fs`` (an absolute path locally, ``bucket/prefix`` on S3)
