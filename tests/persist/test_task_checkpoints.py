@@ -156,6 +156,38 @@ def test_a_failed_job_resumes_from_its_task_checkpoints(ray_cluster, job_store, 
 
 
 @pytest.mark.slow
+def test_a_tampered_task_checkpoint_is_refused_and_its_task_runs_again(ray_cluster, local_store,
+                                                                        tmp_path):
+    """A task checkpoint is a signed pickle: one whose bytes were changed (same
+    size, so only the signature tells) is never unpickled; its task runs again
+    and the result is exact."""
+    (tmp_path / "fail").write_text("")
+    first = subprocess.run([*CLI, "submit", *_policy_args("finished_tasks", "finished.tasks:1"),
+                            str(PROGRAM)], capture_output=True, text=True, timeout=240,
+                           env=_environ(local_store, tmp_path, "one"))
+    assert first.returncode == 1, first.stdout + first.stderr
+    job_id = _job_id(first.stdout)
+    store = local_store.open()
+    parts = {}
+    for ident in store.list_tsets(job_id):
+        cp = store.latest(job_id, ident) if is_task_id(ident) else None
+        if cp is not None:
+            parts[cp.meta["partition"]] = cp.parts[0]
+    assert sorted(parts) == list(range(FAIL_FROM)) and all(
+        part.format == "pickle" for part in parts.values())
+    path = Path(parts[2].path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # inside the pickled records, after the signature
+    path.write_bytes(bytes(data))
+    before = _ran(tmp_path)
+    (tmp_path / "fail").unlink()
+    out = _restart(local_store, tmp_path, job_id, "one")
+    assert _result(out) == reference("one")
+    again = sorted(_ran(tmp_path)[len(before):])
+    assert again == sorted(("work", p) for p in range(PAR) if p == 2 or p >= FAIL_FROM), (again, out)
+
+
+@pytest.mark.slow
 def test_status_says_per_stage_how_many_tasks_were_checkpointed_and_recovered(
         ray_cluster, local_store, tmp_path):
     job_store = local_store

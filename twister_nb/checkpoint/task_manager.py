@@ -35,10 +35,6 @@ from twister_nb.storage import Checkpoint
 
 __all__ = ["StageCounts", "TaskCheckpoints", "stage_task_saves"]
 
-#: Lookups of committed task checkpoints run this many at a time (S3 round trips).
-_LOOKUP_THREADS = 8
-
-
 @dataclass
 class StageCounts:
     """Per stage of an action: its tasks, how many were checkpointed and recovered."""
@@ -164,8 +160,12 @@ class TaskCheckpoints:
                                            save.partition, save.holds)
             return key, cp
 
-        with ThreadPoolExecutor(min(_LOOKUP_THREADS, len(wanted))) as pool:
-            found = list(pool.map(find, wanted))
+        threads = min(manager.store.parallel_reads, len(wanted))  # S3 round trips overlap
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                found = list(pool.map(find, wanted))
+        else:
+            found = [find(item) for item in wanted]
         return {key: cp for key, cp in found if cp is not None}
 
     def damaged(self, tset_id: str, reason: str) -> bool:

@@ -15,6 +15,7 @@ through ``_ask``); the work is in the JobMaster and its parts.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sys
@@ -374,7 +375,7 @@ class RayExecutor:
         if status == "error":
             raise value
         if action == "collect":
-            return [v for part in ray.get(value) for v in part]
+            return list(itertools.chain.from_iterable(ray.get(value)))
         if action == "partitions":
             return ray.get(value)
         return None

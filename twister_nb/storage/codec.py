@@ -390,7 +390,7 @@ def _encode_arrow(records) -> EncodedPart:
     return EncodedPart("arrow", len(records), schema, batches)
 
 
-def encode(records: Any, signing_key: bytes) -> EncodedPart:
+def encode(records: Any, signing_key: bytes, arrow: bool = True) -> EncodedPart:
     """Convert a partition for writing: Arrow IPC if faithful, else a signed pickle.
 
     Parameters
@@ -401,6 +401,9 @@ def encode(records: Any, signing_key: bytes) -> EncodedPart:
         stored as Arrow; anything else, or a list Arrow cannot hold, is pickled.
     signing_key : bytes
         Key for the HMAC of the pickle fallback.
+    arrow : bool
+        False: a signed pickle whatever the records (a part only this library
+        reads back, where the encoding's CPU matters more than Arrow's readers).
 
     Returns
     -------
@@ -413,6 +416,8 @@ def encode(records: Any, signing_key: bytes) -> EncodedPart:
     'arrow'
     >>> encode([object()], b"k" * 32).format
     'pickle'
+    >>> encode([1, 2, 3], b"k" * 32, arrow=False).format
+    'pickle'
     """
     faithful_array = (
         isinstance(records, np.ndarray)
@@ -420,7 +425,7 @@ def encode(records: Any, signing_key: bytes) -> EncodedPart:
         and records.ndim == 1
         and _numeric_dtype(records.dtype)
     )
-    if type(records) is list or faithful_array:
+    if arrow and (type(records) is list or faithful_array):
         try:
             return _encode_arrow(records)
         except (_NotFaithful, *_ARROW_ERRORS):

@@ -127,6 +127,9 @@ class CheckpointStore(LeaseMixin):
         When constructed directly.
     """
 
+    #: How many small reads (manifests, listings) are worth having in flight at
+    #: once: 8 for a store a round trip away; a local folder overrides it.
+    parallel_reads: int = 8
     #: the pyarrow filesystem, set by backends
     _fs: pafs.FileSystem
     #: the root inside ``_fs`` (an absolute path locally, ``bucket/prefix`` on S3)
@@ -357,13 +360,15 @@ class CheckpointStore(LeaseMixin):
 
     @guard_unreachable
     def write_part(
-        self, job_id: str, tset_id: str, version: int, part_index: int, records: Any
+        self, job_id: str, tset_id: str, version: int, part_index: int, records: Any,
+        arrow: bool = True,
     ) -> PartInfo:
         """Encode and write one partition; nothing is visible to readers until commit.
 
-        Arrow IPC (file format, uncompressed) when the records round-trip exactly,
-        else an HMAC-signed cloudpickle. Each call writes a new, uniquely named file,
-        so a retried or zombie task can never overwrite a part that was committed.
+        Arrow IPC (file format, uncompressed) when the records round-trip exactly
+        (and ``arrow``), else an HMAC-signed cloudpickle. Each call writes a new,
+        uniquely named file, so a retried or zombie task can never overwrite a part
+        that was committed.
 
         Parameters
         ----------
@@ -375,6 +380,8 @@ class CheckpointStore(LeaseMixin):
             The partition index.
         records : list or numpy.ndarray or Any
             The partition's records.
+        arrow : bool
+            False: always the signed pickle (see :func:`~twister_nb.storage.codec.encode`).
 
         Returns
         -------
@@ -384,7 +391,7 @@ class CheckpointStore(LeaseMixin):
         vdir = self._version_dir(job_id, tset_id, version)
         token = secrets.token_hex(4)
         part_name(part_index, "", token)  # check the index before the (costly) encoding
-        encoded = encode(records, self._key)  # all conversion happens before any I/O
+        encoded = encode(records, self._key, arrow)  # all conversion happens before any I/O
         path = f"{vdir}/{part_name(part_index, encoded.extension, token)}"
         try:
             self._prepare_write()
