@@ -100,7 +100,11 @@ def targets(data: dict) -> list[dict[str, Any]]:
         _seconds_target(data, "W0-jobs", "W0 `twister-nb jobs` with a live job (warm) < 1 s",
                         "W0", "listing jobs", "twister_nb jobs", 1.0, _LISTING_PEERS),
         _seconds_target(data, "W0-jobs-magic", "W0 `%twister2 jobs` in a fresh kernel with a live "
-                        "job (warm) < 1 s", "W0", "listing jobs", "twister_nb %twister2 jobs", 1.0,
+                        "job (warm) < 1 s", "W0", "listing jobs",
+                        "twister_nb %twister2 jobs (fresh kernel)", 1.0, _LISTING_PEERS),
+        _seconds_target(data, "W0-jobs-magic-connected", "W0 `%twister2 jobs` in a fresh kernel "
+                        "connected to Ray, with a live job (warm) < 1 s", "W0", "listing jobs",
+                        "twister_nb %twister2 jobs (fresh kernel, connected)", 1.0,
                         _LISTING_PEERS),
         _ratio_target(data, "W1-raw", "W1 with persist <= 2x raw warm Ray actors (with persist)",
                       "W1", "seed job, with persist", "raw Ray", 2.0, _time_x),
