@@ -42,6 +42,7 @@ import runpy
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,29 @@ from twister_nb import config as _config
 from twister_nb.errors import JobNotFoundError, TwisterError
 
 __all__ = ["ClusterStatus", "JobClient", "JobDetail", "JobRow", "JobRunningError", "LocalHead",
-           "NoProgramError", "Program", "ProgramRun"]
+           "NoProgramError", "Program", "ProgramRun", "WarmUp"]
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """The background connection to the cluster a kernel starts when
+    twister_nb loads (:meth:`JobClient.warm_up`)."""
+
+    thread: threading.Thread
+
+    def wait_for_ray_import(self, timeout: float = 60.0) -> None:
+        """Return once the connecting thread is not importing Ray (any more):
+        it imported it, or it ended without (no cluster runs). Two threads
+        importing Ray at once can fail with Python's ``_DeadlockError`` (Ray's
+        modules import each other), so a kernel calls this before each cell:
+        a cell that imports Ray itself, right after ``%load_ext``, waits for
+        the rest of that import (about a second) instead of failing."""
+        from twister_nb.runtime.cluster import RAY_IMPORTED
+
+        deadline = time.monotonic() + timeout
+        while (self.thread.is_alive() and not RAY_IMPORTED.wait(0.02)
+               and time.monotonic() < deadline):
+            pass
 
 
 class JobRunningError(TwisterError):
@@ -227,12 +250,14 @@ class JobClient:
 
         return connect_if_running(self._overrides)
 
-    def warm_up(self) -> threading.Thread:
+    def warm_up(self) -> WarmUp:
         """Import the runtime now and :meth:`connect` in a thread (errors are left
         to the first real call): a kernel does it when twister_nb loads, so an
         ``attach`` after a restart does not wait for imports and Ray's start-up.
-        The imports are made here, not in the thread: two threads importing one
-        module can deadlock (connecting, Ray's import included, holds one lock)."""
+        The runtime's imports are made here, not in the thread; Ray's is made
+        in the thread, under the lock every connection of twister_nb takes, and
+        code outside twister_nb that imports Ray meanwhile must wait for it
+        (:meth:`WarmUp.wait_for_ray_import`)."""
         import twister_nb.runtime.executor  # noqa: F401 - the store, the plan, the runtime
 
         def connect() -> None:
@@ -243,7 +268,7 @@ class JobClient:
 
         thread = threading.Thread(target=connect, name="twister-nb-connect", daemon=True)
         thread.start()
-        return thread
+        return WarmUp(thread)
 
     # ------------------------------------------------------------------ looking
 

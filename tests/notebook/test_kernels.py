@@ -295,3 +295,21 @@ def test_cancel_button_works_while_the_cell_runs(kernel):
                             "print('LAST', env.info()['last_action']['state'])\n")
     assert "LAST cancelled" in out, out
     print(f"Cancel to the cell's end: {seconds:.2f} s")
+
+
+def test_a_cell_importing_ray_right_after_load_ext_waits_for_the_connection(ray_cluster):
+    """``%load_ext twister_nb`` connects to the running cluster in a thread,
+    which imports Ray; a cell that imports Ray itself right after must wait for
+    that import, not fail with Python's ``_DeadlockError`` (it did in 2 of 4
+    fresh kernels before the wait)."""
+    for _ in range(3):
+        kernel = Kernel()
+        try:
+            load = kernel.kc.execute("%load_ext twister_nb")
+            cell = kernel.kc.execute("import ray\nimport ray.util.state\nprint('IMPORTED', ray.__name__)")
+            reply, out = kernel.collect(load)
+            assert reply["status"] == "ok", out
+            reply, out = kernel.collect(cell)
+            assert reply["status"] == "ok" and "IMPORTED ray" in out, out
+        finally:
+            kernel.stop()

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from twister_nb import job_rows
 from twister_nb.checkpoint import open_store
 from twister_nb.job_rows import (StoredJob, answer_here, job_row, pid_alive, public_record, rows,
                                  stored_job, stored_jobs)
@@ -160,10 +161,12 @@ def test_pid_alive_tells_a_running_process_from_an_exited_and_a_zombie():
         zombie.wait()
 
 
-def test_answer_here_from_a_real_store_with_live_and_dead_holders(tmp_path):
+def test_answer_here_from_a_real_store_with_live_and_dead_holders(tmp_path, monkeypatch):
     """Leases held by this (live) process and by one that exited, as a
     JobMaster's are: one trusted view, one job settled as gone, and a view
     that names another pid than the lease's left to Ray."""
+    # As in a fresh process: an earlier test of this session may have made it a Ray driver.
+    monkeypatch.setattr(job_rows, "connected_to_ray", lambda: False)
     uri = (tmp_path / "store").as_uri()
     store = open_store({"twister2.checkpointing.store": uri})
     now = time.time()

@@ -181,4 +181,7 @@ def load_ipython_extension(ipython: Any) -> None:
         pass  # the cells say how to get it
     from twister_nb.jobs import JobClient
 
-    JobClient().warm_up()
+    warm_up = JobClient().warm_up()
+    # A cell run while the connection imports Ray waits for that import: one that
+    # imports Ray itself at the same time could fail (Python's import deadlock).
+    ipython.events.register("pre_run_cell", lambda info=None: warm_up.wait_for_ray_import())

@@ -450,6 +450,7 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
                                   RAY_AUTH_TOKEN_PATH=str(Path(token).expanduser()))
         import ray
 
+        RAY_IMPORTED.set()
         if not ray.is_initialized():
             with startup_step("connecting to Ray"):
                 _init(ray, address, kind, config)
@@ -461,6 +462,10 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
 
 #: Held while this process connects to Ray (and imports it).
 _CONNECTING = threading.Lock()
+#: Set once :func:`connect` has imported Ray in this process: what a kernel's
+#: cells wait for while its background connection imports Ray (see
+#: :class:`twister_nb.jobs.WarmUp`).
+RAY_IMPORTED = threading.Event()
 
 
 def _init(ray: Any, address: str, kind: str, config: Mapping[str, Any] | None) -> None:
