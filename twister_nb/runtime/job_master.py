@@ -44,7 +44,7 @@ from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFai
                                JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
                                DriverLeft, ErrorRaised, Event, OutputPrinted, StageSummary,
-                               TaskCheckpointed, TSetReleased, TSetRestored)
+                               TaskCheckpointed, TSetReleased, TSetRestored, WorkersStarted)
 from twister_nb.plan.physical import Plan, StagePlan, TaskOutput, task_output
 from twister_nb.runtime.drivers import DriverSeat
 from twister_nb.runtime.event_log import EventLog
@@ -216,9 +216,15 @@ class JobMaster:
             return {"ok": False, "holder": holder}
         self._log.forget()
         self._emit(DriverAttached(host=host, pid=pid))
+        cursor = self._log.end()
+        if self._scheduler.workers:
+            # Started before this driver came (a pool's spare has its workers when it is
+            # bound; a re-attached kernel's job has them): it reads from ``cursor`` on,
+            # so it learns how many here, as a job that starts them on its first action says.
+            self._emit(WorkersStarted(count=self._scheduler.workers))
         self._record.publish()
         return {"ok": True, "status": self.status, "persisted": self._persisted(),
-                "cursor": self._log.end()}
+                "cursor": cursor}
 
     def heartbeat(self, token: str) -> bool:
         """A driver says it is alive; False if another driver took over."""
