@@ -316,7 +316,7 @@ class JobClient:
         cannot settle it (as :meth:`jobs` decides: a JobMaster on another
         host, or this process is a Ray driver already), or the store knows
         nothing of the job. A trusted view is shown with the record as stored
-        (written by the JobMaster's thread within milliseconds of a change,
+        (written by the JobMaster's thread within ~0.25 s of a change,
         not flushed), and says when it was published (``published``).
 
         Raises

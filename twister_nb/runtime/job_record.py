@@ -157,8 +157,8 @@ class JobRecord:
         """Have the live view stored soon; a no-op without one, or once the job
         closed. The writer thread builds it when it writes the record (so the
         view is as of the write, never older than one written before), and an
-        action that publishes waits for nothing: W1's action is ~20 ms, and
-        building the view and writing the record cost it ~5 ms when it did."""
+        action that publishes waits for nothing (W1's action is ~25 ms; with the
+        view built on its path one run measured 34 ms against 29 ms without)."""
         with self._cv:
             if self._view is None:  # none, or the job closed
                 return
