@@ -225,6 +225,34 @@ def test_a_saved_task_is_handed_to_its_worker_once_and_counted(tmp_path):
     assert action.stage_counts()[0]["checkpointed"] == 2
 
 
+def test_with_finished_tasks_1_the_worker_commits_each_task_unasked(tmp_path):
+    """finished_tasks 1 asks for every task as it finishes: the worker commits it
+    as it ends, and the policy's ask is never sent again; any other count, or a
+    task avoid.checkpoint names, goes through the ask."""
+    manager = _manager(tmp_path)
+    plan = Plan([_stage(0, 3)], "collect", "work-1")
+    for params, unasked in (("finished.tasks:1", [True, True, True]),
+                            ("finished.tasks:2", [False, False, False]),
+                            ("finished.tasks:1,avoid.checkpoint:[work]", [False, False, False])):
+        action = TaskCheckpoints(manager, policy("finished_tasks", params), plan, 1)
+        action.begin()
+        for p in range(3):
+            action.instantiated(plan.stages[0], p, worker=p % 2)
+        assert [action.commits_as_it_ends(0, p) for p in range(3)] == unasked, params
+    # the worker's outcome arrives with the task's end, after the policy asked for it
+    action = TaskCheckpoints(manager, policy("finished_tasks", "finished.tasks:1"), plan, 2)
+    action.begin()
+    for p in range(3):
+        action.instantiated(plan.stages[0], p, worker=p % 2)
+    for p in (0, 1):
+        action.finished(0, p)
+        action.saved(action.saves[(0, p)])
+    action.finished(0, 2)  # its commit failed in the worker: the ask goes out
+    assert [(w, s.partition) for w, s in action.due()] == [(0, 2)]
+    assert action.stage_counts()[0]["checkpointed"] == 2
+    assert not action.commits_as_it_ends(0, 5), "not instantiated"
+
+
 def test_a_task_is_not_avoided_for_the_cached_tset_it_reads():
     from twister_nb.checkpoint.task_manager import task_info
     from twister_nb.plan.physical import MaterializedInput

@@ -121,6 +121,17 @@ class CheckpointPolicy:
     #: The name the policy is chosen by (``--checkpoint NAME``); custom ones use ``module:Class``.
     name = "custom"
 
+    @property
+    def saves_each_task_as_it_finishes(self) -> bool:
+        """Whether this policy asks for every task's checkpoint the moment it
+        finishes, whatever else happened (``finished_tasks`` 1). Then the worker
+        commits the task when it ends, without being asked: the ask, a Ray call
+        per task between the JobMaster and the worker, costs as much CPU as the
+        commit itself. The policy still sees every task finish. False unless a
+        policy says so; a subclass that overrides :meth:`task_finished` must
+        keep it true to its own behaviour."""
+        return False
+
     def __init__(self, params: Mapping[str, str]) -> None:
         self.params = dict(params)
         self._lock = threading.RLock()

@@ -188,6 +188,15 @@ class TaskCheckpoints:
         self._workers[(stage.index, partition)] = worker
         self._call("assign_task_to_group", self.policy.instantiated, info)
 
+    def commits_as_it_ends(self, stage: int, partition: int) -> bool:
+        """Whether the worker commits this instantiated task's checkpoint itself
+        when the task ends, unasked: the policy saves every task as it finishes
+        (:attr:`~twister_nb.checkpoint.policy.CheckpointPolicy.saves_each_task_as_it_finishes`)
+        and ``avoid.checkpoint`` does not name the task."""
+        info = self._infos.get((stage, partition))
+        return (info is not None and self.policy.saves_each_task_as_it_finishes
+                and not self.policy.avoided(info))
+
     # ------------------------------------------------------------------ running
 
     def finished(self, stage: int, partition: int) -> None:
@@ -197,7 +206,8 @@ class TaskCheckpoints:
             self._call("task_finished", self.policy.finished, info)
 
     def due(self, now: float | None = None, snapshot: bool = False) -> list[tuple[int, TaskSave]]:
-        """``(worker, save)`` for every task to checkpoint now (each once)."""
+        """``(worker, save)`` for every task to checkpoint now (each once), but
+        those committed already (by their worker as they ended)."""
         if not self.active:
             return []
         if snapshot:
@@ -207,7 +217,8 @@ class TaskCheckpoints:
         out = []
         for info in tasks:
             key = (info.stage, info.partition)
-            if key in self._workers and key not in self.recover:
+            if (key in self._workers and key not in self.recover
+                    and self.saves[key].fingerprint not in self.saved_fingerprints):
                 out.append((self._workers[key], self.saves[key]))
         return out
 

@@ -434,11 +434,12 @@ class Scheduler:
                                                                self.placement, checkpoint_for)
                     args.extend(workers[owner].get_partition.remote(tset_id, q)
                                 for owner, tset_id, q in fetches)
-                    refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
-                        key, holder, p, counts, reads, out_spec, *args,
-                        save=tasks.saves[(stage.index, p)] if keep else None)  # type: ignore[union-attr]
                     if tasks is not None:
                         tasks.instantiated(stage, p, w)
+                    refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
+                        key, holder, p, counts, reads, out_spec, *args,
+                        save=tasks.saves[(stage.index, p)] if keep else None,  # type: ignore[union-attr]
+                        commit=keep and tasks.commits_as_it_ends(stage.index, p))  # type: ignore[union-attr]
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index
@@ -491,6 +492,7 @@ class Scheduler:
                         first_error = (stage, self._lost(exc))
                     continue
                 lines = meta.pop("lines")
+                outcome = meta.pop("saved", None)  # committed by the worker as it ended
                 if lines:
                     self._emit(OutputPrinted(lines=tuple(lines)))
                 results.setdefault(stage, []).append(meta)
@@ -499,6 +501,8 @@ class Scheduler:
                                         **{k: v for k, v in meta.items() if k != "part"}))
                 if not meta.get("recovered"):
                     saving.finished(stage, meta["partition"])
+                if outcome is not None:
+                    saving.report(outcome)
         if first_error is not None:
             raise first_error[1]
         return results

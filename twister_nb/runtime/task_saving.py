@@ -7,7 +7,10 @@ outputs (its ``save`` concurrency group: a thread beside the one running
 tasks, so checkpointing does not stall the stage), and turns each commit into
 a :class:`~twister_nb.events.TaskCheckpointed` event.
 
-A worker's saves due together travel in one call (a Ray call costs about
+When the policy saves every task as it finishes (``finished_tasks`` 1), the
+JobMaster does not ask: the worker commits each task as it ends and the outcome
+comes back with the task's metadata (:meth:`TaskSaving.report`). Otherwise a
+worker's saves due together travel in one call (a Ray call costs about
 2.5 ms of CPU between its two ends, as much as committing a 160 KB task, and
 on busy cores the running tasks pay for both), at most one call per worker
 every :attr:`TaskSaving.SEND_INTERVAL` (0 by default: at every poll). With an
@@ -108,9 +111,12 @@ class TaskSaving:
             except Exception as exc:  # noqa: BLE001 - the tasks stay unsaved; said so
                 outcomes = [SaveOutcome(save, error=ray_error_line(exc)) for save in saves]
             for outcome in outcomes:
-                self._report(outcome)
+                self.report(outcome)
 
-    def _report(self, outcome: SaveOutcome) -> None:
+    def report(self, outcome: SaveOutcome) -> None:
+        """One save's outcome, from a save call or from a task's metadata (a
+        worker commits a task as it ends when the policy saves every task so):
+        a :class:`TaskCheckpointed` event, or a line if it failed."""
         save = outcome.save
         if outcome.error:
             self.emit(OutputPrinted(lines=(

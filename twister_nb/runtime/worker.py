@@ -187,7 +187,7 @@ class Worker:
 
     def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
                  materialized: list[MaterializedRead], output: TaskOutput, *args: Any,
-                 save: Any = None) -> Any:
+                 save: Any = None, commit: bool = False) -> Any:
         """Run one stage's program on one partition.
 
         ``args`` holds, in order, the exchange buckets (``exchange_counts[i]``
@@ -198,6 +198,9 @@ class Worker:
         a checkpoint policy is on), the task's outputs stay here until
         :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
         (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`).
+        With ``commit`` too (the policy saves every task as it finishes), the
+        worker commits them as the task ends, unasked, and the metadata carries
+        the :class:`~twister_nb.checkpoint.tasks.SaveOutcome` under ``saved``.
         """
         started = time.perf_counter()
         # A fresh copy per task: each parallel instance owns its functions' state.
@@ -238,8 +241,12 @@ class Worker:
                 "records_out": count_records(out), "seconds": time.perf_counter() - started,
                 "lines": stream.finish()}
         if save is not None:
-            self._unsaved[(key, partition)] = (buckets if isinstance(output, SendOutput) else out,
-                                               meta["records_out"], save)
+            kept = buckets if isinstance(output, SendOutput) else out
+            if commit:
+                running.phase = "writing"  # the dashboard's "checkpointing"
+                meta["saved"] = self._commit(save, kept, meta["records_out"])
+            else:
+                self._unsaved[(key, partition)] = (kept, meta["records_out"], save)
         if isinstance(output, PersistOutput):
             running.phase = "writing"  # the dashboard's "checkpointing"
         try:
@@ -287,20 +294,23 @@ class Worker:
         its own thread, beside the tasks. One outcome per save: committed, gone
         already (the action ended), or failed, said in one line; a failure does
         not stop the saves after it."""
-        from twister_nb.checkpoint.tasks import SaveOutcome, commit_task
+        from twister_nb.checkpoint.tasks import SaveOutcome
 
         out = []
         for key, save in saves:
             kept = self._unsaved.pop((key, save.partition), None)
-            if kept is None:
-                out.append(SaveOutcome(save))
-                continue
-            try:
-                out.append(SaveOutcome(save, commit_task(self._store, self.job_id, save,
-                                                         kept[0], kept[1])))
-            except Exception as exc:  # noqa: BLE001 - this task stays unsaved; said so
-                out.append(SaveOutcome(save, error=f"{type(exc).__name__}: {exc}"))
+            out.append(SaveOutcome(save) if kept is None else self._commit(save, kept[0], kept[1]))
         return out
+
+    def _commit(self, save: Any, value: Any, records: int) -> Any:
+        """Commit one task checkpoint; its :class:`~twister_nb.checkpoint.tasks.SaveOutcome`
+        (a failure is one line, and the task stays unsaved)."""
+        from twister_nb.checkpoint.tasks import SaveOutcome, commit_task
+
+        try:
+            return SaveOutcome(save, commit_task(self._store, self.job_id, save, value, records))
+        except Exception as exc:  # noqa: BLE001 - this task stays unsaved; said so
+            return SaveOutcome(save, error=f"{type(exc).__name__}: {exc}")
 
     def save_cached(self, tset_id: str, partition: int, save: Any) -> dict[str, Any] | None:
         """Commit a cached partition this worker holds as its task's checkpoint

@@ -26,6 +26,10 @@ class FinishedTasks(CheckpointPolicy):
         super().__init__(params)
         self.every = positive_int(params, "finished.tasks", 3)
 
+    @property
+    def saves_each_task_as_it_finishes(self) -> bool:
+        return self.every == 1
+
     def assign_task_to_group(self, task: TaskInfo) -> None:
         return None
 
