@@ -119,6 +119,41 @@ def test_disk_full_during_persist_names_the_tset_and_leaves_nothing(ray_cluster,
 
 
 @pytest.mark.slow
+def test_disk_full_for_task_checkpoints_loses_no_result(ray_cluster, tiny_disk, capsys):
+    """finished_tasks 1 on a store that fills up: each worker commits its task as
+    it ends; the commits that do not fit are said, one line per task, and the
+    action's result is exact. A restart of the action recovers exactly the tasks
+    that were committed."""
+    import numpy as np
+
+    from twister_nb.checkpoint import open_store
+    from twister_nb.checkpoint.tasks import is_task_id
+
+    data = np.arange(600_000, dtype=np.int64)  # 4 tasks of 1.2 MB: one fits in 2 MiB
+    config = {"twister2.checkpointing.store": tiny_disk.as_uri(),
+              "twister2.checkpointing.policy": "finished_tasks",
+              "twister2.checkpointing.policy_params": "finished.tasks:1"}
+    env = TSetEnvironment(name="full-tasks", resources=[{"instances": 2}], config=config)
+    try:
+        plus = env.parallelize_array(data, 4).map_batches(lambda b: b + 1).set_name("plus")
+        assert np.array_equal(np.concatenate(plus.collect()), data + 1)  # batches, in order
+        counts = env.info()["last_action"]["tasks"][0]
+        out = capsys.readouterr().out
+        failed = [line for line in out.splitlines() if "was not checkpointed" in line]
+        assert counts["checkpointed"] >= 1 and counts["checkpointed"] + len(failed) == 4, (
+            counts, out)
+        assert all("No space left on device" in line and "'plus'" in line for line in failed), failed
+        store = open_store(config)
+        committed = [t for t in store.list_tsets(env.job_id)
+                     if is_task_id(t) and store.latest(env.job_id, t) is not None]
+        assert len(committed) == counts["checkpointed"]
+        assert np.array_equal(np.concatenate(plus.collect()), data + 1)
+        assert env.info()["last_action"]["tasks"][0]["recovered"] == counts["checkpointed"]
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
 def test_close_ends_a_job_whose_driver_died(ray_cluster, job_store):
     """`twister-nb close JOB_ID` from a shell; then `clear` is allowed."""
     environ = {**os.environ, **job_store.environ}
