@@ -112,6 +112,8 @@ class TaskCheckpoints:
         self.saved_fingerprints: set[str] = set()
         self._workers: dict[tuple[int, int], int] = {}
         self._infos: dict[tuple[int, int], TaskInfo] = {}
+        #: Tasks whose worker commits them as they end, unasked (never in :meth:`due`).
+        self._unasked: set[tuple[int, int]] = set()
 
     @property
     def keeps(self) -> bool:
@@ -187,15 +189,15 @@ class TaskCheckpoints:
         self._infos[(stage.index, partition)] = info
         self._workers[(stage.index, partition)] = worker
         self._call("assign_task_to_group", self.policy.instantiated, info)
+        if self.policy.saves_each_task_as_it_finishes and not self.policy.avoided(info):
+            self._unasked.add((stage.index, partition))
 
     def commits_as_it_ends(self, stage: int, partition: int) -> bool:
         """Whether the worker commits this instantiated task's checkpoint itself
         when the task ends, unasked: the policy saves every task as it finishes
         (:attr:`~twister_nb.checkpoint.policy.CheckpointPolicy.saves_each_task_as_it_finishes`)
         and ``avoid.checkpoint`` does not name the task."""
-        info = self._infos.get((stage, partition))
-        return (info is not None and self.policy.saves_each_task_as_it_finishes
-                and not self.policy.avoided(info))
+        return (stage, partition) in self._unasked
 
     # ------------------------------------------------------------------ running
 
@@ -207,7 +209,7 @@ class TaskCheckpoints:
 
     def due(self, now: float | None = None, snapshot: bool = False) -> list[tuple[int, TaskSave]]:
         """``(worker, save)`` for every task to checkpoint now (each once), but
-        those committed already (by their worker as they ended)."""
+        those their worker commits unasked (:meth:`commits_as_it_ends`)."""
         if not self.active:
             return []
         if snapshot:
@@ -217,8 +219,7 @@ class TaskCheckpoints:
         out = []
         for info in tasks:
             key = (info.stage, info.partition)
-            if (key in self._workers and key not in self.recover
-                    and self.saves[key].fingerprint not in self.saved_fingerprints):
+            if key in self._workers and key not in self.recover and key not in self._unasked:
                 out.append((self._workers[key], self.saves[key]))
         return out
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from twister_nb.storage import Checkpoint, CheckpointStore
 
-__all__ = ["PREFIX", "SaveOutcome", "TaskSave", "commit_task", "drop_task_checkpoints", "is_task_id",
+__all__ = ["PREFIX", "SaveOutcome", "TaskSave", "commit_outcome", "commit_task", "drop_task_checkpoints", "is_task_id",
            "task_fingerprint", "task_id"]
 
 #: The reserved ID prefix of task checkpoints (a TSet's ID is a hex fingerprint).
@@ -109,6 +109,17 @@ def commit_task(store: CheckpointStore, job_id: str, save: TaskSave, value: Any,
         store.gc(job_id, ident, keep=1)
     return {"partition": save.partition, "stage": save.stage, "bytes": part.size,
             "seconds": time.perf_counter() - started, "fingerprint": save.fingerprint}
+
+
+def commit_outcome(store: CheckpointStore, job_id: str, save: TaskSave, value: Any,
+                   records: int) -> SaveOutcome:
+    """:func:`commit_task`, as the :class:`SaveOutcome` a worker reports: a
+    failure (a full store, a lost connection) is one line, and the task stays
+    unsaved; the job goes on."""
+    try:
+        return SaveOutcome(save, commit_task(store, job_id, save, value, records))
+    except Exception as exc:  # noqa: BLE001 - this task stays unsaved; said so
+        return SaveOutcome(save, error=f"{type(exc).__name__}: {exc}")
 
 
 def committed_tasks(store: CheckpointStore, job_id: str) -> set[str]:

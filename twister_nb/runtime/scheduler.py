@@ -434,12 +434,16 @@ class Scheduler:
                                                                self.placement, checkpoint_for)
                     args.extend(workers[owner].get_partition.remote(tset_id, q)
                                 for owner, tset_id, q in fetches)
+                    commit = False
                     if tasks is not None:
                         tasks.instantiated(stage, p, w)
+                        commit = keep and tasks.commits_as_it_ends(stage.index, p)
+                        if commit:
+                            self._saving.committing.add(w)
                     refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
                         key, holder, p, counts, reads, out_spec, *args,
                         save=tasks.saves[(stage.index, p)] if keep else None,  # type: ignore[union-attr]
-                        commit=keep and tasks.commits_as_it_ends(stage.index, p))  # type: ignore[union-attr]
+                        commit=commit)
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index
@@ -492,7 +496,7 @@ class Scheduler:
                         first_error = (stage, self._lost(exc))
                     continue
                 lines = meta.pop("lines")
-                outcome = meta.pop("saved", None)  # committed by the worker as it ended
+                outcomes = meta.pop("saved", ())  # committed by the worker meanwhile, unasked
                 if lines:
                     self._emit(OutputPrinted(lines=tuple(lines)))
                 results.setdefault(stage, []).append(meta)
@@ -501,7 +505,7 @@ class Scheduler:
                                         **{k: v for k, v in meta.items() if k != "part"}))
                 if not meta.get("recovered"):
                     saving.finished(stage, meta["partition"])
-                if outcome is not None:
+                for outcome in outcomes:
                     saving.report(outcome)
         if first_error is not None:
             raise first_error[1]

@@ -8,9 +8,11 @@ tasks, so checkpointing does not stall the stage), and turns each commit into
 a :class:`~twister_nb.events.TaskCheckpointed` event.
 
 When the policy saves every task as it finishes (``finished_tasks`` 1), the
-JobMaster does not ask: the worker commits each task as it ends and the outcome
-comes back with the task's metadata (:meth:`TaskSaving.report`). Otherwise a
-worker's saves due together travel in one call (a Ray call costs about
+JobMaster does not ask: each worker commits its tasks as they end, in a thread
+of its own (:mod:`twister_nb.runtime.background_commits`), and the outcomes come
+back with its next task's metadata (:meth:`TaskSaving.report`) or, at the
+action's end and at ``snapshot()``, in one drain call per such worker.
+Otherwise a worker's saves due together travel in one call (a Ray call costs about
 2.5 ms of CPU between its two ends, as much as committing a 160 KB task, and
 on busy cores the running tasks pay for both), at most one call per worker
 every :attr:`TaskSaving.SEND_INTERVAL` (0 by default: at every poll). With an
@@ -65,6 +67,8 @@ class TaskSaving:
         self._last_sent: dict[int, float] = {}
         self._lock = threading.Lock()
         self._done: list[dict[str, Any]] = []
+        #: Workers that commit tasks of this action unasked (drained at its end).
+        self.committing: set[int] = set()
 
     def finished(self, stage: int, partition: int) -> None:
         if self.tasks is not None:
@@ -114,9 +118,9 @@ class TaskSaving:
                 self.report(outcome)
 
     def report(self, outcome: SaveOutcome) -> None:
-        """One save's outcome, from a save call or from a task's metadata (a
-        worker commits a task as it ends when the policy saves every task so):
-        a :class:`TaskCheckpointed` event, or a line if it failed."""
+        """One save's outcome, from a save call, a task's metadata or a drain (a
+        worker commits its tasks unasked when the policy saves every task as it
+        finishes): a :class:`TaskCheckpointed` event, or a line if it failed."""
         save = outcome.save
         if outcome.error:
             self.emit(OutputPrinted(lines=(
@@ -137,7 +141,26 @@ class TaskSaving:
         before = len(self._done)
         self.poll(snapshot=True)
         self._collect(self.FINISH_TIMEOUT)
+        self._drain()
         return self._done[before:]
+
+    def _drain(self) -> None:
+        """Wait for the commits the workers make unasked, and report them."""
+        import ray
+
+        workers = sorted(self.committing)
+        refs = [self.workers[w].drain_commits.options(concurrency_group="save").remote(
+            self.FINISH_TIMEOUT) for w in workers]
+        for worker, ref in zip(workers, refs):
+            try:
+                outcomes: list[SaveOutcome] = ray.get(ref, timeout=self.FINISH_TIMEOUT + 10)
+            except Exception as exc:  # noqa: BLE001 - its tasks count as unsaved; said so
+                self.emit(OutputPrinted(lines=(
+                    f"[job-master] worker-{worker}: its last task checkpoints are not known "
+                    f"to be committed: {ray_error_line(exc)}",)))
+                continue
+            for outcome in outcomes:
+                self.report(outcome)
 
     def finish(self) -> None:
         """The action ended: send what is due, wait for the saves in flight, and
@@ -146,6 +169,7 @@ class TaskSaving:
             return
         self.poll(flush=True)
         self._collect(self.FINISH_TIMEOUT)
+        self._drain()
         self.tasks.end()
         for worker in self.workers:
             worker.forget_unsaved.remote(f"{self.action}.")

@@ -4,13 +4,15 @@ A plain class, wrapped with ``ray.remote`` by the JobMaster, so importing it
 needs no cluster. A worker holds one or more partition indexes of every cached
 TSet (Twister2 runs several task instances per worker). Whatever a user
 function prints comes back to the watcher as ``[worker-i] ...`` lines: streamed
-to the JobMaster while a long task runs, and the rest with the task's result.
+to the JobMaster while a long task runs, and the rest with the task's result
+(:mod:`twister_nb.runtime.task_lines`). Task checkpoints are kept for the
+JobMaster to ask for, or committed unasked beside the tasks
+(:mod:`twister_nb.runtime.background_commits`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pickle
 import signal
@@ -23,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
                                       ReturnOutput, SendOutput, StoreRead, TaskOutput)
+from twister_nb.runtime.background_commits import BackgroundCommits
 from twister_nb.runtime.batches import count_records
+from twister_nb.runtime.task_lines import LineStream
 from twister_nb.runtime.task import TaskEnv, TaskMeter, run_program, send
 from twister_nb.errors import CheckpointLostError, PartitionLostError
 
 if TYPE_CHECKING:
     from twister_nb.checkpoint.tasks import SaveOutcome
 
-_FLUSH_SECONDS = 0.25
-_FLUSH_LINES = 200
 #: How often a running task's counters go to the JobMaster (a task shorter than
 #: this reports nothing: its end says it all).
 REPORT_SECONDS = 0.25
@@ -48,41 +50,6 @@ class _Running:
     phase: str = "running"
     #: The counters last reported (nothing is sent while they stand still).
     reported: tuple[int, int, str] | None = None
-
-
-class _LineStream(io.TextIOBase):
-    """A stdout/stderr stand-in that prefixes each line with the worker and
-    ships lines to the JobMaster in small batches."""
-
-    def __init__(self, prefix: str, ship: Any) -> None:
-        self._prefix = prefix
-        self._ship = ship
-        self._partial = ""
-        self._lines: list[str] = []
-        self._last = time.monotonic()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        data = self._partial + text
-        *lines, self._partial = data.split("\n")
-        self._lines.extend(self._prefix + line for line in lines)
-        if self._lines and (len(self._lines) >= _FLUSH_LINES
-                            or time.monotonic() - self._last > _FLUSH_SECONDS):
-            self._ship(self.take())
-        return len(text)
-
-    def take(self) -> list[str]:
-        lines, self._lines = self._lines, []
-        self._last = time.monotonic()
-        return lines
-
-    def finish(self) -> list[str]:
-        if self._partial:
-            self._lines.append(self._prefix + self._partial)
-            self._partial = ""
-        return self.take()
 
 
 def _as_list(values: Any) -> list[Any]:
@@ -108,6 +75,8 @@ class Worker:
         #: Outputs of finished tasks kept for a task checkpoint:
         #: (key, partition) -> (value, records, the TaskSave that commits them).
         self._unsaved: dict[tuple[str, int], tuple[Any, int, Any]] = {}
+        #: Task checkpoints this worker commits unasked (finished_tasks 1), beside its tasks.
+        self._commits = BackgroundCommits(self._commit)
         if threading.current_thread() is threading.main_thread():
             self._sigterm = signal.getsignal(signal.SIGTERM)
             signal.signal(signal.SIGTERM, self._vacate)
@@ -134,7 +103,7 @@ class Worker:
         Refused (an ``AssertionError``: the pool's invariant broken) for a worker
         that served another job or holds anything of one."""
         assert self.job_id in (None, job_id), (self.job_id, job_id)
-        assert not (self._cache or self._programs or self._unsaved), (
+        assert not (self._cache or self._programs or self._unsaved or self._commits.busy()), (
             f"a pool's worker bound to job {job_id!r} holds {len(self._cache)} partitions, "
             f"{len(self._programs)} programs and {len(self._unsaved)} unsaved outputs")
         self.job_id, self.config, self._store = job_id, config, store
@@ -199,8 +168,10 @@ class Worker:
         :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
         (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`).
         With ``commit`` too (the policy saves every task as it finishes), the
-        worker commits them as the task ends, unasked, and the metadata carries
-        the :class:`~twister_nb.checkpoint.tasks.SaveOutcome` under ``saved``.
+        worker commits them unasked, in its commit thread while its next task
+        runs (:class:`~twister_nb.runtime.background_commits.BackgroundCommits`);
+        the metadata carries the outcomes of the commits that ended meanwhile
+        under ``saved``, and :meth:`drain_commits` the rest.
         """
         started = time.perf_counter()
         # A fresh copy per task: each parallel instance owns its functions' state.
@@ -224,7 +195,7 @@ class Worker:
                       exchange_inputs=exchange_inputs, materialized=mat_values,
                       meter=running.meter)
         self._start_reporting(running)
-        stream = _LineStream(f"[worker-{self.index}] ", self._ship)
+        stream = LineStream(f"[worker-{self.index}] ", self._ship)
         buckets: list[list[Any]] = []
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
@@ -243,10 +214,12 @@ class Worker:
         if save is not None:
             kept = buckets if isinstance(output, SendOutput) else out
             if commit:
-                running.phase = "writing"  # the dashboard's "checkpointing"
-                meta["saved"] = self._commit(save, kept, meta["records_out"])
+                self._commits.submit(save, kept, meta["records_out"])
             else:
                 self._unsaved[(key, partition)] = (kept, meta["records_out"], save)
+        saved = self._commits.take()
+        if saved:
+            meta["saved"] = saved
         if isinstance(output, PersistOutput):
             running.phase = "writing"  # the dashboard's "checkpointing"
         try:
@@ -302,15 +275,16 @@ class Worker:
             out.append(SaveOutcome(save) if kept is None else self._commit(save, kept[0], kept[1]))
         return out
 
-    def _commit(self, save: Any, value: Any, records: int) -> Any:
-        """Commit one task checkpoint; its :class:`~twister_nb.checkpoint.tasks.SaveOutcome`
-        (a failure is one line, and the task stays unsaved)."""
-        from twister_nb.checkpoint.tasks import SaveOutcome, commit_task
+    def drain_commits(self, timeout: float) -> list[SaveOutcome]:
+        """The action ended: wait (up to ``timeout`` seconds) for the task
+        checkpoints this worker commits unasked, and return the outcomes not
+        sent with a task's result yet."""
+        return self._commits.drain(timeout)
 
-        try:
-            return SaveOutcome(save, commit_task(self._store, self.job_id, save, value, records))
-        except Exception as exc:  # noqa: BLE001 - this task stays unsaved; said so
-            return SaveOutcome(save, error=f"{type(exc).__name__}: {exc}")
+    def _commit(self, save: Any, value: Any, records: int) -> SaveOutcome:
+        from twister_nb.checkpoint.tasks import commit_outcome
+
+        return commit_outcome(self._store, self.job_id, save, value, records)
 
     def save_cached(self, tset_id: str, partition: int, save: Any) -> dict[str, Any] | None:
         """Commit a cached partition this worker holds as its task's checkpoint
@@ -324,11 +298,12 @@ class Worker:
 
     def _vacate(self, signum: int, frame: Any) -> None:
         """SIGTERM (an eviction notice: HTCondor's vacate, a preemption, a drain):
-        commit the kept outputs of every task this worker finished and nobody
-        saved yet, then exit. Ray restarts the worker and runs its unfinished
+        let the commits in flight end, commit the kept outputs of every task
+        this worker finished and nobody saved yet, then exit. Ray restarts the worker and runs its unfinished
         task again; a re-run of the job recovers the finished ones."""
         from twister_nb.checkpoint.tasks import commit_task
 
+        self._commits.wait(timeout=60)  # those in flight first: they are the oldest
         saved = 0
         for key in list(self._unsaved):
             kept = self._unsaved.pop(key, None)
