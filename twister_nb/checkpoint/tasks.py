@@ -29,8 +29,8 @@ from typing import Any
 
 from twister_nb.storage import Checkpoint, CheckpointStore
 
-__all__ = ["PREFIX", "SaveOutcome", "TaskSave", "commit_outcome", "commit_task", "drop_task_checkpoints", "is_task_id",
-           "task_fingerprint", "task_id"]
+__all__ = ["PREFIX", "SaveOutcome", "TaskSave", "commit_outcome", "commit_task",
+           "drop_task_checkpoints", "is_task_id", "task_fingerprint", "task_id"]
 
 #: The reserved ID prefix of task checkpoints (a TSet's ID is a hex fingerprint).
 PREFIX = "task."

@@ -1,13 +1,16 @@
-"""Task checkpoints a worker commits by itself, beside its tasks.
+"""Task checkpoints a worker commits by itself, unasked.
 
 When the policy saves every task as it finishes (``finished_tasks`` 1), the
 JobMaster does not ask for each save: a Ray call per task costs about as much
 CPU as the commit itself (~2.5 ms on these machines), and both ends of it share
-the cores the tasks run on. Instead the worker hands each finished task's
-outputs to one thread of its own, which commits them while the next task runs
-(a large output on S3 does not hold up the stage), and the outcomes go back to
-the JobMaster with the worker's next task result; those left at the action's
-end with :meth:`BackgroundCommits.drain`.
+the cores the tasks run on. Instead the worker commits each finished task, and
+the outcomes go back to the JobMaster with the worker's next task result; those
+left at the action's end with :meth:`BackgroundCommits.drain`.
+
+Where the commit runs depends on the store (``CheckpointStore.remote``): to S3,
+in one thread of the worker's own while the next task runs, so its round trips
+do not hold up the stage; to a local folder, in the task's thread as it ends,
+which measured cheaper than a second thread sharing the GIL with the next task.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ __all__ = ["BackgroundCommits"]
 
 
 class BackgroundCommits:
-    """One worker's task commits in flight, in the order the tasks finished.
+    """One worker's unasked task commits: those in flight, in the order the
+    tasks finished, and the outcomes not reported yet.
 
     Parameters
     ----------
@@ -52,7 +56,11 @@ class BackgroundCommits:
         future.add_done_callback(self._landed)
 
     def _run(self, save: TaskSave, value: Any, records: int) -> None:
-        outcome = self._commit(save, value, records)
+        self.done(self._commit(save, value, records))
+
+    def done(self, outcome: SaveOutcome) -> None:
+        """A commit ended (here, or in the caller's thread): its outcome goes with
+        the next :meth:`take`."""
         with self._lock:
             self._done.append(outcome)
 

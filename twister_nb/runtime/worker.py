@@ -168,10 +168,11 @@ class Worker:
         :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
         (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`).
         With ``commit`` too (the policy saves every task as it finishes), the
-        worker commits them unasked, in its commit thread while its next task
-        runs (:class:`~twister_nb.runtime.background_commits.BackgroundCommits`);
-        the metadata carries the outcomes of the commits that ended meanwhile
-        under ``saved``, and :meth:`drain_commits` the rest.
+        worker commits them unasked: at once to a local store, or in its commit
+        thread while its next task runs to a remote one
+        (:class:`~twister_nb.runtime.background_commits.BackgroundCommits`); the
+        metadata carries the outcomes of the commits that ended under ``saved``,
+        and :meth:`drain_commits` the rest.
         """
         started = time.perf_counter()
         # A fresh copy per task: each parallel instance owns its functions' state.
@@ -213,8 +214,11 @@ class Worker:
                 "lines": stream.finish()}
         if save is not None:
             kept = buckets if isinstance(output, SendOutput) else out
-            if commit:
+            if commit and self._store.remote:  # beside the next task: S3 round trips
                 self._commits.submit(save, kept, meta["records_out"])
+            elif commit:  # a local commit: cheaper here than in a thread sharing the GIL
+                running.phase = "writing"  # the dashboard's "checkpointing"
+                self._commits.done(self._commit(save, kept, meta["records_out"]))
             else:
                 self._unsaved[(key, partition)] = (kept, meta["records_out"], save)
         saved = self._commits.take()

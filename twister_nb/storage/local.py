@@ -47,6 +47,8 @@ class LocalCheckpointStore(CheckpointStore):
     #: rest, so threads only contend for the GIL (42 task checkpoints looked up:
     #: 16 ms in one thread, 26-31 ms in eight).
     parallel_reads = 1
+    #: See :attr:`CheckpointStore.remote`.
+    remote = False
 
     def __init__(self, root: str, signing_key: bytes, checksum: str | None = None) -> None:
         self._setup("file://" + root, signing_key, checksum)
