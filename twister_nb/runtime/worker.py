@@ -6,7 +6,7 @@ TSet (Twister2 runs several task instances per worker). Whatever a user
 function prints comes back to the watcher as ``[worker-i] ...`` lines: streamed
 to the JobMaster while a long task runs, and the rest with the task's result
 (:mod:`twister_nb.runtime.task_lines`). Task checkpoints are kept for the
-JobMaster to ask for, or committed unasked beside the tasks
+JobMaster to ask for, or committed unasked as each task ends
 (:mod:`twister_nb.runtime.background_commits`).
 """
 
