@@ -190,8 +190,9 @@ def test_a_tampered_task_checkpoint_is_refused_and_its_task_runs_again(ray_clust
 
 @pytest.mark.slow
 def test_status_says_per_stage_how_many_tasks_were_checkpointed_and_recovered(
-        ray_cluster, local_store, tmp_path):
-    job_store = local_store
+        ray_cluster, job_store, tmp_path):
+    """On both stores: to S3 a worker commits beside its next task, so the counts
+    also need the outcomes drained at the action's end."""
     (tmp_path / "fail").write_text("")
     first = subprocess.run([*CLI, "submit", "--checkpoint", "finished_tasks",
                             "--checkpoint-params", "finished.tasks:1", str(PROGRAM)],

@@ -4,8 +4,8 @@ When the policy saves every task as it finishes (``finished_tasks`` 1), the
 JobMaster does not ask for each save: a Ray call per task costs about as much
 CPU as the commit itself (~2.5 ms on these machines), and both ends of it share
 the cores the tasks run on. Instead the worker commits each finished task, and
-the outcomes go back to the JobMaster with the worker's next task result; those
-left at the action's end with :meth:`BackgroundCommits.drain`.
+the outcomes go back to the JobMaster in its task results; those still in
+flight at the action's end with :meth:`BackgroundCommits.drain`.
 
 Where the commit runs depends on the store (``CheckpointStore.remote``): to S3,
 in one thread of the worker's own while the next task runs, so its round trips

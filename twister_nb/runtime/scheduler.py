@@ -434,16 +434,12 @@ class Scheduler:
                                                                self.placement, checkpoint_for)
                     args.extend(workers[owner].get_partition.remote(tset_id, q)
                                 for owner, tset_id, q in fetches)
-                    commit = False
                     if tasks is not None:
                         tasks.instantiated(stage, p, w)
-                        commit = keep and tasks.commits_as_it_ends(stage.index, p)
-                        if commit:
-                            self._saving.committing.add(w)
                     refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
                         key, holder, p, counts, reads, out_spec, *args,
                         save=tasks.saves[(stage.index, p)] if keep else None,  # type: ignore[union-attr]
-                        commit=commit)
+                        commit=keep and tasks.commits_as_it_ends(stage.index, p))  # type: ignore[union-attr]
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index
@@ -497,6 +493,8 @@ class Scheduler:
                     continue
                 lines = meta.pop("lines")
                 outcomes = meta.pop("saved", ())  # committed by the worker meanwhile, unasked
+                if meta.pop("commits_in_flight", False):
+                    saving.drain_at_end(meta["worker"])
                 if lines:
                     self._emit(OutputPrinted(lines=tuple(lines)))
                 results.setdefault(stage, []).append(meta)

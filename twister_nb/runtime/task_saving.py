@@ -8,10 +8,11 @@ tasks, so checkpointing does not stall the stage), and turns each commit into
 a :class:`~twister_nb.events.TaskCheckpointed` event.
 
 When the policy saves every task as it finishes (``finished_tasks`` 1), the
-JobMaster does not ask: each worker commits its tasks as they end, in a thread
-of its own (:mod:`twister_nb.runtime.background_commits`), and the outcomes come
-back with its next task's metadata (:meth:`TaskSaving.report`) or, at the
-action's end and at ``snapshot()``, in one drain call per such worker.
+JobMaster does not ask: each worker commits its tasks as they end
+(:mod:`twister_nb.runtime.background_commits`: in the task's thread to a local
+store, beside the next task to S3), and the outcomes come back in task
+metadata (:meth:`TaskSaving.report`); at the action's end and at ``snapshot()``,
+one drain call goes to each worker whose metadata said commits were in flight.
 Otherwise a worker's saves due together travel in one call (a Ray call costs about
 2.5 ms of CPU between its two ends, as much as committing a 160 KB task, and
 on busy cores the running tasks pay for both), at most one call per worker
@@ -67,8 +68,14 @@ class TaskSaving:
         self._last_sent: dict[int, float] = {}
         self._lock = threading.Lock()
         self._done: list[dict[str, Any]] = []
-        #: Workers that commit tasks of this action unasked (drained at its end).
-        self.committing: set[int] = set()
+        #: Workers whose task metadata said unasked commits were in flight (drained at the end).
+        self._committing: set[int] = set()
+
+    def drain_at_end(self, worker: int) -> None:
+        """``worker`` commits tasks unasked beside its next ones: its last outcomes
+        are drained at the action's end (and at ``snapshot()``)."""
+        with self._lock:
+            self._committing.add(worker)
 
     def finished(self, stage: int, partition: int) -> None:
         if self.tasks is not None:
@@ -148,7 +155,8 @@ class TaskSaving:
         """Wait for the commits the workers make unasked, and report them."""
         import ray
 
-        workers = sorted(self.committing)
+        with self._lock:
+            workers = sorted(self._committing)
         refs = [self.workers[w].drain_commits.options(concurrency_group="save").remote(
             self.FINISH_TIMEOUT) for w in workers]
         for worker, ref in zip(workers, refs):

@@ -75,7 +75,7 @@ class Worker:
         #: Outputs of finished tasks kept for a task checkpoint:
         #: (key, partition) -> (value, records, the TaskSave that commits them).
         self._unsaved: dict[tuple[str, int], tuple[Any, int, Any]] = {}
-        #: Task checkpoints this worker commits unasked (finished_tasks 1), beside its tasks.
+        #: Task checkpoints this worker commits unasked (finished_tasks 1), and their outcomes.
         self._commits = BackgroundCommits(self._commit)
         if threading.current_thread() is threading.main_thread():
             self._sigterm = signal.getsignal(signal.SIGTERM)
@@ -171,8 +171,9 @@ class Worker:
         worker commits them unasked: at once to a local store, or in its commit
         thread while its next task runs to a remote one
         (:class:`~twister_nb.runtime.background_commits.BackgroundCommits`); the
-        metadata carries the outcomes of the commits that ended under ``saved``,
-        and :meth:`drain_commits` the rest.
+        metadata carries the outcomes of the commits that ended under ``saved``
+        (and ``commits_in_flight`` while some have not), and :meth:`drain_commits`
+        the rest.
         """
         started = time.perf_counter()
         # A fresh copy per task: each parallel instance owns its functions' state.
@@ -224,6 +225,8 @@ class Worker:
         saved = self._commits.take()
         if saved:
             meta["saved"] = saved
+        if self._commits.busy():  # committing beside the next task: drain at the end
+            meta["commits_in_flight"] = True
         if isinstance(output, PersistOutput):
             running.phase = "writing"  # the dashboard's "checkpointing"
         try:
