@@ -18,10 +18,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
 _HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
+#: How long the nodes may take to register (Ray's default, 30 s, is short on a loaded machine).
+_NODES_TIMEOUT = 120.0
 #: What starts each answer of the cluster process on its stdout.
 _MARK = "@@twister-nb-cluster "
 
@@ -30,36 +33,46 @@ class MultiNodeCluster:
     """A head and ``workers`` worker nodes (``cpus`` each), on 127.0.0.1."""
 
     def __init__(self, workers: int = 2, cpus: int = 1, timeout: float = 120.0,
-                 attempts: int = 2) -> None:
-        # On a loaded machine a node of Ray's Cluster can time out while it
-        # starts ("The current node timed out during startup"): start again.
+                 attempts: int = 4) -> None:
+        # On a loaded machine (CI runs three test groups on two cores) a node of
+        # Ray's Cluster can time out while it starts: Ray gives each raylet a
+        # fixed 30 s ("The current node timed out during startup"). Start again.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         for attempt in range(1, attempts + 1):
-            self._proc = self._launch(workers, cpus)
+            self._proc = self._launch(workers, cpus, self._stderr)
             try:
                 self.address = self._answer(timeout)["address"]
                 return
             except RuntimeError:  # the cluster process ended while starting
-                self.stop()
                 if attempt == attempts:
+                    self.stop()
                     raise
+                self._end_process()
             except BaseException:
                 self.stop()
                 raise
 
     @staticmethod
-    def _launch(workers: int, cpus: int) -> subprocess.Popen:
+    def _launch(workers: int, cpus: int, stderr: Any) -> subprocess.Popen:
         env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
         return subprocess.Popen(
             [sys.executable, "-m", "twister_nb.testing.multinode", str(workers), str(cpus)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
             text=True, env=env, start_new_session=True)
+
+    def _last_error_lines(self, count: int = 12) -> str:
+        """The end of what the cluster process printed on stderr, for an error."""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return "".join(self._stderr.read().splitlines(keepends=True)[-count:])
 
     def _answer(self, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self._proc.stdout.readline() if self._proc.stdout else ""
             if not line:
-                raise RuntimeError(f"the cluster process ended (code {self._proc.poll()})")
+                raise RuntimeError(f"the cluster process ended (code {self._proc.poll()}); "
+                                   f"its last lines:\n{self._last_error_lines()}")
             if _MARK in line:  # Ray may print on the same stream, even on the same line
                 return json.JSONDecoder().raw_decode(line[line.index(_MARK) + len(_MARK):])[0]
         raise TimeoutError("the cluster process did not answer")
@@ -84,6 +97,10 @@ class MultiNodeCluster:
 
     def stop(self) -> None:
         """End the cluster process and every process of its nodes."""
+        self._end_process()
+        self._stderr.close()
+
+    def _end_process(self) -> None:
         if self._proc.poll() is None:
             try:
                 self._ask("quit", timeout=60)
@@ -118,7 +135,7 @@ def _serve(workers: int, cpus: int) -> None:
                       head_node_args={**node_args, "include_dashboard": False,
                                       "_system_config": _HEALTH})
     nodes = [cluster.add_node(**node_args) for _ in range(workers)]
-    cluster.wait_for_nodes()
+    cluster.wait_for_nodes(timeout=_NODES_TIMEOUT)
     import ray
 
     ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
@@ -159,7 +176,7 @@ def _serve(workers: int, cpus: int) -> None:
             say({"removed": node.node_id})
         elif command == "add":
             node = cluster.add_node(**node_args)
-            cluster.wait_for_nodes()
+            cluster.wait_for_nodes(timeout=_NODES_TIMEOUT)
             schedulable(node.node_id)
             nodes.append(node)
             say({"added": node.node_id})
