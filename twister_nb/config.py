@@ -11,11 +11,14 @@ Keys are flat dotted strings with Twister2's names where Twister2 has one
 4. :func:`set` overrides, and finally the ``config=`` dict a caller passes.
 
 The layers are read on every :func:`load` so a test or a notebook that changes
-the environment sees it at once; the files are small.
+the environment or a file sees it at once. A file is parsed again only when its
+modification time or size changed (:func:`_read_file`): the JobMaster looks keys
+up on every action, and parsing the YAML each time cost ~0.8 ms there.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Mapping
@@ -72,15 +75,32 @@ def _parse(text: str) -> Any:
     return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
 
 
+#: Each config file's flat values as last parsed, by path: ((mtime_ns, size), values).
+_parsed: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """One file's flat values; parsed again only when it changed since the last read."""
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        cached = _parsed.get(path)
+    if cached is None or cached[0] != stamp:
+        loaded = _parse(path.read_text()) or {}
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"config file {str(path)!r} must hold a mapping, not {loaded!r}")
+        cached = (stamp, flatten(loaded))
+        with _lock:
+            _parsed[path] = cached
+    return copy.deepcopy(cached[1])  # a caller may change what it got: never the cache
+
+
 def _read_folder(folder: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if not folder.is_dir():
         return values
     for path in sorted(folder.glob("*.yaml")):
-        loaded = _parse(path.read_text()) or {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"config file {str(path)!r} must hold a mapping, not {loaded!r}")
-        values.update(flatten(loaded))
+        values.update(_read_file(path))
     return values
 
 

@@ -21,6 +21,27 @@ def test_layers(monkeypatch, tmp_path):
     assert config.override_with("job.parallelism", None) == 9
 
 
+def test_a_changed_file_is_read_again_and_a_caller_cannot_change_the_next_read(
+        monkeypatch, tmp_path):
+    """Files are parsed once while unchanged: an edit of the same size is still seen at
+    once, and a list a caller changes in place is not what the next lookup gets."""
+    import os
+
+    monkeypatch.setenv("TWISTER_NB_HOME", str(tmp_path))
+    (tmp_path / "conf").mkdir()
+    mine = tmp_path / "conf" / "mine.yaml"
+    mine.write_text("job:\n  parallelism: 7\nextra: [1, 2]\n")
+    assert config.get("job.parallelism") == 7
+    config.get("extra").append(3)
+    assert config.get("extra") == [1, 2]
+    stamp = mine.stat().st_mtime_ns
+    mine.write_text("job:\n  parallelism: 8\nextra: [1, 2]\n")  # the same size
+    os.utime(mine, ns=(stamp + 1_000_000, stamp + 1_000_000))  # a coarse clock's tick
+    assert config.get("job.parallelism") == 8
+    mine.unlink()
+    assert config.get("job.parallelism") != 8
+
+
 def test_unknown_key_names_itself():
     import pytest
 
