@@ -95,6 +95,9 @@ class JobMaster:
         #: When finished tasks are checkpointed (COMPSs's policies; checked by the driver
         #: first). A custom module:Class policy comes from the driver (set_policy), by value.
         self._policy = load_policy(config if is_shipped(config) else {})
+        #: Whether a worker told to leave saves the tasks it finished, policy or not
+        #: (the job's config is fixed: read once, not on every action).
+        self._on_sigterm = on_sigterm(config)
         #: The task saves of each cached TSet's partitions, for ``snapshot()``.
         self._cache_saves: dict[str, list[TaskSave]] = {}
         #: Fingerprints of the task checkpoints this job committed or recovered.
@@ -501,8 +504,7 @@ class JobMaster:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
         kept = self._kept_partitions(plan, materialize_id)
-        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action,
-                                on_sigterm(self.config))
+        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action, self._on_sigterm)
         try:
             for attempt in range(_TASK_DAMAGE_RETRIES + 1):
                 tasks.begin()

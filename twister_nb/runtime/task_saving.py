@@ -179,5 +179,6 @@ class TaskSaving:
         self._collect(self.FINISH_TIMEOUT)
         self._drain()
         self.tasks.end()
-        for worker in self.workers:
-            worker.forget_unsaved.remote(f"{self.action}.")
+        if self.tasks.keeps:  # else the workers kept nothing (two Ray calls saved per action)
+            for worker in self.workers:
+                worker.forget_unsaved.remote(f"{self.action}.")
