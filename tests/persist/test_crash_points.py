@@ -175,7 +175,9 @@ def test_crash_after_every_write_restarts_exactly(ray_cluster, job_store, tmp_pa
     print(f"[{job_store.name}] {sum(tried.values())} crash points tried "
           f"({dict(tried)}) in {time.monotonic() - started:.0f} s")
     assert sum(tried.values()) >= len(planned) - 2, "runs make about as many writes as the dry run"
-    # A lease renewal ("rename lease") is written only when a run outlives a renewal
-    # period (5 s): on a machine where the runs are fast, no crashed run makes one.
-    missed = set(kinds) - set(tried) - {"rename lease"}
+    # A lease renewal is written only when a run outlives a renewal period (5 s): on a
+    # machine where the runs are fast, no crashed run makes one, and on a loaded one the
+    # dry run may make some that no crashed run meets. It is "rename lease" on a local
+    # store and "put lease" on S3 (the lease file written whole, in place).
+    missed = set(kinds) - set(tried) - {"rename lease", "put lease"}
     assert not missed, f"every kind of write was crashed at: {tried} vs {kinds}"
