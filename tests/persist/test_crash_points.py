@@ -40,6 +40,8 @@ WRITTEN = re.compile(r"persist\(\): '([\w-]+)' checkpointed \(version (\d+),")
 #: A lease renewal's kind of write: the lease file written again, "rename lease" on a
 #: local store (a temporary file renamed over it) and "put lease" on S3 (written whole).
 RENEWALS = {"rename lease", "put lease"}
+#: The write that claims a job's lease, once per run.
+FIRST_CLAIMS = {"link lease", "put-if-absent lease"}
 
 
 def _varies(kind: str) -> bool:
@@ -47,10 +49,6 @@ def _varies(kind: str) -> bool:
     record writes (coalesced) and lease writes other than the first claim
     ("link lease" locally, "put-if-absent lease" on S3)."""
     return "job record" in kind or ("lease" in kind and kind not in FIRST_CLAIMS)
-
-
-#: The write that claims a job's lease, once per run.
-FIRST_CLAIMS = {"link lease", "put-if-absent lease"}
 
 
 def _kind(what: str, path: str) -> str:
