@@ -136,6 +136,32 @@ def test_closed_job_leaves_no_actor(ray_cluster):
         env.parallelize_list([1], 1).collect()
 
 
+def test_a_script_that_exits_closes_its_job_before_it_disconnects(ray_cluster, tmp_path):
+    # At exit a script's job is closed (TSetEnvironment.close), then the process
+    # leaves Ray (cluster._disconnect_at_exit, without Ray's half-second sleep). In the
+    # other order the close would find no connection and the job would stay up.
+    from twister_nb.jobs import JobClient
+    from twister_nb.runtime.jobs import job_workers
+
+    script = tmp_path / "leaves.py"
+    script.write_text(
+        "from twister_nb import TSetEnvironment\n"
+        "env = TSetEnvironment(name='leaves', resources=[{'instances': 2}])\n"
+        "print('JOB', env.job_id)\n"
+        "print('RESULT', sum(env.parallelize_list(list(range(10)), 2).cache().collect()))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"RESULT {sum(range(10))}" in done.stdout, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    job_id = re.search(r"^JOB (\S+)$", done.stdout, re.M).group(1)
+    record = JobClient().record(job_id)
+    assert record["status"] == "finished", record
+    with pytest.raises(ValueError):
+        ray.get_actor(record["actor"], namespace="twister_nb")
+    assert job_workers(job_id) == []
+
+
 def test_program_that_imports_ray_first(ray_cluster, tmp_path):
     # Ray reads its connection settings when imported; twister_nb must still
     # reach its loopback, token-auth head when the user imported Ray first.
