@@ -584,7 +584,6 @@ class JobClient:
         is shut down first: it goes with the head, and so do the head's jobs.
         A :class:`~twister_nb.errors.ClusterError` if some process outlived it."""
         from twister_nb.runtime import cluster
-        from twister_nb.runtime.jobs import disconnect
 
-        disconnect()
+        cluster.disconnect()
         return cluster.stop_local()

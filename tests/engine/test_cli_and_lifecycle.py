@@ -138,7 +138,7 @@ def test_closed_job_leaves_no_actor(ray_cluster):
 
 def test_a_script_that_exits_closes_its_job_before_it_disconnects(ray_cluster, tmp_path):
     # At exit a script's job is closed (TSetEnvironment.close), then the process
-    # leaves Ray (cluster._disconnect_at_exit, without Ray's half-second sleep). In the
+    # leaves Ray (cluster.disconnect, without Ray's half-second sleep). In the
     # other order the close would find no connection and the job would stay up.
     from twister_nb.jobs import JobClient
     from twister_nb.runtime.jobs import job_workers

@@ -456,8 +456,8 @@ def connect(config: Mapping[str, Any] | None = None) -> dict[str, str]:
             with startup_step("connecting to Ray"):
                 _init(ray, address, kind, config)
             # Registered after Ray's own exit hook, so it runs first (and after the
-            # jobs' TSetEnvironment.close, registered later still): see _disconnect_at_exit.
-            atexit.register(_disconnect_at_exit)
+            # jobs' TSetEnvironment.close, registered later still): see disconnect.
+            atexit.register(disconnect)
             from twister_nb.runtime import ray_log
 
             ray_log.install()  # the raylet's messages go to the job logs, not to stdout
@@ -484,18 +484,23 @@ def _init(ray: Any, address: str, kind: str, config: Mapping[str, Any] | None) -
         raise ClusterError(_cannot_connect(address, kind, exc)) from None
 
 
-def _disconnect_at_exit() -> None:
-    """Disconnect from Ray when the process exits, without the half second
-    Ray's own exit hook sleeps first (``ray.shutdown(_exiting_interpreter=True)``
-    waits for late error messages and worker logs to print). This process asked
-    Ray for neither (``log_to_driver=False``, ``logging_level="ERROR"``): a job's
-    output and errors reach its drivers through the job's event log, read before
-    an action returns. The sleep was a quarter of ``twister-nb submit``'s time
-    on a warm cluster. Ray's hook runs after this one and finds nothing to do."""
-    import ray
+def disconnect() -> None:
+    """End this process's Ray driver, if it has one: before the local head stops
+    (``JobClient.cluster_stop``), and at exit.
 
-    if ray.is_initialized():
-        ray.shutdown()
+    At exit it runs after every job's ``TSetEnvironment.close`` and before Ray's
+    own exit hook (:func:`connect` registers it), which would first sleep half a
+    second (``ray.shutdown(_exiting_interpreter=True)``) for late error messages
+    and worker logs. This process asked Ray for neither (``log_to_driver=False``,
+    ``logging_level="ERROR"``): a job's output and errors reach its drivers
+    through the job's event log, read before an action returns. The sleep was a
+    quarter of ``twister-nb submit``'s time on a warm cluster. Ray's hook then
+    finds nothing to do."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def _cannot_connect(address: str, kind: str, exc: BaseException) -> str:

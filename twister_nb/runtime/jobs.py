@@ -25,17 +25,6 @@ def connect_if_running(config: Mapping[str, Any] | None = None) -> bool:
     return True
 
 
-def disconnect() -> None:
-    """End this process's Ray driver, if it has one (before its cluster stops)."""
-    import sys
-
-    if "ray" in sys.modules:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-
-
 def find_master(job_id: str, config: Mapping[str, Any] | None = None) -> Any:
     """The live JobMaster actor of ``job_id``, or None (never starts a cluster).
 
