@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import userfns as uf
-from benchmarks.harness import TNB, Variant, WrongResult, log
+from benchmarks.harness import TNB, Variant, WrongResult, log, pool_refilled
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "examples" / "tset_checkpointing.py"
@@ -156,21 +156,6 @@ def _subprocess_variant(system: str, argv: list[str], home: str, after: Any = No
                    is_tnb=is_tnb, note=note)
 
 
-def _pool_refilled(wait: float = 120.0) -> None:
-    """After a pooled run (untimed): wait until the pool has its spare again, so
-    that its refill never runs during another system's timed run."""
-    from twister_nb.runtime import cluster, pool
-
-    cluster.connect()
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        state = pool.keeper_state(POOL_ENV_CONFIG)
-        if state is not None and len(state["ready"]) >= state["size"]:
-            return
-        time.sleep(0.2)
-    log(f"W0: the pool did not refill within {wait:.0f} s: {state}")
-
-
 POOL_ENV_CONFIG = {"runtime.pool.size": 1}
 #: The environment of a run with the warm pool on.
 POOL_ENV = {"TWISTER_NB_RUNTIME__POOL__SIZE": "1"}
@@ -213,12 +198,12 @@ def w0(b: Any) -> dict[str, Any]:
                             note="runtime.pool.size 0: the job starts its JobMaster and "
                                  "workers"),
         _subprocess_variant(f"{TNB} submit (warm, pool)", [cli, "submit", str(SEED)], warm_home,
-                            is_tnb=True, after=_pool_refilled, extra_env=POOL_ENV,
+                            is_tnb=True, after=pool_refilled, extra_env=POOL_ENV,
                             note="runtime.pool.size 1; untimed after each run: "
                                  "the pool's refill"),
     ]
     kernel_variant, warm_kernel = _kernel_variant(f"{TNB} kernel's first cell (warm)", warm_home,
-                                                  after_each=_pool_refilled)
+                                                  after_each=pool_refilled)
     warm.append(kernel_variant)
     if b.peers.want("ray") and address:
         warm.append(_subprocess_variant("hand-written Ray program (warm cluster)",
@@ -338,7 +323,7 @@ def _jobs_case(b: Any, cli: str, address: str | None, home: str) -> dict[str, An
     env = b.new_env("bench-w0-live", POOL_ENV_CONFIG, keep=False)
     try:
         cached = env.parallelize_list(list(range(1_000)), 4).cache()
-        _pool_refilled()  # untimed: the spare the job took is replaced before the runs
+        pool_refilled()  # untimed: the spare the job took is replaced before the runs
         job_id = env.job_id
         variants = [
             _subprocess_variant(f"{TNB} jobs", [cli, "jobs"], home, is_tnb=True,

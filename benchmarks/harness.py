@@ -195,3 +195,23 @@ def loadavg() -> float:
         return os.getloadavg()[0]
     except OSError:
         return math.nan
+
+
+def pool_refilled(wait: float = 120.0, need_keeper: bool = True) -> None:
+    """Wait (untimed) until the warm pool has its spares again after a job took
+    one, so that no spare's start (2-4 s of CPU) runs during a timed run. The
+    keeper waits for a quiet machine, which a benchmark between runs is.
+    ``need_keeper`` False: no keeper (the pool is off) is nothing to wait for."""
+    from twister_nb.runtime import cluster, pool
+
+    cluster.connect()
+    deadline = time.monotonic() + wait
+    state = None
+    while time.monotonic() < deadline:
+        state = pool.keeper_state()
+        if state is None and not need_keeper:
+            return
+        if state is not None and len(state["ready"]) >= state["size"]:
+            return
+        time.sleep(0.2)
+    log(f"the warm pool did not refill within {wait:.0f} s: {state}")

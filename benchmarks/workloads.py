@@ -43,6 +43,7 @@ from benchmarks.harness import (
     loadavg,
     log,
     measure,
+    pool_refilled,
 )
 from twister_nb.testing import worker_pids
 
@@ -108,6 +109,7 @@ class Bench:
         with contextlib.redirect_stdout(io.StringIO()):  # the job banner
             env = TSetEnvironment(name=name, resources=[{"instances": P}], config=cfg,
                                   job_id=job_id)
+        pool_refilled(need_keeper=False)  # the spare it took is replaced before any timing
         if keep:
             self._extra_envs.append(env)
         return env

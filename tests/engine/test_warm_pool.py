@@ -12,6 +12,8 @@ with the pool off a job starts its own actors as before.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -180,3 +182,40 @@ def test_with_the_pool_off_a_job_starts_its_own_actors(pool):
         assert JobClient().record(env.job_id)["actor"] == "twister_nb.job." + env.job_id
     finally:
         env.close()
+
+
+def _spare_masters(pool_mod) -> set[str]:
+    """The names of the pool's JobMaster actors alive (ready, starting or taken)."""
+    import ray
+
+    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith(pool_mod.SPARE_PREFIX)}
+
+
+@pytest.mark.slow
+def test_the_pool_refills_when_the_machine_is_quiet(pool):
+    """A spare's start (2-4 s of CPU) would slow the job that just took one: the
+    keeper starts the next while less than half the machine's CPU is busy, so
+    with every core kept busy it starts none; once they are free, it does."""
+    state = _ready(pool)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(os.cpu_count() or 2)]
+    try:
+        assert pool.machine_busy_share() > pool.QUIET_SHARE
+        env = TSetEnvironment(name="pool-busy", config=POOL, resources=[{"instances": 4}])
+        try:
+            assert env.job_id in pool.keeper_state(POOL)["taken"]
+            rows = env.parallelize_list(DATA, 4).compute(_pids_and_mark(None)).collect()
+            assert {r[0]: r[3] for r in rows} == _expected_sums(4)
+            time.sleep(pool.REFILL_DELAY + 4 * pool.QUIET_SAMPLE)  # it looked, busy, 4 times
+            busy = pool.keeper_state(POOL)
+            assert busy["started"] == state["started"] and busy["ready"] == [], busy
+            # nor is one starting: the only spare JobMaster alive is the one the job took
+            assert _spare_masters(pool) == {busy["taken"][env.job_id]}
+        finally:
+            env.close()
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    _ready(pool, started_at_least=state["started"] + 1)

@@ -7,7 +7,15 @@ detached actor named ``twister_nb.pool`` in the job namespace) keeps
 ``runtime.pool.size`` spare JobMasters, each with its workers started; a new
 job takes one at once (:func:`take_master`), binds it to itself
 (``JobMaster.bind``: its record, lease and config), and the keeper starts
-another a few seconds later, when the job's first action is under way.
+another when the machine is quiet again (:func:`machine_busy_share`).
+
+Why wait for quiet: a spare's start is 2-4 s of CPU (three Python processes
+and their imports). Started 3 s after the take, as the keeper first did, it ran
+beside the job's first actions and made W3's actions 2x slower for 2-3 s
+(docs/benchmarks.md, fifth session). It now waits until less than
+:data:`QUIET_SHARE` of the keeper's machine's CPU time is busy, or
+:data:`REFILL_MAX_WAIT` seconds at most, so a machine that is never quiet
+still gets its spare.
 
 Isolation: a spare serves one job only and is never given back. Its workers
 have run nothing before the job binds them, and they end with the job, so no
@@ -44,13 +52,20 @@ from twister_nb import config as _config
 from twister_nb.tset.watchers import startup_step
 
 __all__ = ["KEEPER_NAME", "SPARE_PREFIX", "PoolKeeper", "ensure_keeper", "keeper_state",
-           "pool_size", "stop_pool", "take_master"]
+           "machine_busy_share", "pool_size", "stop_pool", "take_master"]
 
 KEEPER_NAME = "twister_nb.pool"
 SPARE_PREFIX = "twister_nb.pool.master-"
-#: Seconds the keeper waits after a take before it starts the next spare: the job
-#: that took one runs its first action meanwhile, on a machine with few cores.
-REFILL_DELAY = 3.0
+#: Seconds the keeper waits after a take before it looks whether the machine is quiet:
+#: the job that took one starts its first action meanwhile.
+REFILL_DELAY = 1.0
+#: The machine is quiet when less than this share of its CPU time was busy over
+#: :data:`QUIET_SAMPLE` seconds (0.5 on 2 cores: at most one core busy).
+QUIET_SHARE = 0.5
+QUIET_SAMPLE = 0.5
+#: A spare is started at the latest this many seconds after the take (or after the
+#: keeper started), quiet or not.
+REFILL_MAX_WAIT = 30.0
 #: Seconds between attempts after a spare failed to start.
 _RETRY_DELAY = 10.0
 #: Seconds during which a second start of the same job gets the spare the first took.
@@ -65,6 +80,31 @@ def pool_size(config: Mapping[str, Any]) -> int:
             "runtime.pool.on_existing_cluster"):
         return 0
     return size
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) CPU jiffies of this machine since boot, from ``/proc/stat``
+    (None where there is none)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy_share(sample: float = QUIET_SAMPLE) -> float | None:
+    """The share (0-1) of this machine's CPU time that was busy over the next
+    ``sample`` seconds, every process counted; None if it cannot be read (not Linux)."""
+    before = _cpu_times()
+    if before is None:
+        return None
+    time.sleep(sample)
+    after = _cpu_times()
+    if after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def _namespace(config: Mapping[str, Any]) -> str:
@@ -100,6 +140,8 @@ class PoolKeeper:
         self._wake = threading.Event()
         self._stopped = False
         self._not_before = 0.0
+        #: When the next spare starts at the latest, quiet or not.
+        self._start_by = time.monotonic() + REFILL_MAX_WAIT
         self._adopt_leftovers()
         threading.Thread(target=self._refill, name="refill", daemon=True).start()
 
@@ -141,6 +183,7 @@ class PoolKeeper:
                             if time.monotonic() - v[2] < _SAME_JOB_WINDOW}
             self._recent[job_id] = (name, handle, time.monotonic())
             self._not_before = time.monotonic() + REFILL_DELAY
+            self._start_by = time.monotonic() + REFILL_MAX_WAIT
         self._wake.set()
         return name, handle
 
@@ -183,6 +226,8 @@ class PoolKeeper:
                 self._wake.wait(max(wait, 0.05) if missing > 0 else 5.0)
                 self._wake.clear()
                 continue
+            if not self._quiet_or_due():
+                continue
             spare = self._start_spare()
             with self._lock:
                 if spare is None:
@@ -192,6 +237,17 @@ class PoolKeeper:
                 else:
                     self._ready.append(spare)
                     self._started += 1
+                    self._start_by = time.monotonic() + REFILL_MAX_WAIT  # the next, if any
+
+    def _quiet_or_due(self) -> bool:
+        """Whether to start a spare now: the machine is quiet (or says nothing
+        of its load), or the spare is due. Takes :data:`QUIET_SAMPLE` seconds."""
+        with self._lock:
+            due = time.monotonic() >= self._start_by
+        if due:
+            return True
+        busy = machine_busy_share()
+        return busy is None or busy < QUIET_SHARE
 
     def _start_spare(self) -> tuple[str, Any] | None:
         import ray
