@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from twister_nb.checkpoint.task_manager import SIGTERM_KEEP_MIN_SECONDS
 from twister_nb.checkpoint.tasks import is_task_id
+from twister_nb.events import TaskFinished
 from twister_nb.job_rows import pid_alive
 from twister_nb.runtime.jobs import find_master
 
@@ -374,6 +376,67 @@ def _logged_square(itr, collector, ctx):
     time.sleep(0.4)
     for i in itr:
         collector.collect(i * i)
+
+
+def _logged_square_4_slow(itr, collector, ctx):
+    """As ``_logged_square``, but only partition 4's task is long (2 s); the others
+    end at once, shorter than ``SIGTERM_KEEP_MIN_SECONDS``."""
+    with open(FLAG_FILE[0] + ".ran", "a") as f:
+        f.write(f"{ctx.index} {os.getpid()}\n")
+    if ctx.index == 4:
+        time.sleep(2.0)
+    for i in itr:
+        collector.collect(i * i)
+
+
+@pytest.mark.slow
+def test_a_worker_told_to_leave_keeps_no_short_task(ray_cluster, local_store, tmp_path):
+    """With no policy on, a worker keeps a task's outputs for a SIGTERM only if the
+    task ran at least ``SIGTERM_KEEP_MIN_SECONDS`` (running a short one again costs
+    less than its commit): told to leave during its long task, it saves none of the
+    short ones it finished; the action ends exact, and a re-run runs them again."""
+    from twister_nb import TSetEnvironment
+
+    FLAG_FILE[0] = str(tmp_path / "sigterm-short")
+    ran = Path(FLAG_FILE[0] + ".ran")
+    env = TSetEnvironment(name="sigterm-short", config={**local_store.config, "runtime.workers": 2})
+    try:
+        squares = env.parallelize_list(list(range(80)), 8).compute(_logged_square_4_slow)
+        done: dict[str, object] = {}
+        import threading
+
+        seen: list = []
+        with env.subscribed(seen.append):
+            thread = threading.Thread(target=lambda: done.update(value=squares.collect()))
+            thread.start()
+            _sigterm_when_4_runs(ran)
+            thread.join(120)
+        assert done["value"] == [i * i for i in range(80)]
+        took = {e.partition: e.seconds for e in seen if isinstance(e, TaskFinished)}
+        # worker 0 had finished 0 and 2; it keeps a task's outputs only if it was long
+        # (a loaded machine may make one so: what the worker measured decides)
+        long_ones = {("compute", p) for p in (0, 2) if took[p] >= SIGTERM_KEEP_MIN_SECONDS}
+        assert _committed(local_store, env.job_id) == long_ones
+        before = ran.read_text().split("\n")[:-1]
+        assert squares.collect() == [i * i for i in range(80)]
+        again = sorted(int(line.split()[0]) for line in ran.read_text().split("\n")[:-1][len(before):])
+        assert again == sorted(set(range(8)) - {p for _, p in long_ones})
+    finally:
+        env.close()
+
+
+def _sigterm_when_4_runs(ran: Path) -> None:
+    """SIGTERM the worker running partition 4 once it has started it."""
+    deadline = time.monotonic() + 60
+    started: dict[int, int] = {}
+    while time.monotonic() < deadline:  # worker 0 runs 0, 2 (short), then 4 (long)
+        lines = ran.read_text().split("\n")[:-1] if ran.exists() else []
+        started = {int(line.split()[0]): int(line.split()[1]) for line in lines}
+        if 4 in started:
+            break
+        time.sleep(0.05)
+    assert {0, 2, 4} <= set(started), started
+    os.kill(started[4], signal.SIGTERM)
 
 
 @pytest.mark.slow

@@ -56,8 +56,9 @@ def retention(config: Mapping[str, Any] | None = None) -> int:
 
 def on_sigterm(config: Mapping[str, Any] | None = None) -> bool:
     """Whether a worker told to leave (SIGTERM) saves the tasks it finished even
-    when no policy is on (their outputs are then kept in the worker until the
-    action ends; with a policy they are kept anyway). On by default."""
+    when no policy is on (the outputs of those that ran 0.1 s or more are then
+    kept in the worker until the action ends; with a policy every task's are
+    kept anyway). On by default."""
     return bool(_config.get(SIGTERM_KEY, True, config))
 
 

@@ -439,7 +439,8 @@ class Scheduler:
                     refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
                         key, holder, p, counts, reads, out_spec, *args,
                         save=tasks.saves[(stage.index, p)] if keep else None,  # type: ignore[union-attr]
-                        commit=keep and tasks.commits_as_it_ends(stage.index, p))  # type: ignore[union-attr]
+                        commit=keep and tasks.commits_as_it_ends(stage.index, p),  # type: ignore[union-attr]
+                        keep_min_seconds=tasks.keep_min_seconds if keep else 0.0)  # type: ignore[union-attr]
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index
@@ -448,9 +449,13 @@ class Scheduler:
             self._emit(StageSubmitted(action=action, stage=stage.index,
                                       tasks=stage.parallelism - len(skipped)))
         try:
-            return outputs, self._wait(metas, action)
-        finally:
-            self._saving.finish()
+            results = self._wait(metas, action)
+        except BaseException:
+            # tasks whose end was not read (a cancel) may have kept their outputs too
+            self._saving.finish(everywhere=True)
+            raise
+        self._saving.finish()
+        return outputs, results
 
     def snapshot(self) -> list[dict[str, Any]]:
         """``env.snapshot()`` during an action: commit every finished task of the
@@ -495,6 +500,8 @@ class Scheduler:
                 outcomes = meta.pop("saved", ())  # committed by the worker meanwhile, unasked
                 if meta.pop("commits_in_flight", False):
                     saving.drain_at_end(meta["worker"])
+                if meta.pop("kept", False):
+                    saving.kept_by(meta["worker"])
                 if lines:
                     self._emit(OutputPrinted(lines=tuple(lines)))
                 results.setdefault(stage, []).append(meta)

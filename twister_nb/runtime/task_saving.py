@@ -70,12 +70,20 @@ class TaskSaving:
         self._done: list[dict[str, Any]] = []
         #: Workers whose task metadata said unasked commits were in flight (drained at the end).
         self._committing: set[int] = set()
+        #: Workers whose task metadata said they kept a task's outputs (told to drop them).
+        self._keeping: set[int] = set()
 
     def drain_at_end(self, worker: int) -> None:
         """``worker`` commits tasks unasked beside its next ones: its last outcomes
         are drained at the action's end (and at ``snapshot()``)."""
         with self._lock:
             self._committing.add(worker)
+
+    def kept_by(self, worker: int) -> None:
+        """``worker`` keeps a finished task's outputs: the action's end tells it
+        to drop those nobody saved."""
+        with self._lock:
+            self._keeping.add(worker)
 
     def finished(self, stage: int, partition: int) -> None:
         if self.tasks is not None:
@@ -170,15 +178,21 @@ class TaskSaving:
             for outcome in outcomes:
                 self.report(outcome)
 
-    def finish(self) -> None:
+    def finish(self, everywhere: bool = False) -> None:
         """The action ended: send what is due, wait for the saves in flight, and
-        let the workers drop the outputs nobody will save."""
+        let the workers that kept outputs drop those nobody will save (every
+        worker with ``everywhere``: the action failed or was cancelled, and
+        tasks whose end was not read may have kept theirs). A worker that kept
+        nothing gets no call: ~0.6 ms each of a small action."""
         if self.tasks is None or not self.tasks.active:
             return
         self.poll(flush=True)
         self._collect(self.FINISH_TIMEOUT)
         self._drain()
         self.tasks.end()
-        if self.tasks.keeps:  # else the workers kept nothing (two Ray calls saved per action)
-            for worker in self.workers:
-                worker.forget_unsaved.remote(f"{self.action}.")
+        if not self.tasks.keeps:  # the workers kept nothing
+            return
+        with self._lock:
+            keeping = range(len(self.workers)) if everywhere else sorted(self._keeping)
+        for worker in keeping:
+            self.workers[worker].forget_unsaved.remote(f"{self.action}.")

@@ -156,7 +156,7 @@ class Worker:
 
     def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
                  materialized: list[MaterializedRead], output: TaskOutput, *args: Any,
-                 save: Any = None, commit: bool = False) -> Any:
+                 save: Any = None, commit: bool = False, keep_min_seconds: float = 0.0) -> Any:
         """Run one stage's program on one partition.
 
         ``args`` holds, in order, the exchange buckets (``exchange_counts[i]``
@@ -166,7 +166,10 @@ class Worker:
         the store). With ``save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
         a checkpoint policy is on), the task's outputs stay here until
         :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
-        (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`).
+        (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`);
+        a task that ran less than ``keep_min_seconds`` keeps nothing (no policy
+        on: only a SIGTERM would save them), and ``kept`` in its metadata says
+        whether it did.
         With ``commit`` too (the policy saves every task as it finishes), the
         worker commits them unasked: at once to a local store, or in its commit
         thread while its next task runs to a remote one
@@ -220,8 +223,9 @@ class Worker:
             elif commit:  # a local commit: cheaper here than in a thread sharing the GIL
                 running.phase = "writing"  # the dashboard's "checkpointing"
                 self._commits.done(self._commit(save, kept, meta["records_out"]))
-            else:
+            elif meta["seconds"] >= keep_min_seconds:
                 self._unsaved[(key, partition)] = (kept, meta["records_out"], save)
+                meta["kept"] = True
         saved = self._commits.take()
         if saved:
             meta["saved"] = saved
