@@ -39,6 +39,7 @@ __all__ = ["SIGTERM_KEEP_MIN_SECONDS", "StageCounts", "TaskCheckpoints", "stage_
 #: save) only if the task ran at least this long, in seconds.
 SIGTERM_KEEP_MIN_SECONDS = 0.1
 
+
 @dataclass
 class StageCounts:
     """Per stage of an action: its tasks, how many were checkpointed and recovered."""
