@@ -14,7 +14,7 @@ from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.checkpoint.params import parse_duration, parse_params, params_from_config
 from twister_nb.checkpoint.policies import load_policy
 from twister_nb.checkpoint.task_manager import TaskCheckpoints, stage_task_saves
-from twister_nb.checkpoint.tasks import commit_task, task_id
+from twister_nb.checkpoint.tasks import CommittedTasks, commit_task, task_id
 from twister_nb.errors import ConfigError, JobFailedError
 from twister_nb.plan.physical import Plan, StagePlan
 from twister_nb.storage import CheckpointStore
@@ -305,3 +305,29 @@ def test_a_damaged_task_checkpoint_is_never_recovered_again(tmp_path):
     assert action.saves[(0, 1)].version == 1, "its next save writes past the damaged version"
     again = TaskCheckpoints(_manager(tmp_path), policy("none"), plan, 2)
     assert sorted(again.begin()) == [(0, 0)], "a restarted job reads the damaged mark"
+
+
+def test_the_job_lists_its_task_checkpoints_once_and_keeps_them(tmp_path):
+    """``CommittedTasks`` (the JobMaster's): the store is listed at the first
+    action; what the job commits later is added, not listed; a commit it was not
+    told of is found once it forgets (a restarted worker), and until then that
+    task would only run again."""
+    manager = _manager(tmp_path)
+    plan = Plan([_stage(0, 3)], "collect", "work-1")
+    saves = stage_task_saves(plan.stages[0])
+    commit_task(manager.store, "job-1", saves[0], [0], 1)
+    committed = CommittedTasks(manager.store, "job-1")
+
+    def recovered(action: int) -> list:
+        tasks = TaskCheckpoints(manager, policy("none"), plan, action, committed=committed)
+        return sorted(tasks.begin())
+
+    assert recovered(1) == [(0, 0)]
+    commit_task(manager.store, "job-1", saves[1], [1], 1)
+    committed.add([saves[1].fingerprint])  # the job's own commit, reported to it
+    commit_task(manager.store, "job-1", saves[2], [2], 1)  # unseen (a worker's SIGTERM)
+    assert recovered(2) == [(0, 0), (0, 1)]
+    committed.forget()
+    assert recovered(3) == [(0, 0), (0, 1), (0, 2)]
+    # what the store says, listed afresh, is the same
+    assert sorted(TaskCheckpoints(manager, policy("none"), plan, 4).begin()) == recovered(4)

@@ -27,8 +27,8 @@ from typing import Any
 
 from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.checkpoint.policy import CheckpointPolicy, TaskInfo
-from twister_nb.checkpoint.tasks import (HOLDS_BUCKETS, HOLDS_PARTITION, TaskSave,
-                                         committed_tasks, task_fingerprint, task_id)
+from twister_nb.checkpoint.tasks import (HOLDS_BUCKETS, HOLDS_PARTITION, CommittedTasks,
+                                         TaskSave, committed_tasks, task_fingerprint, task_id)
 from twister_nb.errors import JobFailedError
 from twister_nb.plan.physical import Plan, StagePlan
 from twister_nb.storage import Checkpoint
@@ -96,12 +96,19 @@ class TaskCheckpoints:
         The action's stages.
     action : int
         The action's number.
+    on_sigterm : bool
+        ``twister2.checkpointing.on_sigterm``: workers keep outputs for a SIGTERM.
+    committed : CommittedTasks or None
+        The job's task checkpoints as its JobMaster keeps them (None: the store
+        is listed).
     """
 
     def __init__(self, manager: CheckpointManager | None, policy: CheckpointPolicy, plan: Plan,
-                 action: int, on_sigterm: bool = False) -> None:
+                 action: int, on_sigterm: bool = False,
+                 committed: CommittedTasks | None = None) -> None:
         self.manager = manager
         self.on_sigterm = on_sigterm
+        self.committed = committed
         self.policy = policy
         self.plan = plan
         self.action = action
@@ -161,7 +168,8 @@ class TaskCheckpoints:
     def _lookup(self) -> dict[tuple[int, int], Checkpoint]:
         manager = self.manager
         assert manager is not None
-        present = committed_tasks(manager.store, manager.job_id)
+        present = (self.committed.fingerprints() if self.committed is not None
+                   else committed_tasks(manager.store, manager.job_id))
         wanted = [(key, save) for key, save in self.saves.items() if save.fingerprint in present]
         if not wanted:
             return {}

@@ -22,6 +22,7 @@ Plain Python, no Ray.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from typing import Any
 
 from twister_nb.storage import Checkpoint, CheckpointStore
 
-__all__ = ["PREFIX", "SaveOutcome", "TaskSave", "commit_outcome", "commit_task",
+__all__ = ["PREFIX", "CommittedTasks", "SaveOutcome", "TaskSave", "commit_outcome", "commit_task",
            "drop_task_checkpoints", "is_task_id", "task_fingerprint", "task_id"]
 
 #: The reserved ID prefix of task checkpoints (a TSet's ID is a hex fingerprint).
@@ -126,6 +127,44 @@ def committed_tasks(store: CheckpointStore, job_id: str) -> set[str]:
     """The fingerprints that have a task checkpoint folder (committed or not:
     :meth:`CheckpointManager.find_valid` tells)."""
     return {t[len(PREFIX):] for t in store.list_tsets(job_id) if is_task_id(t)}
+
+
+class CommittedTasks:
+    """:func:`committed_tasks` of one job, listed once and then kept by the job's
+    JobMaster, which every action asks (``TaskCheckpoints.begin``).
+
+    Why: listing the job's folder at every action was ~4% of the JobMaster's CPU
+    in a small action (docs/benchmarks.md, fifth session), and is a LIST request
+    on S3. The job adds what it commits (:meth:`add`); :meth:`forget` makes the
+    next look list the store again, when a worker was restarted (told to leave,
+    it commits the tasks it finished without telling anyone). Either way an
+    error only costs time: a fingerprint missing here makes its task run again,
+    and one whose folder is gone is found absent by ``find_valid``.
+    """
+
+    def __init__(self, store: CheckpointStore, job_id: str) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._known: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def fingerprints(self) -> set[str]:
+        """The fingerprints with a task checkpoint folder (listed if not known)."""
+        with self._lock:
+            if self._known is None:
+                self._known = committed_tasks(self._store, self._job_id)
+            return set(self._known)
+
+    def add(self, fingerprints: Iterable[str]) -> None:
+        """Task checkpoints the job committed."""
+        with self._lock:
+            if self._known is not None:
+                self._known.update(fingerprints)
+
+    def forget(self) -> None:
+        """Someone may have committed task checkpoints unseen: list again next time."""
+        with self._lock:
+            self._known = None
 
 
 

@@ -33,13 +33,14 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from typing import Any
 
 from twister_nb.checkpoint import on_sigterm
 from twister_nb.checkpoint.manager import CheckpointManager
 from twister_nb.checkpoint.policies import is_shipped, load_policy
 from twister_nb.checkpoint.task_manager import TaskCheckpoints, stage_task_saves
-from twister_nb.checkpoint.tasks import TaskSave, drop_task_checkpoints
+from twister_nb.checkpoint.tasks import CommittedTasks, TaskSave, drop_task_checkpoints
 from twister_nb.errors import (ActionCancelledError, CheckpointLostError, JobFailedError,
                                JobOwnedError, PartitionLostError, UserFunctionError)
 from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, DriverAttached,
@@ -102,6 +103,8 @@ class JobMaster:
         self._cache_saves: dict[str, list[TaskSave]] = {}
         #: Fingerprints of the task checkpoints this job committed or recovered.
         self._saved: set[str] = set()
+        #: The task checkpoints in the store, listed once, for every action to look up.
+        self._committed_tasks = None if store is None else CommittedTasks(store, job_id)
         #: What a re-attached driver can get handles to: tset_id -> label, storage, ...
         self._catalog: dict[str, dict[str, Any]] = {}
         #: Outcomes of the latest actions, for a driver that attaches mid-action.
@@ -273,6 +276,21 @@ class JobMaster:
     def worker_output(self, lines: list[str]) -> None:
         """Lines a worker's user functions printed while a task runs."""
         self._emit(OutputPrinted(lines=tuple(lines)))
+
+    def worker_restarted(self, index: int) -> None:
+        """Ray restarted worker ``index`` after its process was lost: its watchers
+        are told (Ray re-runs its tasks silently), and the store is listed again
+        for task checkpoints (told to leave, it committed what it finished)."""
+        if self._committed_tasks is not None:
+            self._committed_tasks.forget()
+        self._emit(OutputPrinted(lines=(
+            f"[job] worker-{index} was lost and has been restarted: the tasks it was "
+            "running run again, and a cached partition it held is made again when it is "
+            "next used",)))
+
+    def _note_committed(self, fingerprints: Iterable[str]) -> None:
+        if self._committed_tasks is not None:
+            self._committed_tasks.add(fingerprints)
 
     def task_progress(self, key: str, partition: int, worker: int, records_in: int,
                       records_out: int, seconds: float, phase: str = "running") -> None:
@@ -504,7 +522,8 @@ class JobMaster:
             return task_output(stage, plan.action, stage is final, materialize_id, version)
 
         kept = self._kept_partitions(plan, materialize_id)
-        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action, self._on_sigterm)
+        tasks = TaskCheckpoints(self._checkpoints, self._policy, plan, action, self._on_sigterm,
+                                self._committed_tasks)
         try:
             for attempt in range(_TASK_DAMAGE_RETRIES + 1):
                 tasks.begin()
@@ -561,6 +580,7 @@ class JobMaster:
         """An action ended: its per-stage task counts go to the latest action (``info()``,
         ``twister-nb status``) and the record; a line says what was checkpointed."""
         self._saved.update(tasks.saved_fingerprints)
+        self._note_committed(tasks.saved_fingerprints)
         counts = tasks.stage_counts()
         if self._last is not None:
             self._last["tasks"] = counts
@@ -599,6 +619,7 @@ class JobMaster:
                                             bytes=info["bytes"], seconds=info["seconds"]))
                 saved.append(info)
         self._saved.update(info["fingerprint"] for info in saved)
+        self._note_committed(info["fingerprint"] for info in saved)
         labels = sorted({info["label"] for info in saved})
         total = sum(info["bytes"] for info in saved)
         if saved:

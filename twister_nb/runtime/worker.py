@@ -88,14 +88,13 @@ class Worker:
         self._say_if_restarted()
 
     def _say_if_restarted(self) -> None:
-        """A worker Ray restarted after its process was lost says so to the job's
-        watchers (the CLI, the dashboard): Ray re-runs its tasks silently."""
+        """A worker Ray restarted after its process was lost tells its JobMaster
+        (:meth:`JobMaster.worker_restarted`), which tells the job's watchers."""
         import ray
 
-        if ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed:
-            self._ship([f"[job] worker-{self.index} was lost and has been restarted: the tasks "
-                        "it was running run again, and a cached partition it held is made "
-                        "again when it is next used"])
+        if (self._master is not None and ray.is_initialized()
+                and ray.get_runtime_context().was_current_actor_reconstructed):
+            self._shipped.append(self._master.worker_restarted.remote(self.index))
 
     def bind(self, job_id: str, config: dict[str, Any], store: Any) -> bool:
         """Serve ``job_id`` (a pool's spare worker, taken by that job's JobMaster,
