@@ -246,9 +246,13 @@ class TaskCheckpoints:
         return out
 
     def saved(self, save: TaskSave) -> None:
-        """A worker committed ``save``."""
+        """A worker committed ``save`` (known at once to the job's
+        :class:`CommittedTasks`: the same action, run again after a damaged
+        checkpoint, recovers it)."""
         self.counts[save.stage].checkpointed += 1
         self.saved_fingerprints.add(save.fingerprint)
+        if self.committed is not None:
+            self.committed.add((save.fingerprint,))
 
     def end(self) -> None:
         """The action ended: the values of finished, unsaved tasks are gone with it."""

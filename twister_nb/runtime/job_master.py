@@ -33,7 +33,6 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterable
 from typing import Any
 
 from twister_nb.checkpoint import on_sigterm
@@ -287,10 +286,6 @@ class JobMaster:
             f"[job] worker-{index} was lost and has been restarted: the tasks it was "
             "running run again, and a cached partition it held is made again when it is "
             "next used",)))
-
-    def _note_committed(self, fingerprints: Iterable[str]) -> None:
-        if self._committed_tasks is not None:
-            self._committed_tasks.add(fingerprints)
 
     def task_progress(self, key: str, partition: int, worker: int, records_in: int,
                       records_out: int, seconds: float, phase: str = "running") -> None:
@@ -580,7 +575,6 @@ class JobMaster:
         """An action ended: its per-stage task counts go to the latest action (``info()``,
         ``twister-nb status``) and the record; a line says what was checkpointed."""
         self._saved.update(tasks.saved_fingerprints)
-        self._note_committed(tasks.saved_fingerprints)
         counts = tasks.stage_counts()
         if self._last is not None:
             self._last["tasks"] = counts
@@ -619,7 +613,8 @@ class JobMaster:
                                             bytes=info["bytes"], seconds=info["seconds"]))
                 saved.append(info)
         self._saved.update(info["fingerprint"] for info in saved)
-        self._note_committed(info["fingerprint"] for info in saved)
+        if self._committed_tasks is not None:  # the cached partitions' (the others are in)
+            self._committed_tasks.add(info["fingerprint"] for info in saved)
         labels = sorted({info["label"] for info in saved})
         total = sum(info["bytes"] for info in saved)
         if saved:
