@@ -426,7 +426,8 @@ def test_a_worker_told_to_leave_keeps_no_short_task(ray_cluster, local_store, tm
 
 
 def _sigterm_when_4_runs(ran: Path) -> None:
-    """SIGTERM the worker running partition 4 once it has started it."""
+    """SIGTERM the worker running partition 4 once it has started it (worker 0,
+    after 0 and 2: partition p runs on worker p % 2)."""
     deadline = time.monotonic() + 60
     started: dict[int, int] = {}
     while time.monotonic() < deadline:  # worker 0 runs 0, 2 (short), then 4 (long)
@@ -458,14 +459,7 @@ def test_a_worker_told_to_leave_checkpoints_what_it_finished(ray_cluster, local_
 
         thread = threading.Thread(target=lambda: done.update(value=squares.collect()))
         thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # worker 0 runs 0, 2, 4, 6: kill it in its third
-            lines = ran.read_text().split("\n")[:-1] if ran.exists() else []
-            started = {int(line.split()[0]): int(line.split()[1]) for line in lines}
-            if 4 in started:
-                break
-            time.sleep(0.05)
-        os.kill(started[0], signal.SIGTERM)
+        _sigterm_when_4_runs(ran)  # worker 0 runs 0, 2, 4, 6: killed in its third
         thread.join(120)
         assert done["value"] == [i * i for i in range(80)]
         committed = _committed(local_store, env.job_id)
