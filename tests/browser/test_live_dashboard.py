@@ -58,14 +58,22 @@ NUMBERS = re.compile(r"(\d+)/(\d+) tasks(?: \u00b7 (\d+) running)? \u00b7 ([\d,]
 RUNNING_FILL, DONE_FILL = "#9ecae1", "#a1d99b"
 
 
-def _numbers(dashboard) -> tuple[int, int, int, int, int]:
-    """(done, tasks, running, in, out) of the dashboard's first stage row."""
-    text = dashboard.inner_text()
-    m = NUMBERS.search(text)
-    assert m, text
+def _stage_row(dashboard) -> tuple[int, int, int, int, int] | None:
+    """(done, tasks, running, in, out) of the dashboard's first stage row; None
+    while it has none (a job's dashboard shows before its first stage starts)."""
+    m = NUMBERS.search(dashboard.inner_text())
+    if m is None:
+        return None
     done, tasks, running, rin, rout = m.groups()
     return (int(done), int(tasks), int(running or 0), int(rin.replace(",", "")),
             int(rout.replace(",", "")))
+
+
+def _numbers(dashboard) -> tuple[int, int, int, int, int]:
+    """The first stage row's numbers, which must be shown (see _stage_row)."""
+    row = _stage_row(dashboard)
+    assert row, dashboard.inner_text()
+    return row
 
 
 def _clock(dashboard) -> float:
@@ -137,7 +145,7 @@ def test_live_counters_clock_graph_and_a_reload_mid_job(jupyterlab) -> None:
             timeout=lab_tests.UI_MS)
 
         # records in and out while the first tasks run: before any task finished
-        first = _wait_for(lambda: (n := _numbers(dash))[0] == 0 and n[4] > 0 and n)
+        first = _wait_for(lambda: (n := _stage_row(dash)) and n[0] == 0 and n[4] > 0 and n)
         assert first[1] == PARTS and first[2] >= 1 and first[3] >= first[4], first
         clock = _clock(dash)
         fills_running = _node_fills(job)
@@ -163,7 +171,7 @@ def test_live_counters_clock_graph_and_a_reload_mid_job(jupyterlab) -> None:
         expect(dash.locator(".twister-nb-header")).to_be_visible(timeout=lab_tests.PAGE_LOAD_MS)
         lab_tests._shot(page, "live-02-reloaded")
         expect(dash.locator(".twister-nb-header")).to_contain_text("running")
-        after = _numbers(dash)
+        after = _wait_for(lambda: _stage_row(dash))
         assert after[0] < PARTS, after
         (jupyterlab.root / "go").touch()
         # still live: it moves on after the reload
@@ -262,7 +270,7 @@ def test_a_reload_during_a_foreground_cell_brings_the_dashboard_back_live(jupyte
     with lab_tests._lab_page(jupyterlab, "live-foreground") as page:
         notebook, dash = _start_held(page, jupyterlab, name)
         # the first tasks are half-way and wait there: records out, none done
-        held = _wait_for(lambda: (n := _numbers(dash))[4] >= N // PARTS // 2 and n)
+        held = _wait_for(lambda: (n := _stage_row(dash)) and n[4] >= N // PARTS // 2 and n)
         assert held[0] == 0, held
         lab_tests._shot(page, "live-foreground-01-before-reload")
 
@@ -281,7 +289,7 @@ def test_a_reload_during_a_foreground_cell_brings_the_dashboard_back_live(jupyte
         seconds = time.monotonic() - reloaded
         expect(job.locator(".jp-OutputArea-output").filter(
             has_text=re.compile("Loading widget|Error displaying widget"))).to_have_count(0)
-        back = _numbers(dash)
+        back = _wait_for(lambda: _stage_row(dash))
         assert back[0] == 0 and back[4] >= held[4], (held, back)
         lab_tests._shot(page, "live-foreground-02-reloaded-live")
         # ... and it moves on after the reload, while the cell runs
@@ -320,7 +328,7 @@ def test_a_restart_during_a_foreground_cell_leaves_the_dashboards_last_state(jup
             notebook, dash = _start_held(page, jupyterlab, name)
             job_id = dash.locator(".twister-nb-header code").inner_text()
             # the tasks wait half-way: these numbers stay until the test lets them go
-            held = _wait_for(lambda: (n := _numbers(dash))[4] >= N // PARTS // 2
+            held = _wait_for(lambda: (n := _stage_row(dash)) and n[4] >= N // PARTS // 2
                              and (time.sleep(1.0) or _numbers(dash) == n) and n)
             page.keyboard.press("Control+s")
             expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=lab_tests.UI_MS)
