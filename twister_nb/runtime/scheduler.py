@@ -35,7 +35,7 @@ from twister_nb.runtime.rebalance import Move, plan_moves
 from twister_nb.runtime.task_saving import TaskSaving
 from twister_nb.runtime.task_progress import ProgressBoard
 from twister_nb.plan.physical import (FetchedRead, LocalRead, MaterializedRead, Plan, StagePlan,
-                                      StoreRead, TaskOutput)
+                                      StoreRead, TaskCall, TaskOutput)
 
 #: Programs smaller than this are sent with every task instead of through the object store.
 INLINE_PROGRAM = 64 * 1024
@@ -436,11 +436,13 @@ class Scheduler:
                                 for owner, tset_id, q in fetches)
                     if tasks is not None:
                         tasks.instantiated(stage, p, w)
-                    refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
-                        key, holder, p, counts, reads, out_spec, *args,
+                    call = TaskCall(
+                        key, holder, p, tuple(counts), tuple(reads), out_spec,
                         save=tasks.saves[(stage.index, p)] if keep else None,  # type: ignore[union-attr]
                         commit=keep and tasks.commits_as_it_ends(stage.index, p),  # type: ignore[union-attr]
                         keep_min_seconds=tasks.keep_min_seconds if keep else 0.0)  # type: ignore[union-attr]
+                    refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
+                        call, *args)
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index

@@ -23,8 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from twister_nb.plan.physical import (CacheOutput, LocalRead, MaterializedRead, PersistOutput,
-                                      ReturnOutput, SendOutput, StoreRead, TaskOutput)
+from twister_nb.plan.physical import (CacheOutput, LocalRead, PersistOutput, ReturnOutput,
+                                      SendOutput, StoreRead, TaskCall, TaskOutput)
 from twister_nb.runtime.background_commits import BackgroundCommits
 from twister_nb.runtime.batches import count_records
 from twister_nb.runtime.task_lines import LineStream
@@ -153,23 +153,21 @@ class Worker:
             ray.wait(self._shipped, num_returns=len(self._shipped), timeout=10)
             self._shipped.clear()
 
-    def run_task(self, key: str, holder: bytes | list[Any], partition: int, exchange_counts: list[int],
-                 materialized: list[MaterializedRead], output: TaskOutput, *args: Any,
-                 save: Any = None, commit: bool = False, keep_min_seconds: float = 0.0) -> Any:
-        """Run one stage's program on one partition.
+    def run_task(self, task: TaskCall, *args: Any) -> Any:
+        """Run one stage's program on one partition, as ``task`` says.
 
-        ``args`` holds, in order, the exchange buckets (``exchange_counts[i]``
+        ``args`` holds, in order, the exchange buckets (``task.exchange_counts[i]``
         of them for input i) and the fetched materialized partitions (one per
-        :class:`~twister_nb.plan.physical.FetchedRead` of ``materialized``; a
+        :class:`~twister_nb.plan.physical.FetchedRead` of ``task.materialized``; a
         ``LocalRead`` is read from this worker's memory, a ``StoreRead`` from
-        the store). With ``save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
+        the store). With ``task.save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
         a checkpoint policy is on), the task's outputs stay here until
         :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
         (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`);
-        a task that ran less than ``keep_min_seconds`` keeps nothing (no policy
+        a task that ran less than ``task.keep_min_seconds`` keeps nothing (no policy
         on: only a SIGTERM would save them), and ``kept`` in its metadata says
         whether it did.
-        With ``commit`` too (the policy saves every task as it finishes), the
+        With ``task.commit`` too (the policy saves every task as it finishes), the
         worker commits them unasked: at once to a local store, or in its commit
         thread while its next task runs to a remote one
         (:class:`~twister_nb.runtime.background_commits.BackgroundCommits`); the
@@ -178,15 +176,16 @@ class Worker:
         the rest.
         """
         started = time.perf_counter()
+        key, partition, output, save = task.key, task.partition, task.output, task.save
         # A fresh copy per task: each parallel instance owns its functions' state.
-        program = pickle.loads(self._program_bytes(key, holder))
+        program = pickle.loads(self._program_bytes(key, task.holder))
         pos = 0
         exchange_inputs = []
-        for count in exchange_counts:
+        for count in task.exchange_counts:
             exchange_inputs.append(list(args[pos:pos + count]))
             pos += count
         mat_values = []
-        for read in materialized:
+        for read in task.materialized:
             if isinstance(read, LocalRead):
                 mat_values.append(self.get_partition(read.tset_id, read.partition))
             elif isinstance(read, StoreRead):  # a persisted partition, read (memory-mapped) on demand
@@ -217,12 +216,12 @@ class Worker:
                 "lines": stream.finish()}
         if save is not None:
             kept = buckets if isinstance(output, SendOutput) else out
-            if commit and self._store.remote:  # beside the next task: S3 round trips
+            if task.commit and self._store.remote:  # beside the next task: S3 round trips
                 self._commits.submit(save, kept, meta["records_out"])
-            elif commit:  # a local commit: cheaper here than in a thread sharing the GIL
+            elif task.commit:  # a local commit: cheaper here than in a thread sharing the GIL
                 running.phase = "writing"  # the dashboard's "checkpointing"
                 self._commits.done(self._commit(save, kept, meta["records_out"]))
-            elif meta["seconds"] >= keep_min_seconds:
+            elif meta["seconds"] >= task.keep_min_seconds:
                 self._unsaved[(key, partition)] = (kept, meta["records_out"], save)
                 meta["kept"] = True
         saved = self._commits.take()
