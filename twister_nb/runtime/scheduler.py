@@ -437,12 +437,12 @@ class Scheduler:
                     if tasks is not None:
                         tasks.instantiated(stage, p, w)
                     call = TaskCall(
-                        key, holder, p, tuple(counts), tuple(reads), out_spec,
+                        key, p, tuple(counts), tuple(reads), out_spec,
                         save=tasks.saves[(stage.index, p)] if keep else None,  # type: ignore[union-attr]
                         commit=keep and tasks.commits_as_it_ends(stage.index, p),  # type: ignore[union-attr]
                         keep_min_seconds=tasks.keep_min_seconds if keep else 0.0)  # type: ignore[union-attr]
                     refs = workers[w].run_task.options(num_returns=1 + stage.num_outputs).remote(
-                        call, *args)
+                        call.encode(), holder, *args)
                 if stage.num_outputs == 0:
                     refs = [refs]
                 metas[refs[0]] = stage.index

@@ -153,8 +153,10 @@ class Worker:
             ray.wait(self._shipped, num_returns=len(self._shipped), timeout=10)
             self._shipped.clear()
 
-    def run_task(self, task: TaskCall, *args: Any) -> Any:
-        """Run one stage's program on one partition, as ``task`` says.
+    def run_task(self, call: bytes, holder: bytes | list[Any], *args: Any) -> Any:
+        """Run one stage's program on one partition, as ``call`` says (a
+        :class:`~twister_nb.plan.physical.TaskCall`, encoded); ``holder`` holds
+        the program's bytes, or their object ref in a one-element list.
 
         ``args`` holds, in order, the exchange buckets (``task.exchange_counts[i]``
         of them for input i) and the fetched materialized partitions (one per
@@ -176,9 +178,10 @@ class Worker:
         the rest.
         """
         started = time.perf_counter()
+        task = TaskCall.decode(call)
         key, partition, output, save = task.key, task.partition, task.output, task.save
         # A fresh copy per task: each parallel instance owns its functions' state.
-        program = pickle.loads(self._program_bytes(key, task.holder))
+        program = pickle.loads(self._program_bytes(key, holder))
         pos = 0
         exchange_inputs = []
         for count in task.exchange_counts:
