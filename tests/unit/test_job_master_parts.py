@@ -4,6 +4,7 @@ node that joined."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 
@@ -12,12 +13,14 @@ import pytest
 from twister_nb.errors import PartitionLostError
 from twister_nb.plan.physical import (CacheOutput, DiscardOutput, ExchangeInput, FetchedRead,
                                       LocalRead, MaterializedInput, PersistOutput, ReturnOutput,
-                                      SendOutput, StagePlan, StoreRead, task_output)
+                                      SendOutput, StagePlan, StoreRead, TaskCall, task_output)
 from twister_nb.runtime.drivers import DriverSeat
 from twister_nb.runtime.job_record import JobRecord
 from twister_nb.runtime.rebalance import Move, plan_moves
 from twister_nb.runtime.scheduler import Placement, task_inputs
+from twister_nb.checkpoint.tasks import TaskSave
 from twister_nb.storage import CheckpointStore
+from twister_nb.storage.manifest import Checkpoint, PartInfo
 
 
 class SlowStore:
@@ -210,3 +213,24 @@ def test_task_outputs_by_stage_and_action():
     assert task_output(_stage(output="run"), "run", True) == DiscardOutput()
     assert task_output(_stage(output="cache"), "cache", True, "c-1") == CacheOutput("c-1")
     assert task_output(_stage(output="persist"), "persist", True, "p-1", 2) == PersistOutput("p-1", 2)
+
+
+def test_a_task_call_comes_back_whole_from_its_bytes():
+    """Every kind of read, output and save a worker can be sent survives
+    TaskCall.encode (plain pickle, not Ray's cloudpickle: a field whose class is
+    not importable by name would fail here, not in a worker)."""
+    checkpoint = Checkpoint("job-1", "p-1", 3, (PartInfo(0, "/s/p0", 10, 2, "ab", "arrow"),),
+                            meta={"label": "m"}, created=1.5, manifest_path="/s/m")
+    save = TaskSave("f" * 64, 0, "map", stage=1, partition=2)
+    calls = [TaskCall(f"1.{i}.77", 2, (4, 1), (LocalRead("c-1", 2), FetchedRead(),
+                                              StoreRead(checkpoint, 0)), output)
+             for i, output in enumerate([SendOutput(), ReturnOutput(), DiscardOutput(),
+                                         CacheOutput("c-2"), PersistOutput("p-2", 1)])]
+    calls.append(TaskCall("2.0.77", 0, (), (), SendOutput(), save=save, commit=True,
+                          keep_min_seconds=0.1))
+    for call in calls:
+        data = call.encode()
+        assert isinstance(data, bytes)
+        assert TaskCall.decode(data) == call
+    with pytest.raises(TypeError, match="not a TaskCall"):
+        TaskCall.decode(pickle.dumps(("not", "a", "call")))

@@ -273,5 +273,6 @@ class TaskCall:
     def decode(data: bytes) -> TaskCall:
         """The call :meth:`encode` made ``data`` of."""
         call = pickle.loads(data)
-        assert isinstance(call, TaskCall), type(call)
+        if not isinstance(call, TaskCall):
+            raise TypeError(f"not a TaskCall: {type(call).__name__}")
         return call
