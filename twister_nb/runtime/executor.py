@@ -160,6 +160,10 @@ class RayExecutor:
         master = self._started(master)
         self._master = master
         self._token = uuid.uuid4().hex
+        #: TSets this job has a committed checkpoint of, as far as this driver knows
+        #: (the attach answer, then the commits it is told of): a persist() of one
+        #: asks the JobMaster to restore it before planning anything.
+        self._committed: set[str] = set()
         self._cursor = self._attach()  # events from now on (not the whole log)
         # Ray's own messages to this driver (the raylet's warnings) go to the job's log
         self.log_path = ray_log.capture(env.job_id, cluster.ray_logs_dir(self._cluster))
@@ -208,6 +212,7 @@ class RayExecutor:
                     f"(env.close() or stop its kernel) or wait {LEASE_TTL:.0f} s after it died"
                 )
         self._send_policy()
+        self._committed.update(answer["persisted"])
         return int(answer["cursor"])
 
     def _send_policy(self) -> None:
@@ -271,6 +276,8 @@ class RayExecutor:
             self._cursor = max(seen, cursor)
             for event in events:
                 if event.seq >= seen:
+                    if isinstance(event, CheckpointCommitted):
+                        self._committed.add(event.tset_id)
                     for listener in self.listeners:
                         listener(event)
                     if watchers.watched():  # twister-nb submit's progress lines
@@ -326,12 +333,14 @@ class RayExecutor:
         import ray
 
         if (action == "persist" and materialize_id is not None
-                and any(isinstance(op, Parallelize) for op in root.post_order())):
-            # A committed checkpoint is a pointer: no recompute. Planning a graph that
-            # carries its data (parallelize_*) pickles that data, so ask first; any
-            # other plan is cheap (~0.1 ms) and the JobMaster's execute restores a
-            # committed checkpoint itself, which saves this call on a first persist.
-            # The answer brings the events (restored, or why not) along: one call.
+                and (materialize_id in self._committed
+                     or any(isinstance(op, Parallelize) for op in root.post_order()))):
+            # A committed checkpoint is a pointer: no recompute. Ask for it first when
+            # the job has one (a restarted job's persist(): 2.2 ms, against 4.6 ms with
+            # a plan made, sent and unpacked) or when planning would pickle a graph's
+            # data (parallelize_*). Otherwise the JobMaster's execute restores one
+            # itself (one the driver was not told of), which saves this call on a
+            # first persist. The answer brings the events (restored, or why not).
             info, events, cursor = self._ask(self._master.restore.remote(materialize_id,
                                                                          self._cursor))
             self._deliver(events, cursor)

@@ -215,7 +215,9 @@ class JobMaster:
 
     def attach(self, token: str, host: str, pid: int, force: bool = False) -> dict[str, Any]:
         """Make the calling driver the job's owner. Refused (``ok: False``, with the
-        holder) while another driver that is still heartbeating owns it."""
+        holder) while another driver that is still heartbeating owns it; else
+        ``ok``, ``status``, ``cursor`` (where its events start) and ``persisted``:
+        the TSets a ``persist()`` may restore (:meth:`restore`)."""
         holder = self._seat.take(token, host, pid, force)
         if holder is not None:
             return {"ok": False, "holder": holder}
@@ -228,7 +230,7 @@ class JobMaster:
             # so it learns how many here, as a job that starts them on its first action says.
             self._emit(WorkersStarted(count=self._scheduler.workers))
         self._record.publish()
-        return {"ok": True, "status": self.status, "persisted": self._persisted(),
+        return {"ok": True, "status": self.status, "persisted": self._committed_tsets(),
                 "cursor": cursor}
 
     def heartbeat(self, token: str) -> bool:
@@ -639,6 +641,14 @@ class JobMaster:
 
     def _persisted(self) -> list[str]:
         return [] if self._checkpoints is None else self._checkpoints.in_use()
+
+    def _committed_tsets(self) -> list[str]:
+        """The TSets a ``persist()`` may restore: those in use, and (checkpointing
+        enabled) those the job's record lists as committed, sorted."""
+        found = set(self._persisted())
+        if self._checkpoints is not None and self._checkpoints.enabled:
+            found.update(self._record.get("persisted", {}))
+        return sorted(found)
 
     def _restore(self, tset_id: str) -> dict[str, Any] | None:
         if self._checkpoints is None:
