@@ -158,18 +158,18 @@ class Worker:
         :class:`~twister_nb.plan.physical.TaskCall`, encoded); ``holder`` holds
         the program's bytes, or their object ref in a one-element list.
 
-        ``args`` holds, in order, the exchange buckets (``task.exchange_counts[i]``
+        ``args`` holds, in order, the exchange buckets (the call's ``exchange_counts[i]``
         of them for input i) and the fetched materialized partitions (one per
-        :class:`~twister_nb.plan.physical.FetchedRead` of ``task.materialized``; a
+        :class:`~twister_nb.plan.physical.FetchedRead` of its ``materialized``; a
         ``LocalRead`` is read from this worker's memory, a ``StoreRead`` from
-        the store). With ``task.save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
+        the store). With its ``save`` (a :class:`~twister_nb.checkpoint.tasks.TaskSave`:
         a checkpoint policy is on), the task's outputs stay here until
         :meth:`save_tasks` writes them, a SIGTERM makes the worker save them
         (:meth:`_vacate`), or the action's end drops them (:meth:`forget_unsaved`);
-        a task that ran less than ``task.keep_min_seconds`` keeps nothing (no policy
+        a task that ran less than its ``keep_min_seconds`` keeps nothing (no policy
         on: only a SIGTERM would save them), and ``kept`` in its metadata says
         whether it did.
-        With ``task.commit`` too (the policy saves every task as it finishes), the
+        With its ``commit`` too (the policy saves every task as it finishes), the
         worker commits them unasked: at once to a local store, or in its commit
         thread while its next task runs to a remote one
         (:class:`~twister_nb.runtime.background_commits.BackgroundCommits`); the
