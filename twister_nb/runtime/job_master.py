@@ -46,6 +46,7 @@ from twister_nb.events import (ActionEnded, ActionStarted, CheckpointCommitted, 
                                DriverLeft, ErrorRaised, Event, OutputPrinted, StageSummary,
                                TaskCheckpointed, TSetReleased, TSetRestored, WorkersStarted)
 from twister_nb.plan.physical import Plan, StagePlan, TaskOutput, task_output
+from twister_nb.runtime.actor_heap import freeze_startup_objects
 from twister_nb.runtime.drivers import DriverSeat
 from twister_nb.runtime.event_log import EventLog
 from twister_nb.runtime.job_record import LEASE_TTL, JobRecord
@@ -121,6 +122,7 @@ class JobMaster:
         if idle_limit > 0:
             threading.Thread(target=self._stop_when_idle, args=(idle_limit,), name="idle",
                              daemon=True).start()
+        freeze_startup_objects()  # its first calls pay no collection over them
 
     # ------------------------------------------------------------------ the pool's spare
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from twister_nb.plan.physical import (CacheOutput, LocalRead, PersistOutput, ReturnOutput,
                                       SendOutput, StoreRead, TaskCall, TaskOutput)
+from twister_nb.runtime.actor_heap import freeze_startup_objects
 from twister_nb.runtime.background_commits import BackgroundCommits
 from twister_nb.runtime.batches import count_records
 from twister_nb.runtime.task_lines import LineStream
@@ -86,6 +87,7 @@ class Worker:
         self._running: _Running | None = None
         self._reporter: threading.Thread | None = None
         self._say_if_restarted()
+        freeze_startup_objects()  # its first tasks pay no collection over them
 
     def _say_if_restarted(self) -> None:
         """A worker Ray restarted after its process was lost tells its JobMaster
