@@ -25,7 +25,7 @@ __all__ = ["freeze_startup_objects"]
 
 def freeze_startup_objects() -> int:
     """Keep the objects alive now out of every later collection; how many the
-    permanent generation holds. Call it once an actor is set up (again after a
-    pool's spare is bound to its job: what binding made is start-up too)."""
+    permanent generation holds. Call it once an actor is set up: a JobMaster when
+    it opens its job (a pool's spare, when it is bound), a Worker when it is made."""
     gc.freeze()
     return gc.get_freeze_count()
